@@ -1,0 +1,152 @@
+"""The one Keras 3 model definition, and its training through ``fit``; runs unchanged on any backend.
+
+``KERAS_BACKEND`` must be set before this module is imported (the runners do it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from model.spec import ModelSpec, TrainSpec
+
+RECURRENT_LAYERS = {"rnn": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
+
+# Keras' RNN layers try a fused (cuDNN) kernel first when use_cudnn="auto". On
+# the CPU the torch backend then falls back to a per-timestep loop that is
+# 2.2x slower than its generic loop (use_cudnn=False); on TensorFlow both
+# settings run the same tf.while_loop. "generic" is the fast default here,
+# "auto" is Keras' own default, kept as a variant to measure.
+RNN_PATHS = {"generic": False, "auto": "auto"}
+
+
+def build_model(spec: ModelSpec, rnn_path: str = "generic") -> keras.Model:
+    options = {} if spec.cell == "rnn" else {"use_cudnn": RNN_PATHS[rnn_path]}
+    # Integer token ids, padded at the front to maxlen.
+    tokens = keras.Input(shape=(spec.maxlen,), dtype="int32", name="tokens")
+    # Each token id becomes a learned embedding_dim vector.
+    x = layers.Embedding(spec.vocab_size, spec.embedding_dim, name="embedding")(tokens)
+    # A stack of recurrent layers, each returning its whole output sequence.
+    for depth in range(1, spec.layers + 1):
+        recurrent = RECURRENT_LAYERS[spec.cell](spec.units, return_sequences=True,
+                                                name=f"{spec.cell}_{depth}", **options)
+        if spec.bidirectional:
+            recurrent = layers.Bidirectional(recurrent, name=f"bidirectional_{spec.cell}_{depth}")
+        x = recurrent(x)
+    # Pool over time: the strongest evidence anywhere in the review, not just the last state.
+    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
+    x = layers.Dropout(spec.dropout, name="dropout")(x)
+    # One logit; the loss applies the sigmoid.
+    logit = layers.Dense(1, name="logit")(x)
+    return keras.Model(tokens, logit, name=f"imdb_{spec.cell}")
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Hands each training or prediction batch's boundaries to the runner's clock."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.clock.begin()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.clock.end(float(logs["loss"]))  # Keras reports the running mean over the epoch
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self.clock.begin()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.clock.end()
+
+
+class _KernelProbe:
+    """Counts which of the backend's RNN functions ran, by wrapping them by name."""
+
+    NAMES = ("lstm", "gru", "rnn", "_fallback_lstm", "_fallback_gru", "_cudnn_lstm", "_cudnn_gru")
+
+    def __init__(self):
+        import importlib
+
+        self.calls: dict[str, int] = {}
+        backend_module = importlib.import_module(f"keras.src.backend.{keras.backend.backend()}.rnn")
+        for module in (importlib.import_module("keras.src.backend"), backend_module):
+            for name in self.NAMES:
+                if callable(getattr(module, name, None)):
+                    setattr(module, name, self._counting(getattr(module, name), name))
+
+    def _counting(self, function, name):
+        if getattr(function, "_counted", False):
+            return function
+
+        def counted(*args, **kwargs):
+            result = function(*args, **kwargs)  # a NotImplementedError (no fused kernel) is not counted
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return result
+
+        counted._counted = True
+        return counted
+
+    def describe(self) -> str:
+        ran = set(self.calls)
+        if ran & {"_cudnn_lstm", "_cudnn_gru"} or (keras.backend.backend() == "tensorflow" and ran & {"lstm", "gru"}):
+            return "fused cuDNN kernel"
+        if ran & {"_fallback_lstm", "_fallback_gru"}:
+            return "keras torch-backend _fallback_lstm/_fallback_gru: Python loop over timesteps, eager"
+        if "rnn" in ran:
+            if keras.backend.backend() == "tensorflow":
+                return "keras generic rnn: tf.while_loop over timesteps calling the cell, in a tf.function graph"
+            return "keras generic rnn: Python loop over timesteps calling the cell, eager torch ops"
+        return "unknown (no RNN backend function observed)"
+
+
+class KerasImplementation:
+    """Keras' own training path: compile + fit, on whichever backend Keras was imported with."""
+
+    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic"):
+        self.spec, self.train, self.rnn_path = spec, train, rnn_path
+        self.probe = _KernelProbe()
+        self.model = build_model(spec, rnn_path)
+        self.model.set_weights(weights)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=train.learning_rate, beta_1=train.beta_1,
+                                            beta_2=train.beta_2, epsilon=train.epsilon,
+                                            global_clipnorm=train.clip_global_norm),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            jit_compile=False,  # XLA / torch.compile measured slower for these RNNs on the CPU
+        )
+
+    @property
+    def framework(self) -> str:
+        return keras.backend.backend()
+
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, clock) -> None:
+        """One pass over x in its given order; the last partial batch is dropped, as in every implementation."""
+        usable = len(x) // self.train.batch_size * self.train.batch_size
+        self.model.fit(x[:usable], y[:usable], batch_size=self.train.batch_size, epochs=1, shuffle=False,
+                       verbose=0, callbacks=[_StepClock(clock)])
+
+    def predict_logits(self, x: np.ndarray, clock=None) -> np.ndarray:
+        callbacks = [_StepClock(clock)] if clock else []
+        logits = self.model.predict(x, batch_size=self.train.eval_batch_size, verbose=0, callbacks=callbacks)
+        return np.asarray(logits, dtype=np.float32).reshape(-1)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.array(w, dtype=np.float32, copy=True) for w in self.model.get_weights()]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        self.model.set_weights(weights)
+
+    def save(self, run_dir: Path) -> list[str]:
+        self.model.save(run_dir / "model.keras")
+        return ["model.keras"]
+
+    def info(self) -> dict:
+        return dict(kernel_path=self.probe.describe(), kernel_calls=dict(self.probe.calls),
+                    keras_rnn_path=self.rnn_path, use_cudnn=RNN_PATHS[self.rnn_path],
+                    jit_compile=bool(self.model.jit_compile), keras_backend=keras.backend.backend(),
+                    training_api="keras.Model.fit", parameter_count=int(self.model.count_params()))

@@ -1,0 +1,176 @@
+"""Framework-neutral text preprocessing shared by all four implementations.
+
+One tokenizer, one vocabulary (from the official training split only), one
+seeded stratified validation split carved from train, int32 token arrays
+padded at the front and truncated from the front, so that every review keeps
+its ending (where reviewers tend to state their verdict) and the recurrent
+state at the last step has just read real words. The result is cached on disk
+as an uncompressed ``.npz``, keyed by everything that changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model import imdb
+
+PREPROCESS_VERSION = 1  # bump when tokenizing or encoding changes
+PAD, OOV = 0, 1
+RESERVED = ("<pad>", "<oov>")
+PADDING = "pre"
+TRUNCATING = "pre"
+
+_MARKUP = re.compile(r"<[^>]+>")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words; HTML line breaks (``<br />``) and other tags are dropped."""
+    return _TOKEN.findall(_MARKUP.sub(" ", text.lower()))
+
+
+def build_vocabulary(token_lists, size: int) -> list[str]:
+    """The ``size - 2`` most frequent words after the padding and unknown-word entries.
+
+    Ties are broken alphabetically so that the vocabulary is the same on every machine.
+    """
+    counts = Counter()
+    for tokens in token_lists:
+        counts.update(tokens)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return list(RESERVED) + [word for word, _ in ranked[: size - len(RESERVED)]]
+
+
+def encode(token_lists, vocabulary: list[str], maxlen: int) -> np.ndarray:
+    """(n, maxlen) int32: the last ``maxlen`` tokens, left-padded with ``PAD``."""
+    index = {word: i for i, word in enumerate(vocabulary)}
+    out = np.zeros((len(token_lists), maxlen), dtype=np.int32)
+    for row, tokens in enumerate(token_lists):
+        ids = [index.get(word, OOV) for word in tokens[-maxlen:]]
+        if ids:
+            out[row, maxlen - len(ids):] = ids
+    return out
+
+
+def encode_texts(texts, vocabulary: list[str], maxlen: int) -> np.ndarray:
+    return encode([tokenize(text) for text in texts], vocabulary, maxlen)
+
+
+@dataclass
+class Prepared:
+    """Encoded arrays for one (data source, vocabulary size, maxlen, split) setting."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    val_index: np.ndarray  # rows of the official train split held out for validation
+    vocabulary: list[str]
+    key: str
+    source: str
+
+    def subset(self, train_size: int | None, test_size: int | None, seed: int) -> "Prepared":
+        """A stratified, seeded subset of train (and val in proportion) and of test."""
+        if train_size is None and test_size is None:
+            return self
+        rng = np.random.default_rng(seed)
+        pick = lambda y, n: _stratified_pick(y, n, rng)  # noqa: E731
+        train = pick(self.y_train, train_size)
+        val_size = None if train_size is None else max(2, round(train_size * len(self.y_val) / len(self.y_train)))
+        val = pick(self.y_val, val_size)
+        test = pick(self.y_test, test_size)
+        return Prepared(self.x_train[train], self.y_train[train], self.x_val[val], self.y_val[val],
+                        self.x_test[test], self.y_test[test], self.val_index[val], self.vocabulary,
+                        self.key, self.source)
+
+
+def _stratified_pick(labels: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    chosen = []
+    for label in (0, 1):
+        rows = np.flatnonzero(labels == label)
+        take = n // 2 if label == 0 else n - n // 2
+        chosen.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def source_fingerprint(path: Path) -> str:
+    """Cheap identity of a data source: its path, size and modification time."""
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def cache_key(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int) -> str:
+    settings = dict(version=PREPROCESS_VERSION, source=source_fingerprint(source), vocab_size=vocab_size,
+                    maxlen=maxlen, val_fraction=val_fraction, seed=seed, padding=PADDING,
+                    truncating=TRUNCATING)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare(source: Path, vocab_size: int, maxlen: int, val_fraction: float = 0.1, seed: int = 0,
+            cache_dir: Path | None = None,
+            reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS) -> Prepared:
+    """Load the encoded dataset from the cache, building the cache entry first if needed."""
+    cache_dir = Path(cache_dir or imdb.default_cache_dir()) / "prepared"
+    key = cache_key(source, vocab_size, maxlen, val_fraction, seed)
+    file = cache_dir / f"imdb-{key}.npz"
+    if file.exists():
+        return _load(file, key, str(source))
+    splits = imdb.read(source, reviews_per_class)
+    prepared = _build(splits, vocab_size, maxlen, val_fraction, seed, key, str(source))
+    _save(prepared, file)
+    return prepared
+
+
+def _build(splits, vocab_size, maxlen, val_fraction, seed, key, source) -> Prepared:
+    from sklearn.model_selection import train_test_split
+
+    train_tokens = [tokenize(text) for text in splits["train"].texts]
+    vocabulary = build_vocabulary(train_tokens, vocab_size)
+    x_all = encode(train_tokens, vocabulary, maxlen)
+    y_all = splits["train"].labels.astype(np.float32)
+    rows = np.arange(len(y_all))
+    train_rows, val_rows = train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=y_all)
+    train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
+    x_test = encode_texts(splits["test"].texts, vocabulary, maxlen)
+    return Prepared(x_all[train_rows], y_all[train_rows], x_all[val_rows], y_all[val_rows], x_test,
+                    splits["test"].labels.astype(np.float32), val_rows, vocabulary, key, source)
+
+
+def _save(prepared: Prepared, file: Path) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as out:
+        np.savez(out, x_train=prepared.x_train, y_train=prepared.y_train, x_val=prepared.x_val,
+                 y_val=prepared.y_val, x_test=prepared.x_test, y_test=prepared.y_test,
+                 val_index=prepared.val_index, vocabulary=np.array(prepared.vocabulary))
+    os.replace(tmp, file)  # readers never see a half-written cache entry
+
+
+def _load(file: Path, key: str, source: str) -> Prepared:
+    with np.load(file) as data:
+        arrays = {name: data[name] for name in data.files}
+    vocabulary = arrays.pop("vocabulary").tolist()
+    return Prepared(**arrays, vocabulary=vocabulary, key=key, source=source)
+
+
+def split_texts(source: Path, val_index: np.ndarray, reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS):
+    """Raw texts of the same train/validation/test split (for the scikit-learn baseline)."""
+    splits = imdb.read(source, reviews_per_class)
+    train = splits["train"]
+    held_out = np.zeros(len(train.labels), dtype=bool)
+    held_out[val_index] = True
+    fit_rows = np.flatnonzero(~held_out)
+    return ([train.texts[i] for i in fit_rows], train.labels[fit_rows],
+            splits["test"].texts, splits["test"].labels)

@@ -1,0 +1,196 @@
+"""The network in native TensorFlow: ``tf.Module`` variables, ``tf.function`` + ``GradientTape``.
+
+No Keras: in TF 2.21, ``tf.keras`` layers, initialisers and optimizers *are*
+Keras 3, and ``tf.compat.v1`` RNN cells are gone. The cells are written out
+with TF ops over a ``tf.while_loop``; Adam is TensorFlow's own fused
+``ResourceApplyAdam`` kernel (the same formula as Keras' Adam, epsilon on the
+raw sqrt(v)); clipping is ``tf.clip_by_global_norm``. Variables use the
+canonical (Keras) layout, so weights load without conversion, except for the
+fused ``BlockLSTM`` formulation, which wants gates (i, c, f, o).
+
+Formulations measured on this 2-core machine (LSTM, 1 layer, 64 units,
+embedding 64, batch 128, maxlen 200, train step median ms; ``python -m
+runners.bench_tf``); the fastest correct one is the default:
+
+    FORMULATION_TIMINGS
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from model.spec import ModelSpec, TrainSpec
+
+FORMULATIONS = ("loop", "precomputed", "block")
+DEFAULT_FORMULATION = "loop"
+
+
+def _cell_step(cell: str, x_projection, h, c, recurrent, recurrent_bias):
+    """One timestep given x@W (+ input bias) already computed; returns (h, c)."""
+    if cell == "rnn":
+        return tf.tanh(x_projection + tf.matmul(h, recurrent)), c
+    if cell == "lstm":
+        i, f, g, o = tf.split(x_projection + tf.matmul(h, recurrent), 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(c), c
+    # GRU with the reset gate applied after the recurrent matmul (Keras reset_after=True, torch, cuDNN).
+    xz, xr, xh = tf.split(x_projection, 3, axis=1)
+    hz, hr, hh = tf.split(tf.matmul(h, recurrent) + recurrent_bias, 3, axis=1)
+    z, r = tf.sigmoid(xz + hz), tf.sigmoid(xr + hr)
+    return z * h + (1.0 - z) * tf.tanh(xh + r * hh), c
+
+
+def _while_loop_layer(cell, x, kernel, recurrent, bias, precompute: bool):
+    """x: (time, batch, features) -> (time, batch, units)."""
+    units = recurrent.shape[0]
+    input_bias, recurrent_bias = (bias[0], bias[1]) if cell == "gru" else (bias, None)
+    steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+    if precompute:  # one big matmul for all timesteps, then only h@U inside the loop
+        x = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + input_bias, (steps, batch, -1))
+    inputs = tf.TensorArray(x.dtype, size=steps).unstack(x)
+    outputs = tf.TensorArray(x.dtype, size=steps)
+    zeros = tf.zeros((batch, units), x.dtype)
+
+    def body(t, h, c, outputs):
+        x_t = inputs.read(t)
+        projection = x_t if precompute else tf.matmul(x_t, kernel) + input_bias
+        h, c = _cell_step(cell, projection, h, c, recurrent, recurrent_bias)
+        return t + 1, h, c, outputs.write(t, h)
+
+    _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs),
+                                     parallel_iterations=32)
+    return outputs.stack()
+
+
+def _block_lstm_layer(x, kernel, recurrent, bias):
+    """tf.raw_ops.BlockLSTM (v1; V2's gradient is wrong in TF 2.21): gates reordered to (i, c, f, o)."""
+    units = recurrent.shape[0]
+    order = lambda m: tf.concat([m[..., :units], m[..., 2 * units:3 * units], m[..., units:2 * units],  # noqa: E731
+                                 m[..., 3 * units:]], axis=-1)
+    batch = tf.shape(x)[1]
+    zeros = tf.zeros((batch, units), x.dtype)
+    peephole = tf.zeros((units,), x.dtype)
+    outputs = tf.raw_ops.BlockLSTM(seq_len_max=tf.cast(tf.shape(x)[0], tf.int64), x=x, cs_prev=zeros,
+                                   h_prev=zeros, w=order(tf.concat([kernel, recurrent], axis=0)),
+                                   wci=peephole, wcf=peephole, wco=peephole, b=order(bias),
+                                   forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+    return outputs.h
+
+
+class SentimentRNN(tf.Module):
+    """Embedding -> recurrent stack -> max over time -> dropout -> logit, on canonical weights."""
+
+    def __init__(self, spec: ModelSpec, weights: list[np.ndarray], formulation: str = DEFAULT_FORMULATION):
+        super().__init__(name=f"imdb_{spec.cell}")
+        if formulation not in FORMULATIONS:
+            raise ValueError(f"unknown formulation {formulation!r}; choose one of {', '.join(FORMULATIONS)}")
+        if formulation == "block" and spec.cell != "lstm":
+            raise ValueError("the fused BlockLSTM formulation exists only for the LSTM cell")
+        self.spec, self.formulation = spec, formulation
+        self.weights = [tf.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
+
+    def __call__(self, tokens, training: bool = False, dropout_seed=None):
+        spec = self.spec
+        x = tf.gather(self.weights[0], tokens)  # (batch, time, embedding)
+        x = tf.transpose(x, (1, 0, 2))  # time-major for the loop
+        rest = iter(self.weights[1:-2])
+        for _ in range(spec.layers):
+            directions = []
+            for direction in range(spec.directions):
+                kernel, recurrent, bias = next(rest), next(rest), next(rest)
+                sequence = tf.reverse(x, axis=[0]) if direction else x
+                if self.formulation == "block":
+                    y = _block_lstm_layer(sequence, kernel, recurrent, bias)
+                else:
+                    y = _while_loop_layer(spec.cell, sequence, kernel, recurrent, bias,
+                                          precompute=self.formulation == "precomputed")
+                directions.append(tf.reverse(y, axis=[0]) if direction else y)
+            x = tf.concat(directions, axis=-1) if len(directions) > 1 else directions[0]
+        x = tf.reduce_max(x, axis=0)  # max over time: (batch, directions * units)
+        if training and spec.dropout > 0:
+            x = tf.nn.experimental.stateless_dropout(x, rate=spec.dropout, seed=dropout_seed)
+        return tf.squeeze(tf.matmul(x, self.weights[-2]) + self.weights[-1], axis=-1)
+
+
+class TensorFlowImplementation:
+    """Native TensorFlow: one compiled train step, Adam by ``ResourceApplyAdam``."""
+
+    framework = "tensorflow"
+
+    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray],
+                 formulation: str = DEFAULT_FORMULATION, jit_compile: bool = False):
+        self.spec, self.train, self.jit_compile = spec, train, jit_compile
+        self.network = SentimentRNN(spec, weights, formulation)
+        variables = self.network.weights
+        self.momentums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.velocities = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        tokens = tf.TensorSpec((None, spec.maxlen), tf.int32)
+        self._train_step = tf.function(self._train_step_eager, jit_compile=jit_compile,
+                                       input_signature=[tokens, tf.TensorSpec((None,), tf.float32)])
+        self._predict = tf.function(lambda t: self.network(t, training=False), jit_compile=jit_compile,
+                                    input_signature=[tokens])
+
+    def _train_step_eager(self, tokens, labels):
+        train, variables = self.train, self.network.weights
+        self.step.assign_add(1)
+        seed = tf.stack([tf.constant(train.seed, tf.int64), self.step])
+        with tf.GradientTape() as tape:
+            logits = self.network(tokens, training=True, dropout_seed=seed)
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        # The embedding's gradient arrives as IndexedSlices; Keras' Adam densifies it, so do we.
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        gradients, _ = tf.clip_by_global_norm(gradients, train.clip_global_norm)
+        step = tf.cast(self.step, tf.float32)
+        beta_1_power, beta_2_power = train.beta_1 ** step, train.beta_2 ** step
+        for variable, m, v, gradient in zip(variables, self.momentums, self.velocities, gradients):
+            tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
+                                         beta2_power=beta_2_power, lr=train.learning_rate, beta1=train.beta_1,
+                                         beta2=train.beta_2, epsilon=train.epsilon, grad=gradient)
+        return loss
+
+    def train_step(self, tokens: np.ndarray, labels: np.ndarray):
+        return self._train_step(tokens, labels)
+
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, clock) -> None:
+        batch, total = self.train.batch_size, 0.0
+        for step in range(len(x) // batch):
+            clock.begin()
+            loss = self._train_step(x[step * batch:(step + 1) * batch], y[step * batch:(step + 1) * batch])
+            total += float(loss)
+            clock.end(total / (step + 1))
+
+    def predict_logits(self, x: np.ndarray, clock=None) -> np.ndarray:
+        batch, out = self.train.eval_batch_size, []
+        for start in range(0, len(x), batch):
+            if clock:
+                clock.begin()
+            out.append(self._predict(x[start:start + batch]).numpy())
+            if clock:
+                clock.end()
+        return np.concatenate(out).astype(np.float32)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy().copy() for v in self.network.weights]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        for variable, value in zip(self.network.weights, weights):
+            variable.assign(value)
+
+    def save(self, run_dir: Path) -> list[str]:
+        tf.train.Checkpoint(network=self.network).write(str(run_dir / "tf_checkpoint" / "weights"))
+        return ["tf_checkpoint"]
+
+    def info(self) -> dict:
+        if self.network.formulation == "block":
+            path = "native TF tf.raw_ops.BlockLSTM fused op"
+        else:
+            projection = "x@W precomputed for all steps" if self.network.formulation == "precomputed" else "x@W per step"
+            path = f"native TF tf.while_loop cell ({projection}, parallel_iterations=32) in a tf.function graph"
+        return dict(kernel_path=path + (" compiled by XLA" if self.jit_compile else ""),
+                    formulation=self.network.formulation, jit_compile=self.jit_compile,
+                    training_api="tf.function + GradientTape + ResourceApplyAdam",
+                    parameter_count=int(sum(np.prod(v.shape) for v in self.network.weights)))

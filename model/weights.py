@@ -1,0 +1,72 @@
+"""The canonical weights: Keras' layout, Keras' initialiser distributions, drawn once in NumPy.
+
+All four implementations start from the same arrays for a given seed. They are
+drawn here, with NumPy, from the distributions of the Keras initialisers the
+layers use by default (``Embedding``: uniform(-0.05, 0.05); RNN kernels: Glorot
+uniform; recurrent kernels: orthogonal; biases: zeros, with LSTM's unit forget
+bias; ``Dense``: Glorot uniform, zero bias), so that the native implementations
+never need Keras to be built.
+
+Layout, in the order of Keras' ``model.get_weights()``::
+
+    embedding                          (vocab, embedding)
+    per layer, forward then backward:  kernel (in, G*units), recurrent (units, G*units), bias
+    logit                              kernel (features, 1), bias (1,)
+
+with G = 1 (SimpleRNN), 3 (GRU, gates z|r|h, bias (2, 3*units): input row, recurrent
+row) or 4 (LSTM, gates i|f|c|o, bias (4*units,)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.spec import ModelSpec
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def layer_input_sizes(spec: ModelSpec) -> list[int]:
+    return [spec.embedding_dim] + [spec.units * spec.directions] * (spec.layers - 1)
+
+
+def shapes(spec: ModelSpec) -> list[tuple[int, ...]]:
+    gates = GATES[spec.cell] * spec.units
+    bias = (2, gates) if spec.cell == "gru" else (gates,)
+    out = [(spec.vocab_size, spec.embedding_dim)]
+    for size in layer_input_sizes(spec):
+        out += [(size, gates), (spec.units, gates), bias] * spec.directions
+    return out + [(spec.units * spec.directions, 1), (1,)]
+
+
+def parameter_count(spec: ModelSpec) -> int:
+    return int(sum(np.prod(shape) for shape in shapes(spec)))
+
+
+def _glorot_uniform(rng, shape):
+    fan_in, fan_out = shape
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _orthogonal(rng, shape):
+    rows, cols = shape
+    flat = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))  # makes the decomposition unique, as Keras does
+    return q.T if rows < cols else q
+
+
+def initial_weights(spec: ModelSpec, seed: int) -> list[np.ndarray]:
+    """float32 arrays in the canonical layout, the same for every implementation."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.uniform(-0.05, 0.05, size=(spec.vocab_size, spec.embedding_dim))]
+    for size in layer_input_sizes(spec):
+        for _ in range(spec.directions):
+            gates = GATES[spec.cell] * spec.units
+            bias = np.zeros((2, gates) if spec.cell == "gru" else (gates,))
+            if spec.cell == "lstm":
+                bias[spec.units: 2 * spec.units] = 1.0  # unit forget bias (Jozefowicz et al., 2015)
+            weights += [_glorot_uniform(rng, (size, gates)), _orthogonal(rng, (spec.units, gates)), bias]
+    weights += [_glorot_uniform(rng, (spec.units * spec.directions, 1)), np.zeros((1,))]
+    return [w.astype(np.float32) for w in weights]
