@@ -21,8 +21,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_NAMES = ("aclImdb_v1.tar.gz", "aclImdb_v1_labeled.tar.gz")
 REVIEWS_PER_CLASS = 12_500  # per split, in the official release
@@ -41,8 +39,8 @@ class Split:
     """One official split, ordered by (label, review id) so that every source reads alike."""
 
     texts: list[str]
-    labels: np.ndarray  # (n,) int8, 1 = positive
-    ratings: np.ndarray  # (n,) int8, the 1-10 star rating in the file name
+    labels: "np.ndarray"  # (n,) int8, 1 = positive
+    ratings: "np.ndarray"  # (n,) int8, the 1-10 star rating in the file name
 
 
 def default_cache_dir() -> Path:
@@ -135,6 +133,8 @@ def _read_folder(root: Path) -> list[tuple[str, str, int, int, str]]:
 
 
 def _to_splits(items, source: Path, reviews_per_class: int | None) -> dict[str, Split]:
+    import numpy as np  # imported late: the CLIs set thread variables before NumPy loads
+
     items.sort(key=lambda item: (item[0], item[1], item[2]))
     splits = {}
     for split in SPLITS:

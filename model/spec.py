@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 CELLS = ("rnn", "gru", "lstm")
 MAX_LAYERS = 4
+# Implementation variants, named here so that options can be checked before any framework loads.
+KERAS_RNN_PATHS = ("generic", "auto")
+TF_FORMULATIONS = ("loop", "precomputed", "block")
 
 
 class SpecError(ValueError):
@@ -106,5 +109,5 @@ def train_spec_from_dict(data: dict) -> TrainSpec:
     return TrainSpec(**{f.name: data[f.name] for f in fields(TrainSpec) if f.name in data})
 
 
-__all__ = ["CELLS", "ModelSpec", "TrainSpec", "SpecError", "PROFILES", "make_specs", "asdict", "replace",
+__all__ = ["CELLS", "KERAS_RNN_PATHS", "TF_FORMULATIONS", "ModelSpec", "TrainSpec", "SpecError", "PROFILES", "make_specs", "asdict", "replace",
            "spec_from_dict", "train_spec_from_dict"]

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from model.spec import TF_FORMULATIONS as FORMULATIONS
 from model.spec import ModelSpec, TrainSpec
 
-FORMULATIONS = ("loop", "precomputed", "block")
 DEFAULT_FORMULATION = "loop"
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 
-import numpy as np
-
 from model.spec import ModelSpec, TrainSpec
 
 KERAS_BACKENDS = ("torch", "tensorflow")
@@ -42,7 +40,7 @@ def check_installed(name: str) -> None:
         raise ImplementationError(f"{name} needs {', '.join(missing)}, which is not installed; run `make install`")
 
 
-def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], variant: dict | None = None):
+def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None):
     """Build one implementation; KERAS_BACKEND is set here, before Keras is first imported."""
     variant = variant or {}
     if name.startswith("keras-"):

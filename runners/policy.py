@@ -77,7 +77,8 @@ def probe_torch() -> dict:
 
     product = (torch.tensor([_TINY]) * torch.tensor([_SCALE])).item()
     return dict(intra_op_threads=torch.get_num_threads(), inter_op_threads=torch.get_num_interop_threads(),
-                flush_denormal=product == 0.0, parallel_backend=torch.__config__.parallel_info().splitlines()[0])
+                flush_denormal=product == 0.0, parallel_backend=next((line.split(":", 1)[1].strip() for line in torch.__config__.parallel_info().splitlines()
+                                      if line.startswith("ATen parallel backend")), None))
 
 
 def probe_tensorflow() -> dict:
