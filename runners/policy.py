@@ -54,12 +54,17 @@ def configure_torch(threads: int, flush_denormal: bool) -> None:
         raise PolicyError("this CPU does not support flush-to-zero (no SSE3)")
 
 
+def check(framework: str, flush_denormal: bool) -> None:
+    """Refuse, before any framework loads, a policy the framework cannot follow."""
+    if framework == "tensorflow" and not flush_denormal:
+        raise PolicyError("TensorFlow always flushes denormals to zero on the CPU; "
+                          "--no-flush-denormal is only possible with torch-based implementations")
+
+
 def configure_tensorflow(threads: int, flush_denormal: bool) -> None:
     import tensorflow as tf
 
-    if not flush_denormal:
-        raise PolicyError("TensorFlow always flushes denormals to zero on the CPU; "
-                          "--no-flush-denormal is only possible with torch-based implementations")
+    check("tensorflow", flush_denormal)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 

@@ -77,16 +77,19 @@ def run(config: RunConfig) -> Path:
     process_start = psutil.Process().create_time()
     name, spec, train = config.implementation, config.model, config.train
     framework = implementations.framework_of(name)
+    from model import imdb
+
+    source = imdb.locate(config.data)  # a missing dataset is reported before any framework loads
+    policy.check(framework, config.flush_denormal)
     policy.configure(framework, config.threads, config.flush_denormal)
     seed_everything(framework, train.seed)
     rss_after_imports = measure.rss_mb()
 
     import numpy as np
 
-    from model import imdb, preprocess
+    from model import preprocess
     from model.weights import initial_weights
 
-    source = imdb.locate(config.data)
     prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train.val_fraction, train.seed,
                                   reviews_per_class=config.reviews_per_class)
     data = prepared.subset(train.train_size, train.test_size, train.seed)

@@ -1,4 +1,8 @@
-"""Run in a subprocess: one implementation's logits, loss and weights after one step on a fixed batch."""
+"""Run in a subprocess, one per implementation: what it computes for fixed specs, weights and batch.
+
+For each spec: parameter count, logits (inference mode), the loss of one
+training step and the weights after it, all saved to one .npz.
+"""
 
 import json
 import sys
@@ -21,19 +25,32 @@ class _Clock:
         self.losses.append(loss)
 
 
-def main(name: str, spec_json: str, out: str) -> None:
-    spec = ModelSpec(**json.loads(spec_json))
-    train = TrainSpec(batch_size=16, eval_batch_size=16)
+def fixed_batch(spec: ModelSpec, size: int = 16):
     rng = np.random.default_rng(123)
-    tokens = rng.integers(0, spec.vocab_size, size=(16, spec.maxlen), dtype=np.int32)
-    tokens[:4, :spec.maxlen // 2] = 0  # some front padding, as in the real data
-    labels = (rng.random(16) < 0.5).astype(np.float32)
-    impl = implementations.create(name, spec, train, initial_weights(spec, seed=7))
-    logits = impl.predict_logits(tokens)
-    clock = _Clock()
-    impl.train_epoch(tokens, labels, clock)
-    np.savez(out, logits=logits, loss=np.float64(clock.losses[0]), count=impl.info()["parameter_count"],
-             **{f"w{i}": w for i, w in enumerate(impl.get_weights())})
+    tokens = rng.integers(0, spec.vocab_size, size=(size, spec.maxlen), dtype=np.int32)
+    tokens[: size // 4, : spec.maxlen // 2] = 0  # front padding, as in the real data
+    labels = (np.arange(size) % 2).astype(np.float32)
+    return tokens, labels
+
+
+def main(name: str, specs_json: str, out: str) -> None:
+    results = {}
+    for key, settings in json.loads(specs_json).items():
+        count_only = settings.pop("count_only", False)
+        spec = ModelSpec(**settings)
+        train = TrainSpec(batch_size=16, eval_batch_size=16)
+        impl = implementations.create(name, spec, train, initial_weights(spec, seed=7))
+        results[f"{key}/count"] = np.int64(impl.info()["parameter_count"])
+        if count_only:
+            continue
+        tokens, labels = fixed_batch(spec)
+        results[f"{key}/logits"] = impl.predict_logits(tokens)
+        clock = _Clock()
+        impl.train_epoch(tokens, labels, clock)
+        results[f"{key}/loss"] = np.float64(clock.losses[0])
+        for i, weight in enumerate(impl.get_weights()):
+            results[f"{key}/w{i}"] = weight
+    np.savez(out, **results)
 
 
 if __name__ == "__main__":

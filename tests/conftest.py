@@ -1,0 +1,77 @@
+"""Shared fixtures: the real archive, a tiny archive in the official layout, and subprocess helpers."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+def real_archive() -> Path:
+    path = Path(os.environ.get("IMDB_DATA", SHARED_ARCHIVE))
+    if not path.exists():
+        pytest.fail(f"the IMDB archive is needed for this test; set IMDB_DATA (looked at {path})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def imdb_archive() -> Path:
+    return real_archive()
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One preprocessing cache for the whole session (CI points RNNBENCH_CACHE at its own folder)."""
+    return Path(os.environ.get("RNNBENCH_CACHE") or tmp_path_factory.mktemp("cache"))
+
+
+REVIEWS = {
+    "pos": ["A wonderful, moving film.<br /><br />Loved it", "Great acting and a great story",
+            "Brilliant! I'd watch it again", "Superb direction, superb cast"],
+    "neg": ["Dull and far too long.<br />Awful", "The worst film I have seen", "Boring plot, bad acting",
+            "A waste of two hours"],
+}
+
+
+def make_archive(path: Path, per_class: int = 4, unsup: bool = False, extra_neg: int = 0) -> Path:
+    """A small tar.gz in the official aclImdb layout (with README, vocab and url files like the real one)."""
+    def add(archive, name, text):
+        data = text.encode()
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(path, "w:gz") as archive:
+        add(archive, "aclImdb/README", "Large Movie Review Dataset v1.0 (test copy)")
+        add(archive, "aclImdb/imdb.vocab", "the\nfilm\n")
+        for split in ("train", "test"):
+            for label, texts in REVIEWS.items():
+                count = per_class + (extra_neg if label == "neg" else 0)
+                for i in range(count):
+                    rating = 9 if label == "pos" else 2
+                    add(archive, f"aclImdb/{split}/{label}/{i}_{rating}.txt", f"{texts[i % len(texts)]} #{split}{i}")
+                add(archive, f"aclImdb/{split}/urls_{label}.txt", "http://example.invalid\n" * count)
+            if unsup and split == "train":
+                add(archive, "aclImdb/train/unsup/0_0.txt", "unlabelled review")
+    return path
+
+
+@pytest.fixture
+def tiny_archive(tmp_path) -> Path:
+    return make_archive(tmp_path / "aclImdb_v1.tar.gz")
+
+
+def run_module(module: str, *args: str, env: dict | None = None, timeout: float = 600, stdin: str | None = None):
+    """Run ``python -m module args`` in a fresh process, as a user would."""
+    full_env = {**os.environ, **QUIET_ENV, **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, input=stdin)

@@ -1,0 +1,89 @@
+"""User mistakes: one line on stderr, a non-zero exit, no traceback, no half-written run."""
+
+import pytest
+
+from tests.conftest import run_module
+
+
+def assert_one_line_error(done, *fragments):
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--cell", "transformer"), "unknown cell"),
+    (("--layers", "0"), "layers must be between 1 and 4"),
+    (("--layers", "5"), "layers must be between 1 and 4"),
+    (("--maxlen", "0"), "maxlen must be at least 1"),
+    (("--impl", "jax"), "unknown implementation"),
+    (("--backend", "jax"), "unknown or unsupported Keras backend"),
+    (("--profile", "huge"), "unknown profile"),
+    (("--threads", "0"), "--threads must be at least 1"),
+    (("--impl", "torch", "--xla"), "--xla applies only"),
+    (("--impl", "tensorflow", "--cell", "gru", "--tf-formulation", "block"), "only for --cell lstm"),
+])
+def test_train_rejects_bad_settings(tmp_path, args, fragment):
+    done = run_module("runners.train", *args, "--out", str(tmp_path / "run"))
+    assert_one_line_error(done, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_rejects_an_unknown_keras_backend_from_the_environment(tmp_path):
+    done = run_module("runners.train", "--out", str(tmp_path / "run"), env={"KERAS_BACKEND": "mxnet"})
+    assert_one_line_error(done, "mxnet")
+
+
+def test_train_reports_missing_data_in_one_line(tmp_path):
+    done = run_module("runners.train", "--out", str(tmp_path / "run"), "--quiet",
+                      env={"IMDB_DATA": str(tmp_path / "missing.tar.gz")})
+    assert_one_line_error(done, "IMDB data not found", "IMDB_DATA")
+    assert not (tmp_path / "run" / "record.json").exists()
+
+
+def test_tensorflow_cannot_turn_flush_to_zero_off(tmp_path):
+    done = run_module("runners.train", "--impl", "tensorflow", "--no-flush-denormal", "--out", str(tmp_path / "r"),
+                      "--quiet")
+    assert_one_line_error(done, "TensorFlow always flushes denormals")
+
+
+def test_uninstalled_backend_is_a_one_line_error(tmp_path):
+    """A framework missing from the environment: simulated by hiding torch from the import system."""
+    code = ("import importlib.util, sys; real = importlib.util.find_spec; "
+            "importlib.util.find_spec = lambda n, *a: None if n == 'torch' else real(n, *a); "
+            "from runners.train import app; sys.argv = ['train', '--impl', 'torch']; app()")
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(done, "not installed")
+
+
+def test_predict_rejects_a_missing_run_folder(tmp_path):
+    done = run_module("runners.predict", "--model", str(tmp_path / "nope"), "great film")
+    assert_one_line_error(done, "not found")
+
+
+def test_predict_rejects_a_folder_without_a_record(tmp_path):
+    done = run_module("runners.predict", "--model", str(tmp_path), "great film")
+    assert_one_line_error(done, "not a finished run")
+
+
+def test_predict_rejects_empty_text(tmp_path):
+    (tmp_path / "record.json").write_text("{}")
+    done = run_module("runners.predict", "--model", str(tmp_path), "   ")
+    assert_one_line_error(done, "review 1 is empty")
+    done = run_module("runners.predict", "--model", str(tmp_path), stdin="")
+    assert_one_line_error(done, "no review text")
+
+
+def test_help_lists_the_options():
+    done = run_module("runners.train", "--help")
+    assert done.returncode == 0
+    for option in ("--impl", "--cell", "--layers", "--threads", "--flush-denormal", "--profile", "--out"):
+        assert option in done.stdout

@@ -1,0 +1,83 @@
+"""Predictions from a saved run, and their portability across Keras backends."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_module
+from tests.test_train_e2e import trained_runs  # noqa: F401  (shared session fixture)
+
+REVIEWS = ["What a wonderful film, a joy from start to finish.", "Dreadful. The worst two hours of my life.",
+           "It was fine, I guess."]
+
+
+def predictions(run_dir, backend, *extra, stdin=None):
+    done = run_module("runners.predict", "--model", str(run_dir), "--json", *extra, env={"KERAS_BACKEND": backend},
+                      stdin=stdin)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_torch_trained_model_predicts_the_same_under_tensorflow(trained_runs):  # noqa: F811
+    run_dir = trained_runs["keras-torch"]
+    under_torch = predictions(run_dir, "torch", *REVIEWS)
+    under_tensorflow = predictions(run_dir, "tensorflow", *REVIEWS)
+    assert [p["text"] for p in under_torch] == REVIEWS
+    np.testing.assert_allclose([p["probability"] for p in under_torch],
+                               [p["probability"] for p in under_tensorflow], atol=1e-5)
+    assert [p["label"] for p in under_torch] == [p["label"] for p in under_tensorflow]
+
+
+SCRIPT = """
+import json, sys
+import numpy as np
+from pathlib import Path
+from model import preprocess
+run = Path(sys.argv[1]); record = json.loads((run / "record.json").read_text())
+spec, train = record["model_spec"], record["train_spec"]
+prepared = preprocess.prepare(Path(record["data"]["source"]), spec["vocab_size"], spec["maxlen"],
+                              train["val_fraction"], train["seed"])
+data = prepared.subset(train["train_size"], train["test_size"], train["seed"])
+import keras
+from runners.metrics import sigmoid
+loaded = keras.saving.load_model(run / "model.keras", compile=False)
+print(json.dumps(sigmoid(loaded.predict(data.x_test, verbose=0).reshape(-1)).tolist()))
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_saved_model_reproduces_the_recorded_test_predictions(trained_runs, cache_dir, backend):  # noqa: F811
+    """The .keras file, loaded in a new process under either backend, gives the recorded test probabilities."""
+    import subprocess
+    import sys
+    import os
+
+    from tests.conftest import QUIET_ENV, REPO
+
+    run_dir = trained_runs["keras-torch"]
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(run_dir)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **QUIET_ENV, "KERAS_BACKEND": backend, "RNNBENCH_CACHE": str(cache_dir)},
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with np.load(run_dir / "predictions.npz") as saved:
+        recorded = saved["probabilities"]
+    np.testing.assert_allclose(json.loads(done.stdout.splitlines()[-1]), recorded, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_reads_reviews_from_a_file_or_standard_input(trained_runs, tmp_path, source):  # noqa: F811
+    run_dir = trained_runs["keras-tensorflow"]
+    if source == "file":
+        file = tmp_path / "reviews.txt"
+        file.write_text("\n".join(REVIEWS))
+        result = predictions(run_dir, "tensorflow", "--file", str(file))
+    else:
+        result = predictions(run_dir, "tensorflow", stdin="\n".join(REVIEWS))
+    assert [p["text"] for p in result] == REVIEWS
+    assert all(0.0 <= p["probability"] <= 1.0 for p in result)
+
+
+def test_native_runs_predict_through_the_keras_definition(trained_runs):  # noqa: F811
+    result = predictions(trained_runs["torch"], "torch", *REVIEWS)
+    assert len(result) == 3 and all(p["label"] in ("positive", "negative") for p in result)

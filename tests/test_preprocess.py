@@ -1,0 +1,87 @@
+"""Tokenizer, vocabulary, encoding, validation split and the on-disk cache."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from model import preprocess
+from tests.conftest import REPO
+
+
+def test_tokenize_drops_markup_and_lowercases():
+    assert preprocess.tokenize("Great<br /><br />FILM, isn't it? 10/10") == ["great", "film", "isn't", "it", "10", "10"]
+
+
+def test_vocabulary_reserves_padding_and_unknown_and_ranks_by_frequency():
+    vocabulary = preprocess.build_vocabulary([["b", "a", "b"], ["c", "a", "b"]], size=4)
+    assert vocabulary == ["<pad>", "<oov>", "b", "a"]  # "a" beats "c" on count; "c" does not fit
+
+
+def test_vocabulary_ties_break_alphabetically():
+    assert preprocess.build_vocabulary([["z", "y", "x"]], size=5) == ["<pad>", "<oov>", "x", "y", "z"]
+
+
+def test_encode_pads_at_the_front_and_keeps_the_end():
+    vocabulary = ["<pad>", "<oov>", "good", "bad"]
+    x = preprocess.encode([["good"], ["bad", "good", "unknown", "bad"], []], vocabulary, maxlen=3)
+    assert x.dtype == np.int32
+    assert x.tolist() == [[0, 0, 2], [2, 1, 3], [0, 0, 0]]
+
+
+def test_prepare_builds_then_loads_the_same_cache(tiny_archive, tmp_path):
+    built = preprocess.prepare(tiny_archive, vocab_size=50, maxlen=8, val_fraction=0.25, seed=1,
+                               cache_dir=tmp_path, reviews_per_class=4)
+    assert len(list((tmp_path / "prepared").glob("*.npz"))) == 1
+    loaded = preprocess.prepare(tiny_archive, vocab_size=50, maxlen=8, val_fraction=0.25, seed=1,
+                                cache_dir=tmp_path, reviews_per_class=4)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "val_index"):
+        assert np.array_equal(getattr(built, name), getattr(loaded, name)), name
+    assert built.vocabulary == loaded.vocabulary
+    # Stratified: the 2 held-out reviews are one of each class.
+    assert sorted(loaded.y_val.tolist()) == [0.0, 1.0]
+    assert len(loaded.y_train) == 6 and len(loaded.y_test) == 8
+    assert loaded.x_train.shape == (6, 8)
+
+
+def test_cache_key_changes_with_every_setting(tiny_archive):
+    base = preprocess.cache_key(tiny_archive, 50, 8, 0.25, 1)
+    assert len({base, preprocess.cache_key(tiny_archive, 51, 8, 0.25, 1),
+                preprocess.cache_key(tiny_archive, 50, 9, 0.25, 1),
+                preprocess.cache_key(tiny_archive, 50, 8, 0.2, 1),
+                preprocess.cache_key(tiny_archive, 50, 8, 0.25, 2)}) == 5
+
+
+def test_vocabulary_comes_from_the_training_split_only(tiny_archive, tmp_path):
+    prepared = preprocess.prepare(tiny_archive, vocab_size=500, maxlen=8, val_fraction=0.25, seed=0,
+                                  cache_dir=tmp_path, reviews_per_class=4)
+    assert "train0" in prepared.vocabulary  # tokens "#train0" in training reviews
+    assert not any(word.startswith("test") for word in prepared.vocabulary)
+
+
+def test_subset_is_stratified_and_seeded(tiny_archive, tmp_path):
+    prepared = preprocess.prepare(tiny_archive, vocab_size=50, maxlen=8, val_fraction=0.25, seed=0,
+                                  cache_dir=tmp_path, reviews_per_class=4)
+    small = prepared.subset(train_size=4, test_size=4, seed=3)
+    assert sorted(small.y_train.tolist()) == [0, 0, 1, 1] and sorted(small.y_test.tolist()) == [0, 0, 1, 1]
+    again = prepared.subset(train_size=4, test_size=4, seed=3)
+    assert np.array_equal(small.x_train, again.x_train)
+
+
+def test_tokenizing_needs_neither_torch_nor_tensorflow(tiny_archive, tmp_path):
+    code = ("import sys; from model import preprocess; "
+            f"preprocess.prepare(__import__('pathlib').Path({str(tiny_archive)!r}), 50, 8, 0.25, 0, "
+            f"cache_dir=__import__('pathlib').Path({str(tmp_path)!r}), reviews_per_class=4); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_real_data_cache(imdb_archive, cache_dir):
+    prepared = preprocess.prepare(imdb_archive, vocab_size=20_000, maxlen=200, val_fraction=0.1, seed=0,
+                                  cache_dir=cache_dir)
+    assert prepared.x_train.shape == (22_500, 200) and prepared.x_val.shape == (2_500, 200)
+    assert prepared.x_test.shape == (25_000, 200)
+    assert prepared.y_val.sum() == 1_250 and prepared.y_test.sum() == 12_500
+    assert len(prepared.vocabulary) == 20_000 and prepared.x_train.max() == 19_999

@@ -1,0 +1,98 @@
+"""Small pure pieces: specs, canonical weights, metrics, records, clocks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model.spec import ModelSpec, SpecError, TrainSpec, make_specs
+from model.weights import initial_weights, parameter_count, shapes
+from runners import measure, records
+from runners.metrics import binary_cross_entropy, classification_metrics
+
+
+def test_profiles_and_overrides():
+    model, train = make_specs("full", cell="gru", epochs=None)
+    assert model.maxlen == 400 and model.cell == "gru" and train.epochs == 8
+    with pytest.raises(SpecError, match="unknown setting"):
+        make_specs("quick", colour="red")
+
+
+@pytest.mark.parametrize("settings", [dict(cell="cnn"), dict(layers=0), dict(maxlen=0), dict(dropout=1.0)])
+def test_invalid_model_specs(settings):
+    with pytest.raises(SpecError):
+        ModelSpec(**settings)
+
+
+def test_invalid_train_specs():
+    with pytest.raises(SpecError):
+        TrainSpec(batch_size=0)
+    with pytest.raises(SpecError):
+        TrainSpec(train_size=2)
+
+
+def test_canonical_weights_follow_keras_initialisers():
+    spec = ModelSpec(cell="lstm", units=16, embedding_dim=8, vocab_size=100, maxlen=5, bidirectional=True)
+    weights = initial_weights(spec, seed=0)
+    assert [w.shape for w in weights] == shapes(spec)
+    assert sum(w.size for w in weights) == parameter_count(spec)
+    assert all(w.dtype == np.float32 for w in weights)
+    assert np.abs(weights[0]).max() <= 0.05
+    kernel, recurrent, bias = weights[1:4]
+    assert np.abs(kernel).max() <= np.sqrt(6 / (8 + 64))
+    np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(16), atol=1e-5)  # orthogonal rows
+    assert bias[16:32].tolist() == [1.0] * 16 and not bias[:16].any() and not bias[32:].any()
+    assert not np.array_equal(weights[1], weights[4])  # the backward direction draws its own
+    assert all(np.array_equal(a, b) for a, b in zip(weights, initial_weights(spec, seed=0)))
+
+
+def test_gru_bias_has_input_and_recurrent_rows():
+    spec = ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=2)
+    assert shapes(spec)[3] == (2, 12)
+    # embedding 10*3 + kernel 3*12 + recurrent 4*12 + bias 2*12 + dense 4 + 1
+    assert parameter_count(spec) == 30 + 36 + 48 + 24 + 5
+
+
+def test_metrics_against_hand_computed_values():
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    probabilities = np.array([0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.4, 0.7])
+    quality = classification_metrics(labels, probabilities)
+    # predicted: 1 1 0 0 1 0 0 1 -> TP 3, FN 1, FP 1, TN 3
+    assert quality["confusion_matrix"] == [[3, 1], [1, 3]]
+    assert quality["accuracy"] == 0.75 and quality["precision"] == 0.75 and quality["recall"] == 0.75
+    assert quality["f1"] == 0.75
+    # ROC-AUC: of the 16 (positive, negative) pairs, 14 are ordered correctly (0.3 is below 0.6 and 0.4).
+    assert quality["roc_auc"] == pytest.approx(14 / 16)
+    expected_log_loss = -np.mean(labels * np.log(probabilities) + (1 - labels) * np.log(1 - probabilities))
+    assert quality["log_loss"] == pytest.approx(expected_log_loss)
+
+
+def test_binary_cross_entropy_on_logits():
+    assert binary_cross_entropy(np.array([1.0, 0.0]), np.array([0.0, 0.0])) == pytest.approx(np.log(2))
+    assert binary_cross_entropy(np.array([1.0]), np.array([1000.0])) == pytest.approx(0.0)
+    assert binary_cross_entropy(np.array([0.0]), np.array([1000.0])) == pytest.approx(1000.0)
+
+
+def test_records_are_written_atomically(tmp_path):
+    path = tmp_path / "run" / "record.json"
+    records.write_json_atomic(path, {"a": np.float32(1.5), "b": np.arange(3)})
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2]}
+    assert [p.name for p in path.parent.iterdir()] == ["record.json"]
+    with pytest.raises(TypeError):
+        records.write_json_atomic(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2]}  # the old record survives a failed write
+
+
+def test_summaries_are_medians_and_quartiles_in_ms():
+    summary = measure.summarize_ms([0.001, 0.002, 0.003, 0.004, 0.100])
+    assert summary["median"] == pytest.approx(3.0) and summary["q1"] == pytest.approx(2.0)
+    assert summary["q3"] == pytest.approx(4.0) and summary["n"] == 5
+
+
+def test_high_water_mark_resets():
+    if not measure.reset_high_water_mark():
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    before = measure.high_water_mark_mb()
+    block = np.ones(50 * 2**20 // 8)  # 50 MB, touched
+    assert measure.high_water_mark_mb() >= before + 45
+    del block
