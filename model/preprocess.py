@@ -79,16 +79,17 @@ class Prepared:
     key: str
     source: str
 
+    def subset_rows(self, train_size: int | None, test_size: int | None, seed: int):
+        """Row indices (train, val, test) of a stratified, seeded subset; val shrinks in proportion."""
+        rng = np.random.default_rng(seed)
+        train = _stratified_pick(self.y_train, train_size, rng)
+        val_size = None if train_size is None else max(2, round(train_size * len(self.y_val) / len(self.y_train)))
+        return train, _stratified_pick(self.y_val, val_size, rng), _stratified_pick(self.y_test, test_size, rng)
+
     def subset(self, train_size: int | None, test_size: int | None, seed: int) -> "Prepared":
-        """A stratified, seeded subset of train (and val in proportion) and of test."""
         if train_size is None and test_size is None:
             return self
-        rng = np.random.default_rng(seed)
-        pick = lambda y, n: _stratified_pick(y, n, rng)  # noqa: E731
-        train = pick(self.y_train, train_size)
-        val_size = None if train_size is None else max(2, round(train_size * len(self.y_val) / len(self.y_train)))
-        val = pick(self.y_val, val_size)
-        test = pick(self.y_test, test_size)
+        train, val, test = self.subset_rows(train_size, test_size, seed)
         return Prepared(self.x_train[train], self.y_train[train], self.x_val[val], self.y_val[val],
                         self.x_test[test], self.y_test[test], self.val_index[val], self.vocabulary,
                         self.key, self.source)
@@ -165,12 +166,16 @@ def _load(file: Path, key: str, source: str) -> Prepared:
     return Prepared(**arrays, vocabulary=vocabulary, key=key, source=source)
 
 
-def split_texts(source: Path, val_index: np.ndarray, reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS):
-    """Raw texts of the same train/validation/test split (for the scikit-learn baseline)."""
+def split_texts(source: Path, prepared: Prepared, train_size: int | None = None, test_size: int | None = None,
+                seed: int = 0, reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS):
+    """Raw texts and labels of exactly the rows a run trains and tests on (for the scikit-learn baseline)."""
     splits = imdb.read(source, reviews_per_class)
     train = splits["train"]
     held_out = np.zeros(len(train.labels), dtype=bool)
-    held_out[val_index] = True
-    fit_rows = np.flatnonzero(~held_out)
+    held_out[prepared.val_index] = True
+    fit_rows = np.flatnonzero(~held_out)  # the order of prepared.x_train
+    train_rows, _, test_rows = prepared.subset_rows(train_size, test_size, seed)
+    fit_rows = fit_rows[train_rows]
+    test = splits["test"]
     return ([train.texts[i] for i in fit_rows], train.labels[fit_rows],
-            splits["test"].texts, splits["test"].labels)
+            [test.texts[i] for i in test_rows], test.labels[test_rows])

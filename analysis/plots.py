@@ -1,0 +1,116 @@
+"""Figures from the tables: each function returns a matplotlib Figure; the caller saves it."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.load import IMPLEMENTATION_ORDER, KEYS  # noqa: E402
+
+COLOURS = dict(zip(IMPLEMENTATION_ORDER, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c")))
+
+
+def _implementations(table):
+    return [name for name in IMPLEMENTATION_ORDER if name in set(table["implementation"])]
+
+
+def step_time_vs_depth(table: pd.DataFrame):
+    cells = sorted(table["cell"].unique())
+    figure, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 4), squeeze=False, sharey=True)
+    for axis, cell in zip(axes[0], cells):
+        for name in _implementations(table):
+            for bidirectional, style in ((False, "-o"), (True, "--s")):
+                rows = table[(table["cell"] == cell) & (table["implementation"] == name)
+                             & (table["bidirectional"] == bidirectional)].sort_values("layers")
+                if rows.empty:
+                    continue
+                error = [rows["step_ms"] - rows["step_q1_ms"], rows["step_q3_ms"] - rows["step_ms"]]
+                axis.errorbar(rows["layers"], rows["step_ms"], yerr=error, fmt=style, capsize=3,
+                              color=COLOURS[name], label=name + (" (bi)" if bidirectional else ""))
+        axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
+        axis.set_xlabel("recurrent layers")
+        axis.set_xticks(sorted(table["layers"].unique()))
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("steady training step, ms (median, bars: IQR; log scale)")
+    axes[0][-1].legend(fontsize=8)
+    figure.suptitle("Training step time vs depth")
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_vs_training_time(table: pd.DataFrame, baseline: dict | None):
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for name in _implementations(table):
+        rows = table[table["implementation"] == name]
+        axis.scatter(rows["epoch_s"] * 1.0, rows["accuracy"] * 100, color=COLOURS[name], label=name, alpha=0.8)
+        for _, row in rows.iterrows():
+            axis.annotate(f"{row['cell']}{row['layers']}", (row["epoch_s"], row["accuracy"] * 100), fontsize=7,
+                          xytext=(3, 2), textcoords="offset points")
+    if baseline:
+        axis.axhline(baseline["metrics"]["accuracy"] * 100, color="grey", linestyle=":",
+                     label="TF-IDF + logistic regression")
+    axis.set_xscale("log")
+    axis.set_xlabel("seconds per training epoch (log scale)")
+    axis.set_ylabel("test accuracy, %")
+    axis.set_title("Accuracy vs training cost (up and left is better)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def peak_memory(table: pd.DataFrame):
+    names = _implementations(table)
+    configurations = table[KEYS[1:]].drop_duplicates().sort_values(KEYS[1:]).itertuples(index=False)
+    configurations = list(configurations)
+    figure, axis = plt.subplots(figsize=(max(7, 0.6 * len(configurations) * len(names) / 2), 4.5))
+    width = 0.8 / len(names)
+    for offset, name in enumerate(names):
+        heights = []
+        for cell, layers, bidirectional in configurations:
+            row = table[(table["implementation"] == name) & (table["cell"] == cell) & (table["layers"] == layers)
+                        & (table["bidirectional"] == bidirectional)]
+            heights.append(row["peak_above_mb"].iloc[0] if len(row) else np.nan)
+        axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=COLOURS[name], label=name)
+    axis.set_xticks(np.arange(len(configurations)) + 0.4 - width / 2)
+    axis.set_xticklabels([f"{c}{l}{'-bi' if b else ''}" for c, l, b in configurations], rotation=45, fontsize=8)
+    axis.set_ylabel("peak RSS above post-build baseline, MB")
+    axis.set_title("Peak memory during training and inference")
+    axis.legend(fontsize=8)
+    axis.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def step_time_distributions(runs: pd.DataFrame, samples: dict):
+    finished = runs[runs["status"] == "ok"]
+    cells = sorted(finished["cell"].unique())
+    figure, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 4), squeeze=False, sharey=True)
+    for axis, cell in zip(axes[0], cells):
+        data, labels, colours = [], [], []
+        for name in _implementations(finished):
+            rows = finished[(finished["cell"] == cell) & (finished["implementation"] == name)]
+            for layers in sorted(rows["layers"].unique()):
+                ids = rows[rows["layers"] == layers]["run_id"]
+                data.append(np.concatenate([samples[i] for i in ids]))
+                labels.append(f"{name}\n{layers}L")
+                colours.append(COLOURS[name])
+        boxes = axis.boxplot(data, patch_artist=True, showfliers=False)
+        for patch, colour in zip(boxes["boxes"], colours):
+            patch.set_facecolor(colour)
+            patch.set_alpha(0.6)
+        axis.set_xticks(range(1, len(labels) + 1))
+        axis.set_xticklabels(labels, rotation=90, fontsize=7)
+        axis.set_yscale("log")
+        axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
+        axis.grid(True, axis="y", which="both", alpha=0.3)
+    axes[0][0].set_ylabel("training step, ms (log scale; whiskers 1.5 IQR)")
+    figure.suptitle("Step-time distributions (warm-up excluded)")
+    figure.tight_layout()
+    return figure
