@@ -24,8 +24,8 @@ class ModelSpec:
     units: int = 64
     embedding_dim: int = 64
     bidirectional: bool = False
-    dropout: float = 0.3
-    vocab_size: int = 20_000
+    dropout: float = 0.5
+    vocab_size: int = 10_000
     maxlen: int = 200
 
     def __post_init__(self):
@@ -51,7 +51,7 @@ class ModelSpec:
 class TrainSpec:
     """Everything that decides the training trajectory, given explicitly (framework defaults differ)."""
 
-    batch_size: int = 128
+    batch_size: int = 64
     epochs: int = 3
     learning_rate: float = 1e-3
     beta_1: float = 0.9

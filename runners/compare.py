@@ -31,7 +31,7 @@ def _names(text: Optional[str], allowed, kind: str, convert=str):
 @app.command()
 def compare(
     profile: Annotated[str, typer.Option(help="quick (subset of the data, minutes) or full (all 25k/25k, hours)")] = "quick",
-    name: Annotated[Optional[str], typer.Option(help="results folder name under --results [default: the profile]")] = None,
+    name: Annotated[Optional[str], typer.Option(help="results folder name under --results (default: the profile)")] = None,
     results: Annotated[Path, typer.Option(help="where result folders go")] = Path("results"),
     implementations: Annotated[Optional[str], typer.Option(help="comma-separated subset of keras-torch,keras-tensorflow,torch,tensorflow")] = None,
     cells: Annotated[Optional[str], typer.Option(help="comma-separated subset of rnn,gru,lstm")] = None,
@@ -41,10 +41,10 @@ def compare(
     train_size: Annotated[Optional[int], typer.Option(help="training reviews per run")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="test reviews per run")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs per run")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="threads for every run [default: usable cores]")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="threads for every run (default: usable cores)")] = None,
     timeout: Annotated[Optional[int], typer.Option(help="per-run timeout in seconds")] = None,
     retry_failed: Annotated[bool, typer.Option(help="run again the runs recorded as failed")] = False,
-    data: Annotated[Optional[Path], typer.Option(help="dataset archive or folder [default: $IMDB_DATA, then usual places]")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="dataset archive or folder (default: $IMDB_DATA, then usual places)")] = None,
     report: Annotated[bool, typer.Option(help="generate REPORT.md, tables and plots at the end")] = True,
 ):
     """Train every configuration of the grid in its own process, then write the report."""

@@ -103,16 +103,14 @@ def run(config: RunConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     progress = _progress(config.progress)
 
-    def train_and_test():
-        with progress:
-            trained = _train(impl, data, train, progress)
-            inference = _infer(impl, data.x_test, train)
-        return trained, inference
-
     cpu_before = measure.cpu_seconds()
     wall_before = time.perf_counter()
-    (trained, inference), memory = measure.measure_peak(train_and_test)
-    memory["rss_after_imports_mb"] = rss_after_imports
+    with progress:
+        trained, memory = measure.measure_peak(lambda: _train(impl, data, train, progress))
+    # Inference gets its own high-water mark: its transient buffers differ from training's.
+    inference, inference_memory = measure.measure_peak(lambda: _infer(impl, data.x_test, train))
+    memory.update(rss_after_imports_mb=rss_after_imports,
+                  inference={k: v for k, v in inference_memory.items() if k not in ("sample_interval_s",)})
 
     # After training: Keras' kernel path is known only once its layers have run.
     runtime.update(impl.info(), tensorflow_imported="tensorflow" in sys.modules,

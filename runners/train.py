@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from model.spec import ModelSpec as M
+from model.spec import TrainSpec as T
 from runners.cli import fail, user_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -19,32 +21,32 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command()
 def train(
     impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch or tensorflow")] = "keras",
-    backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow [default: $KERAS_BACKEND, else tensorflow]")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow (default: $KERAS_BACKEND, else tensorflow)")] = None,
     profile: Annotated[str, typer.Option(help="named settings: quick (default) or full (maxlen 400, 8 epochs)")] = "quick",
-    cell: Annotated[Optional[str], typer.Option(help="rnn, gru or lstm [default: lstm]")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="recurrent layers, 1-4 [default: 1]")] = None,
-    units: Annotated[Optional[int], typer.Option(help="hidden units per direction [default: 64]")] = None,
-    embedding_dim: Annotated[Optional[int], typer.Option(help="embedding size [default: 64]")] = None,
-    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="[default: unidirectional]")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="dropout before the output layer [default: 0.3]")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option(help="vocabulary size incl. padding and unknown [default: 20000]")] = None,
-    maxlen: Annotated[Optional[int], typer.Option(help="tokens kept per review, from its end [default: 200]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="[default: 128]")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="maximum epochs [default: 3]")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 1e-3]")] = None,
-    epsilon: Annotated[Optional[float], typer.Option(help="Adam epsilon, on sqrt(v) as Keras/TF apply it [default: 1e-7]")] = None,
-    clip_norm: Annotated[Optional[float], typer.Option(help="global gradient-norm clip [default: 1.0]")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in epochs [default: 1]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seeds weights, split, batch order, dropout [default: 0]")] = None,
+    cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
+    layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
+    units: Annotated[Optional[int], typer.Option(help=f"hidden units per direction (default: {M.units})")] = None,
+    embedding_dim: Annotated[Optional[int], typer.Option(help=f"embedding size (default: {M.embedding_dim})")] = None,
+    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="(default: unidirectional)")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help=f"dropout before the output layer (default: {M.dropout})")] = None,
+    vocab_size: Annotated[Optional[int], typer.Option(help=f"vocabulary size incl. padding and unknown (default: {M.vocab_size})")] = None,
+    maxlen: Annotated[Optional[int], typer.Option(help=f"tokens kept per review, from its end (default: {M.maxlen})")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"(default: {T.batch_size})")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"maximum epochs (default: {T.epochs})")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help=f"Adam learning rate (default: {T.learning_rate})")] = None,
+    epsilon: Annotated[Optional[float], typer.Option(help=f"Adam epsilon, on sqrt(v) as Keras/TF apply it (default: {T.epsilon})")] = None,
+    clip_norm: Annotated[Optional[float], typer.Option(help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
+    patience: Annotated[Optional[int], typer.Option(help=f"early-stopping patience in epochs (default: {T.patience})")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"seeds weights, split, batch order, dropout (default: {T.seed})")] = None,
     train_size: Annotated[Optional[int], typer.Option(help="use a stratified subset of this many training reviews")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework [default: usable cores]")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
     flush_denormal: Annotated[bool, typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (TensorFlow always does)")] = True,
     keras_rnn: Annotated[str, typer.Option(help="Keras RNN path: generic (use_cudnn=False, fastest on CPU) or auto (Keras' default)")] = "generic",
     tf_formulation: Annotated[str, typer.Option(help="native TensorFlow cell: loop, precomputed or block (LSTM only)")] = "loop",
     xla: Annotated[bool, typer.Option(help="native TensorFlow only: compile the step with XLA")] = False,
-    data: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz, the labelled archive, or an aclImdb/ folder [default: $IMDB_DATA, then usual places]")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="run folder to create [default: runs/<time>-<impl>-<cell><layers>]")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz, the labelled archive, or an aclImdb/ folder (default: $IMDB_DATA, then usual places)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="run folder to create (default: runs/<time>-<impl>-<cell><layers>)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
 ):
     """Train on the IMDB training split, stop early on a validation split, test on the official 25k test set."""
