@@ -136,12 +136,14 @@ def run_baseline(results: Path, settings: dict) -> None:
     if path.exists():
         return
     from model import imdb, preprocess
-    from model.spec import TrainSpec
+    from model.spec import ModelSpec, TrainSpec
     from runners.baseline import tfidf_logistic_regression
 
-    train = TrainSpec()
+    model, train = ModelSpec(), TrainSpec()
     source = imdb.locate(settings.get("data"))
-    prepared = preprocess.prepare(source, 20_000, settings.get("maxlen") or 200, train.val_fraction, train.seed)
+    # The runs' own cache entry: only its validation rows matter to the baseline.
+    prepared = preprocess.prepare(source, model.vocab_size, settings.get("maxlen") or model.maxlen,
+                                  train.val_fraction, train.seed)
     result = tfidf_logistic_regression(source, prepared, settings["train_size"], settings["test_size"], train.seed)
     records.write_json_atomic(path, result)
 

@@ -79,9 +79,14 @@ def test_tokenizing_needs_neither_torch_nor_tensorflow(tiny_archive, tmp_path):
 
 
 def test_real_data_cache(imdb_archive, cache_dir):
-    prepared = preprocess.prepare(imdb_archive, vocab_size=20_000, maxlen=200, val_fraction=0.1, seed=0,
-                                  cache_dir=cache_dir)
-    assert prepared.x_train.shape == (22_500, 200) and prepared.x_val.shape == (2_500, 200)
-    assert prepared.x_test.shape == (25_000, 200)
+    from model.spec import ModelSpec
+
+    spec = ModelSpec()  # the defaults' cache entry, which later tests reuse
+    prepared = preprocess.prepare(imdb_archive, vocab_size=spec.vocab_size, maxlen=spec.maxlen, val_fraction=0.1,
+                                  seed=0, cache_dir=cache_dir)
+    assert prepared.x_train.shape == (22_500, spec.maxlen) and prepared.x_val.shape == (2_500, spec.maxlen)
+    assert prepared.x_test.shape == (25_000, spec.maxlen)
     assert prepared.y_val.sum() == 1_250 and prepared.y_test.sum() == 12_500
-    assert len(prepared.vocabulary) == 20_000 and prepared.x_train.max() == 19_999
+    assert len(prepared.vocabulary) == spec.vocab_size and prepared.x_train.max() == spec.vocab_size - 1
+    # Pre-padding: a short review ends in real tokens, a long one fills the row.
+    assert (prepared.x_train[:, -1] > 0).all()

@@ -1,0 +1,71 @@
+"""How long the full sweep will take, from a quick sweep's measured per-step figures.
+
+    python -m analysis.estimate results/quick
+
+The quick profile trains the same network shape, batch and maxlen as the full
+one, so each full run costs about: start-up (measured) + epochs x steps per
+epoch x steady step time (measured) + validation and test inference at the
+measured inference throughput. Bidirectional layers are not in the quick grid;
+they are costed at twice the unidirectional step time, an assumption (two
+directions of the same work) that the full sweep's own records then replace.
+Early stopping can only make the full sweep shorter than this estimate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from analysis.load import AnalysisError, load
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+FULL_TRAIN, FULL_VAL, FULL_TEST = 22_500, 2_500, 25_000
+
+
+def full_duration(runs: pd.DataFrame, full: dict, batch_size: int) -> pd.DataFrame:
+    """Estimated seconds per full-profile run, one row per (implementation, cell, layers, bidirectional)."""
+    finished = runs[runs["status"] == "ok"]
+    per_config = finished.groupby(["implementation", "cell", "layers"]).median(numeric_only=True)
+    rows = []
+    for (implementation, cell, layers), measured in per_config.iterrows():
+        if implementation not in full["implementations"] or cell not in full["cells"] or layers not in full["layers"]:
+            continue
+        for bidirectional in full["bidirectional"]:
+            factor = 2.0 if bidirectional else 1.0
+            train_s = full["epochs"] * (FULL_TRAIN // batch_size) * measured["steady_ms"] / 1e3 * factor
+            inference_s = (full["epochs"] * FULL_VAL + FULL_TEST) / measured["inference_per_s"] * factor
+            rows.append(dict(implementation=implementation, cell=cell, layers=layers, bidirectional=bidirectional,
+                             seconds_per_run=measured["ready_s"] + train_s + inference_s,
+                             runs=len(full["seeds"])))
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["seconds"] = table["seconds_per_run"] * table["runs"]
+    return table
+
+
+@app.command()
+def main(results: Annotated[Path, typer.Argument(help="a quick sweep's results folder")]):
+    """Estimate the full profile's duration from a quick sweep's records."""
+    from model.spec import TrainSpec
+    from runners.cli import fail
+    from runners.sweep import SWEEP_PROFILES
+
+    try:
+        runs, _, _, _ = load(results)
+    except AnalysisError as error:
+        fail(str(error))
+    table = full_duration(runs, SWEEP_PROFILES["full"], TrainSpec().batch_size)
+    if table.empty:
+        fail(f"{results} has no finished runs matching the full grid")
+    by_implementation = table.groupby("implementation")["seconds"].sum() / 3600
+    typer.echo(by_implementation.round(2).to_string())
+    typer.echo(f"full profile, {int(table['runs'].sum())} runs: about {table['seconds'].sum() / 3600:.1f} hours "
+               "on this machine (an upper bound: early stopping shortens it)")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,85 @@
+"""The sweep: resume, failures recorded and skipped past, and a whole mini sweep to the report."""
+
+import json
+
+import pytest
+
+from runners import sweep
+from tests.conftest import run_module
+
+TINY = dict(implementations=("torch",), cells=("rnn",), layers=(1, 2), bidirectional=(False,), seeds=(0,),
+            train_size=384, test_size=100, epochs=1, timeout_s=300, units=8, maxlen=64)
+
+
+@pytest.fixture
+def data_env(monkeypatch, imdb_archive, cache_dir):
+    monkeypatch.setenv("IMDB_DATA", str(imdb_archive))
+    monkeypatch.setenv("RNNBENCH_CACHE", str(cache_dir))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def test_grid_interleaves_implementations():
+    settings = dict(TINY, implementations=("a", "b", "c"), cells=("rnn", "gru"), layers=(1,))
+    runs = sweep.grid(settings)
+    assert [r.implementation for r in runs] == ["a", "b", "c", "b", "c", "a"]
+    assert len({r.run_id for r in runs}) == 6
+
+
+def test_sweep_resumes_without_redoing_finished_runs(tmp_path, data_env):
+    results = tmp_path / "sweep"
+    first = sweep.sweep(results, "test", TINY)
+    assert first == dict(total=2, executed=2, done=2, failed=0)
+    kept = results / "runs" / "torch-rnn1-s0" / "record.json"
+    kept_mtime = kept.stat().st_mtime_ns
+    # An interrupted run: its folder has files but no record.
+    interrupted = results / "runs" / "torch-rnn2-s0"
+    (interrupted / "record.json").unlink()
+    (interrupted / "partial.tmp").write_text("half")
+    second = sweep.sweep(results, "test", TINY)
+    assert second == dict(total=2, executed=1, done=2, failed=0)
+    assert kept.stat().st_mtime_ns == kept_mtime
+    assert not (interrupted / "partial.tmp").exists()
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert len(manifest["sessions"]) == 2 and manifest["environment"]["packages"]["keras"] == "3.15.1"
+    baseline = json.loads((results / "baseline.json").read_text())
+    assert baseline["n_train"] == 384 and baseline["n_test"] == 100 and 0.5 < baseline["metrics"]["accuracy"] <= 1
+
+
+def test_failed_and_timed_out_runs_are_recorded_and_skipped(tmp_path, data_env):
+    results = tmp_path / "sweep"
+    settings = dict(TINY, layers=(1, 9))  # depth 9 is refused by the run itself
+    counts = sweep.sweep(results, "test", settings)
+    assert counts == dict(total=2, executed=2, done=1, failed=1)
+    failure = json.loads((results / "runs" / "torch-rnn9-s0" / "failed.json").read_text())
+    assert failure["reason"] == "error" and "layers must be between 1 and 4" in failure["stderr_tail"]
+    again = sweep.sweep(results, "test", settings)
+    assert again["executed"] == 0 and again["failed"] == 1  # not retried unless asked
+    timed_out = sweep.sweep(tmp_path / "slow", "test", dict(TINY, layers=(1,), timeout_s=1))
+    assert timed_out["failed"] == 1
+    failure = json.loads((tmp_path / "slow" / "runs" / "torch-rnn1-s0" / "failed.json").read_text())
+    assert failure["reason"] == "timeout"
+
+
+def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
+    done = run_module("runners.compare", "--name", "mini", "--results", str(tmp_path), "--cells", "rnn,lstm",
+                      "--layers", "1", "--train-size", "384", "--test-size", "100", "--epochs", "1",
+                      env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "mini"
+    assert "8 of 8 runs finished, 0 failed" in done.stdout
+    assert "[8/8]" in done.stdout and "min left" in done.stdout
+    for name in ("REPORT.md", "manifest.json", "baseline.json", "step_time_vs_depth.png",
+                 "accuracy_vs_training_time.png", "peak_memory.png", "step_time_distributions.png"):
+        assert (folder / name).exists(), name
+    text = (folder / "REPORT.md").read_text()
+    for implementation in ("keras-torch", "keras-tensorflow", "torch", "tensorflow", "tfidf-logreg"):
+        assert implementation in text
+    assert "Keras on tensorflow: median overhead" in text and "Keras on torch: median overhead" in text
+    regenerated = run_module("analysis.report", str(folder))
+    assert regenerated.returncode == 0 and regenerated.stdout.strip().endswith("REPORT.md")
+
+
+def test_compare_rejects_unknown_names(tmp_path):
+    done = run_module("runners.compare", "--cells", "lstm,cnn", "--results", str(tmp_path))
+    assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+        "error: unknown cell: cnn; choose from rnn, gru, lstm"]
