@@ -8,11 +8,22 @@ raw sqrt(v)); clipping is ``tf.clip_by_global_norm``. Variables use the
 canonical (Keras) layout, so weights load without conversion, except for the
 fused ``BlockLSTM`` formulation, which wants gates (i, c, f, o).
 
-Formulations measured on this 2-core machine (LSTM, 1 layer, 64 units,
-embedding 64, batch 128, maxlen 200, train step median ms; ``python -m
-runners.bench_tf``); the fastest correct one is the default:
+Formulations measured on this 2-core machine (1 layer, 64 units, embedding
+64, batch 64, maxlen 200; median ms per training step over 20 steps after 4
+warm-up steps, 2 threads; ``python -m runners.bench_tf --cell CELL``). All
+agree with the plain loop to 1e-6 after one Adam step; the fastest, the
+per-step loop without XLA, is the default for every cell:
 
-    FORMULATION_TIMINGS
+    formulation                        LSTM    GRU    SimpleRNN
+    while_loop, x@W per step           62.3    55.5   30.2
+    while_loop, x@W per step + XLA    108.3    88.8   77.7
+    while_loop, x@W precomputed        68.6    65.6   30.3
+    while_loop, x@W precomputed + XLA  96.7    91.3   69.7
+    tf.raw_ops.BlockLSTM (fused op)    79.5     -      -
+
+``BlockLSTMV2`` is not a candidate: its registered gradient is v1's, with a
+different gate layout, so its gradients are wrong (see
+``../shared/notes/keras-rnn-internals.md``); ``BlockLSTM`` has no XLA kernel.
 """
 
 from __future__ import annotations
@@ -50,8 +61,8 @@ def _while_loop_layer(cell, x, kernel, recurrent, bias, precompute: bool):
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if precompute:  # one big matmul for all timesteps, then only h@U inside the loop
         x = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + input_bias, (steps, batch, -1))
-    inputs = tf.TensorArray(x.dtype, size=steps).unstack(x)
-    outputs = tf.TensorArray(x.dtype, size=steps)
+    inputs = tf.TensorArray(x.dtype, size=x.shape[0] or steps).unstack(x)
+    outputs = tf.TensorArray(x.dtype, size=x.shape[0] or steps)
     zeros = tf.zeros((batch, units), x.dtype)
 
     def body(t, h, c, outputs):
@@ -60,8 +71,9 @@ def _while_loop_layer(cell, x, kernel, recurrent, bias, precompute: bool):
         h, c = _cell_step(cell, projection, h, c, recurrent, recurrent_bias)
         return t + 1, h, c, outputs.write(t, h)
 
+    # maxlen is static (input signature), which XLA needs as the loop bound.
     _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs),
-                                     parallel_iterations=32)
+                                     parallel_iterations=32, maximum_iterations=x.shape[0])
     return outputs.stack()
 
 

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from model.spec import ModelSpec, TrainSpec
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -22,13 +24,13 @@ def measure(cell: str, steps: int, warmup: int, threads: int, batch: int, maxlen
 
     import numpy as np
 
-    from model.spec import TF_FORMULATIONS, ModelSpec, TrainSpec
+    from model.spec import TF_FORMULATIONS
     from model.tf_model import TensorFlowImplementation
     from model.weights import initial_weights
     from runners import policy
 
     policy.configure("tensorflow", threads, True)
-    spec = ModelSpec(cell=cell, units=units, embedding_dim=units, maxlen=maxlen, dropout=0.0)
+    spec = ModelSpec(cell=cell, units=units, maxlen=maxlen, dropout=0.0)
     train = TrainSpec(batch_size=batch)
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, spec.vocab_size, size=(batch, maxlen), dtype=np.int32)
@@ -62,7 +64,7 @@ def bench(cell: Annotated[str, typer.Option(help="rnn, gru or lstm")] = "lstm",
           steps: Annotated[int, typer.Option(help="timed steps per candidate")] = 20,
           warmup: Annotated[int, typer.Option(help="untimed steps after the first")] = 3,
           threads: Annotated[int, typer.Option(help="intra- and inter-op threads")] = 0,
-          batch: int = 128, maxlen: int = 200, units: int = 64):
+          batch: int = TrainSpec.batch_size, maxlen: int = ModelSpec.maxlen, units: int = ModelSpec.units):
     """Median train-step time of each native TF formulation on one fixed batch."""
     from runners import policy
     from runners.cli import user_errors
