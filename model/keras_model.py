@@ -65,34 +65,44 @@ class _StepClock(keras.callbacks.Callback):
 
 
 class _KernelProbe:
-    """Counts which of the backend's RNN functions ran, by wrapping them by name."""
+    """Counts which of the backend's RNN functions ran, by wrapping them by name (once per process)."""
 
     NAMES = ("lstm", "gru", "rnn", "_fallback_lstm", "_fallback_gru", "_cudnn_lstm", "_cudnn_gru")
+    calls: dict[str, int] = {}
 
-    def __init__(self):
+    @classmethod
+    def install(cls) -> None:
         import importlib
 
-        self.calls: dict[str, int] = {}
         backend_module = importlib.import_module(f"keras.src.backend.{keras.backend.backend()}.rnn")
         for module in (importlib.import_module("keras.src.backend"), backend_module):
-            for name in self.NAMES:
-                if callable(getattr(module, name, None)):
-                    setattr(module, name, self._counting(getattr(module, name), name))
+            for name in cls.NAMES:
+                function = getattr(module, name, None)
+                if callable(function) and not getattr(function, "_counted", False):
+                    setattr(module, name, cls._counting(function, name))
 
-    def _counting(self, function, name):
-        if getattr(function, "_counted", False):
-            return function
-
+    @classmethod
+    def _counting(cls, function, name):
         def counted(*args, **kwargs):
             result = function(*args, **kwargs)  # a NotImplementedError (no fused kernel) is not counted
-            self.calls[name] = self.calls.get(name, 0) + 1
+            cls.calls[name] = cls.calls.get(name, 0) + 1
             return result
 
         counted._counted = True
         return counted
 
+    def __init__(self):
+        self.install()
+        self.start = dict(self.calls)
+
+    @property
+    def ran(self) -> dict[str, int]:
+        """Calls since this probe was made."""
+        return {name: count - self.start.get(name, 0) for name, count in self.calls.items()
+                if count > self.start.get(name, 0)}
+
     def describe(self) -> str:
-        ran = set(self.calls)
+        ran = set(self.ran)
         if ran & {"_cudnn_lstm", "_cudnn_gru"} or (keras.backend.backend() == "tensorflow" and ran & {"lstm", "gru"}):
             return "fused cuDNN kernel"
         if ran & {"_fallback_lstm", "_fallback_gru"}:
@@ -146,7 +156,7 @@ class KerasImplementation:
         return ["model.keras"]
 
     def info(self) -> dict:
-        return dict(kernel_path=self.probe.describe(), kernel_calls=dict(self.probe.calls),
+        return dict(kernel_path=self.probe.describe(), kernel_calls=self.probe.ran,
                     keras_rnn_path=self.rnn_path, use_cudnn=RNN_PATHS[self.rnn_path],
                     jit_compile=bool(self.model.jit_compile), keras_backend=keras.backend.backend(),
                     training_api="keras.Model.fit", parameter_count=int(self.model.count_params()))

@@ -22,6 +22,7 @@ import psutil
 from model.spec import ModelSpec, TrainSpec
 from runners import implementations, measure, policy, records
 from runners.environment import environment
+from runners.metrics import binary_cross_entropy, classification_metrics, sigmoid
 
 VOCABULARY_FILE = "vocabulary.json"
 WEIGHTS_FILE = "weights.npz"
@@ -115,9 +116,7 @@ def run(config: RunConfig) -> Path:
     # After training: Keras' kernel path is known only once its layers have run.
     runtime.update(impl.info(), tensorflow_imported="tensorflow" in sys.modules,
                    torch_imported="torch" in sys.modules)
-    probabilities = _sigmoid(inference.pop("logits"))
-    from runners.metrics import classification_metrics
-
+    probabilities = sigmoid(inference.pop("logits"))
     quality = classification_metrics(data.y_test, probabilities)
     files = impl.save(out)
     np.savez(out / WEIGHTS_FILE, *impl.get_weights())
@@ -165,12 +164,6 @@ def run(config: RunConfig) -> Path:
     return out
 
 
-def _sigmoid(logits):
-    from runners.metrics import sigmoid
-
-    return sigmoid(logits)
-
-
 def _progress(enabled: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
@@ -183,8 +176,6 @@ def _progress(enabled: bool):
 
 def _train(impl, data, train: TrainSpec, progress) -> dict:
     import numpy as np
-
-    from runners.metrics import binary_cross_entropy
 
     steps = len(data.y_train) // train.batch_size
     if steps < 1:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from runners.implementations import NAMES
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
@@ -75,3 +77,25 @@ def run_module(module: str, *args: str, env: dict | None = None, timeout: float 
     full_env = {**os.environ, **QUIET_ENV, **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
                           text=True, timeout=timeout, input=stdin)
+
+
+SMALL_RUN = ("--train-size", "320", "--test-size", "200", "--epochs", "2", "--batch-size", "32", "--units", "16",
+             "--embedding-dim", "16", "--maxlen", "64", "--quiet")
+
+
+def impl_args(name):
+    return ("--impl", "keras", "--backend", name.removeprefix("keras-")) if name.startswith("keras-") else ("--impl", name)
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, imdb_archive, cache_dir):
+    """One small run per implementation, with one thread: the thread policy must show in each record."""
+    folder = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name in NAMES:
+        out = folder / name
+        done = run_module("runners.train", *impl_args(name), *SMALL_RUN, "--threads", "1", "--out", str(out),
+                          env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = out
+    return runs

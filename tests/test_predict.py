@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_module
-from tests.test_train_e2e import trained_runs  # noqa: F401  (shared session fixture)
 
 REVIEWS = ["What a wonderful film, a joy from start to finish.", "Dreadful. The worst two hours of my life.",
            "It was fine, I guess."]
@@ -19,7 +18,7 @@ def predictions(run_dir, backend, *extra, stdin=None):
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def test_torch_trained_model_predicts_the_same_under_tensorflow(trained_runs):  # noqa: F811
+def test_torch_trained_model_predicts_the_same_under_tensorflow(trained_runs):
     run_dir = trained_runs["keras-torch"]
     under_torch = predictions(run_dir, "torch", *REVIEWS)
     under_tensorflow = predictions(run_dir, "tensorflow", *REVIEWS)
@@ -47,11 +46,11 @@ print(json.dumps(sigmoid(loaded.predict(data.x_test, verbose=0).reshape(-1)).tol
 
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
-def test_saved_model_reproduces_the_recorded_test_predictions(trained_runs, cache_dir, backend):  # noqa: F811
+def test_saved_model_reproduces_the_recorded_test_predictions(trained_runs, cache_dir, backend):
     """The .keras file, loaded in a new process under either backend, gives the recorded test probabilities."""
+    import os
     import subprocess
     import sys
-    import os
 
     from tests.conftest import QUIET_ENV, REPO
 
@@ -66,7 +65,7 @@ def test_saved_model_reproduces_the_recorded_test_predictions(trained_runs, cach
 
 
 @pytest.mark.parametrize("source", ["file", "stdin"])
-def test_reads_reviews_from_a_file_or_standard_input(trained_runs, tmp_path, source):  # noqa: F811
+def test_reads_reviews_from_a_file_or_standard_input(trained_runs, tmp_path, source):
     run_dir = trained_runs["keras-tensorflow"]
     if source == "file":
         file = tmp_path / "reviews.txt"
@@ -78,6 +77,6 @@ def test_reads_reviews_from_a_file_or_standard_input(trained_runs, tmp_path, sou
     assert all(0.0 <= p["probability"] <= 1.0 for p in result)
 
 
-def test_native_runs_predict_through_the_keras_definition(trained_runs):  # noqa: F811
+def test_native_runs_predict_through_the_keras_definition(trained_runs):
     result = predictions(trained_runs["torch"], "torch", *REVIEWS)
     assert len(result) == 3 and all(p["label"] in ("positive", "negative") for p in result)

@@ -8,29 +8,7 @@ from sklearn import metrics
 
 from runners import records
 from runners.implementations import NAMES
-from tests.conftest import run_module
-
-SMALL_RUN = ("--train-size", "320", "--test-size", "200", "--epochs", "2", "--batch-size", "32", "--units", "16",
-             "--embedding-dim", "16", "--maxlen", "64", "--quiet")
-
-
-def impl_args(name):
-    return ("--impl", "keras", "--backend", name.removeprefix("keras-")) if name.startswith("keras-") else ("--impl", name)
-
-
-@pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory, imdb_archive, cache_dir):
-    """One small run per implementation, with one thread: the thread policy must show in each record."""
-    folder = tmp_path_factory.mktemp("runs")
-    runs = {}
-    for name in NAMES:
-        out = folder / name
-        done = run_module("runners.train", *impl_args(name), *SMALL_RUN, "--threads", "1", "--out", str(out),
-                          env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs[name] = out
-    return runs
-
+from tests.conftest import SMALL_RUN, run_module
 
 @pytest.mark.parametrize("name", NAMES)
 def test_record_is_complete(trained_runs, name):
