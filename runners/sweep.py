@@ -28,7 +28,7 @@ from runners.implementations import NAMES
 # its per-step times predict the full sweep's duration.
 SWEEP_PROFILES: dict[str, dict] = {
     "quick": dict(implementations=NAMES, cells=CELLS, layers=(1, 2, 3), bidirectional=(False,), seeds=(0,),
-                  train_size=1280, test_size=1000, epochs=1, timeout_s=600),
+                  train_size=2560, test_size=1000, epochs=1, timeout_s=600),
     "full": dict(implementations=NAMES, cells=CELLS, layers=(1, 2, 3), bidirectional=(False, True), seeds=(0, 1, 2),
                  train_size=None, test_size=None, epochs=3, timeout_s=4 * 3600),
 }
