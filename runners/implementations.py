@@ -40,6 +40,15 @@ def check_installed(name: str) -> None:
         raise ImplementationError(f"{name} needs {', '.join(missing)}, which is not installed; run `make install`")
 
 
+def import_framework(name: str) -> None:
+    """Load everything the implementation needs (Keras with its backend chosen), so memory baselines include it."""
+    if name.startswith("keras-"):
+        os.environ["KERAS_BACKEND"] = framework_of(name)
+        import keras  # noqa: F401
+    else:
+        importlib.import_module(framework_of(name))
+
+
 def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None):
     """Build one implementation; KERAS_BACKEND is set here, before Keras is first imported."""
     variant = variant or {}

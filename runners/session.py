@@ -83,6 +83,7 @@ def run(config: RunConfig) -> Path:
     source = imdb.locate(config.data)  # a missing dataset is reported before any framework loads
     policy.check(framework, config.flush_denormal)
     policy.configure(framework, config.threads, config.flush_denormal)
+    implementations.import_framework(name)
     seed_everything(framework, train.seed)
     rss_after_imports = measure.rss_mb()
 
