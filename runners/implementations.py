@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 from model.spec import ModelSpec, TrainSpec
 
@@ -41,12 +42,23 @@ def check_installed(name: str) -> None:
 
 
 def import_framework(name: str) -> None:
-    """Load everything the implementation needs (Keras with its backend chosen), so memory baselines include it."""
+    """Load everything the implementation needs (Keras with its backend chosen), so memory baselines include it.
+
+    Native implementations run with Keras kept out of the process: TensorFlow
+    2.21 imports ``keras.src.optimizers`` on its own whenever Keras is installed,
+    which would put Keras' code and memory into "native" TensorFlow. A ``None``
+    entry in ``sys.modules`` makes any import of it fail, which TensorFlow
+    tolerates, and proves that nothing in the native path needs Keras.
+    """
     if name.startswith("keras-"):
         os.environ["KERAS_BACKEND"] = framework_of(name)
         import keras  # noqa: F401
-    else:
-        importlib.import_module(framework_of(name))
+        return
+    for blocked in ("keras", "tf_keras"):
+        if blocked in sys.modules and sys.modules[blocked] is not None:
+            raise ImplementationError(f"{blocked} was imported before the native {name} implementation")
+        sys.modules[blocked] = None
+    importlib.import_module(framework_of(name))
 
 
 def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None):

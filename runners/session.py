@@ -82,8 +82,8 @@ def run(config: RunConfig) -> Path:
 
     source = imdb.locate(config.data)  # a missing dataset is reported before any framework loads
     policy.check(framework, config.flush_denormal)
-    policy.configure(framework, config.threads, config.flush_denormal)
     implementations.import_framework(name)
+    policy.configure(framework, config.threads, config.flush_denormal)
     seed_everything(framework, train.seed)
     rss_after_imports = measure.rss_mb()
 
@@ -98,7 +98,7 @@ def run(config: RunConfig) -> Path:
     impl = implementations.create(name, spec, train, initial_weights(spec, train.seed), config.variant)
     runtime = dict(policy=policy.probe(framework), threads_requested=config.threads,
                    flush_denormal_requested=config.flush_denormal,
-                   tensorflow_imported_at_ready="tensorflow" in sys.modules)
+                   tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
     ready_s = time.time() - process_start
 
     out = Path(config.out or default_run_dir(config))
@@ -115,8 +115,8 @@ def run(config: RunConfig) -> Path:
                   inference={k: v for k, v in inference_memory.items() if k not in ("sample_interval_s",)})
 
     # After training: Keras' kernel path is known only once its layers have run.
-    runtime.update(impl.info(), tensorflow_imported="tensorflow" in sys.modules,
-                   torch_imported="torch" in sys.modules)
+    runtime.update(impl.info(), **{f"{module}_imported": sys.modules.get(module) is not None
+                                   for module in ("keras", "tensorflow", "torch")})
     probabilities = sigmoid(inference.pop("logits"))
     quality = classification_metrics(data.y_test, probabilities)
     files = impl.save(out)
