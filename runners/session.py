@@ -170,7 +170,7 @@ def _progress(enabled: bool):
                                TimeRemainingColumn)
 
     # Two refreshes a second: the display thread must not compete with a 2-core training step.
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]}  {task.fields[rate]} steps/s"), TimeElapsedColumn(),
                     TimeRemainingColumn(), refresh_per_second=2, disable=not enabled, transient=False)
 
@@ -209,8 +209,8 @@ def _train(impl, data, train: TrainSpec, progress) -> dict:
         result["samples_seen"] += len(clock.samples) * train.batch_size
         result["curves"].append(dict(epoch=epoch, train_loss=clock.losses[-1], val_loss=val_loss,
                                      val_accuracy=val_accuracy, epoch_s=epoch_s))
-        progress.update(task, description=f"epoch {epoch}/{train.epochs} val_loss {val_loss:.4f} "
-                                          f"val_acc {val_accuracy:.4f}")
+        if not progress.disable:
+            progress.console.print(f"epoch {epoch}: validation loss {val_loss:.4f}, accuracy {val_accuracy:.4f}")
         if not np.isfinite(clock.losses[-1]):
             raise FloatingPointError(f"training loss became {clock.losses[-1]} in epoch {epoch}")
         if val_loss < best["loss"]:
