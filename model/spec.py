@@ -9,6 +9,8 @@ MAX_LAYERS = 4
 # Implementation variants, named here so that options can be checked before any framework loads.
 KERAS_RNN_PATHS = ("generic", "auto")
 TF_FORMULATIONS = ("loop", "precomputed", "block")
+# The fastest correct native TF formulation per cell, measured here (table in model/tf_model.py).
+TF_FASTEST = {"lstm": "loop", "gru": "loop", "rnn": "precomputed"}
 
 
 class SpecError(ValueError):
@@ -109,5 +111,5 @@ def train_spec_from_dict(data: dict) -> TrainSpec:
     return TrainSpec(**{f.name: data[f.name] for f in fields(TrainSpec) if f.name in data})
 
 
-__all__ = ["CELLS", "KERAS_RNN_PATHS", "TF_FORMULATIONS", "ModelSpec", "TrainSpec", "SpecError", "PROFILES", "make_specs", "asdict", "replace",
+__all__ = ["CELLS", "KERAS_RNN_PATHS", "TF_FORMULATIONS", "TF_FASTEST", "ModelSpec", "TrainSpec", "SpecError", "PROFILES", "make_specs", "asdict", "replace",
            "spec_from_dict", "train_spec_from_dict"]

@@ -11,15 +11,19 @@ fused ``BlockLSTM`` formulation, which wants gates (i, c, f, o).
 Formulations measured on this 2-core machine (1 layer, 64 units, embedding
 64, batch 64, maxlen 200; median ms per training step over 20 steps after 4
 warm-up steps, 2 threads; ``python -m runners.bench_tf --cell CELL``). All
-agree with the plain loop to 1e-6 after one Adam step; the fastest, the
-per-step loop without XLA, is the default for every cell:
+agree with the plain loop to 1e-6 after one Adam step; the fastest per cell
+(``TF_FASTEST`` in ``model/spec.py``) is the default:
 
     formulation                        LSTM    GRU    SimpleRNN
-    while_loop, x@W per step           62.3    55.5   30.2
-    while_loop, x@W per step + XLA    108.3    88.8   77.7
-    while_loop, x@W precomputed        68.6    65.6   30.3
-    while_loop, x@W precomputed + XLA  96.7    91.3   69.7
-    tf.raw_ops.BlockLSTM (fused op)    79.5     -      -
+    while_loop, x@W per step           46.8    49.1   29.5 (29.0 on a 30-step rerun)
+    while_loop, x@W per step + XLA    110.1    87.6   78.7
+    while_loop, x@W precomputed        60.7    61.5   26.1 (26.4)
+    while_loop, x@W precomputed + XLA  97.9    94.7   71.5
+    tf.raw_ops.BlockLSTM (fused op)    75.8     -      -
+
+The step functions are traced per concrete batch shape: with a
+``(None, maxlen)`` input signature the same LSTM step took 62.7 ms instead of
+48.4 ms.
 
 ``BlockLSTMV2`` is not a candidate: its registered gradient is v1's, with a
 different gate layout, so its gradients are wrong (see
@@ -33,10 +37,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from model.spec import TF_FASTEST, ModelSpec, TrainSpec
 from model.spec import TF_FORMULATIONS as FORMULATIONS
-from model.spec import ModelSpec, TrainSpec
-
-DEFAULT_FORMULATION = "loop"
 
 
 def _cell_step(cell: str, x_projection, h, c, recurrent, recurrent_bias):
@@ -95,8 +97,9 @@ def _block_lstm_layer(x, kernel, recurrent, bias):
 class SentimentRNN(tf.Module):
     """Embedding -> recurrent stack -> max over time -> dropout -> logit, on canonical weights."""
 
-    def __init__(self, spec: ModelSpec, weights: list[np.ndarray], formulation: str = DEFAULT_FORMULATION):
+    def __init__(self, spec: ModelSpec, weights: list[np.ndarray], formulation: str | None = None):
         super().__init__(name=f"imdb_{spec.cell}")
+        formulation = formulation or TF_FASTEST[spec.cell]
         if formulation not in FORMULATIONS:
             raise ValueError(f"unknown formulation {formulation!r}; choose one of {', '.join(FORMULATIONS)}")
         if formulation == "block" and spec.cell != "lstm":
@@ -133,18 +136,18 @@ class TensorFlowImplementation:
     framework = "tensorflow"
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray],
-                 formulation: str = DEFAULT_FORMULATION, jit_compile: bool = False):
+                 formulation: str | None = None, jit_compile: bool = False):
         self.spec, self.train, self.jit_compile = spec, train, jit_compile
         self.network = SentimentRNN(spec, weights, formulation)
         variables = self.network.weights
         self.momentums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
         self.velocities = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        tokens = tf.TensorSpec((None, spec.maxlen), tf.int32)
-        self._train_step = tf.function(self._train_step_eager, jit_compile=jit_compile,
-                                       input_signature=[tokens, tf.TensorSpec((None,), tf.float32)])
-        self._predict = tf.function(lambda t: self.network(t, training=False), jit_compile=jit_compile,
-                                    input_signature=[tokens])
+        # Traced per concrete batch shape, not for a (None, maxlen) signature: the shape-polymorphic
+        # graph measured 62.7 ms per LSTM step against 48.4 ms with the batch size known (batch 64).
+        # Training batches all have one shape (the last partial batch is dropped), so it traces once.
+        self._train_step = tf.function(self._train_step_eager, jit_compile=jit_compile)
+        self._predict = tf.function(lambda t: self.network(t, training=False), jit_compile=jit_compile)
 
     def _train_step_eager(self, tokens, labels):
         train, variables = self.train, self.network.weights
@@ -165,13 +168,13 @@ class TensorFlowImplementation:
         return loss
 
     def train_step(self, tokens: np.ndarray, labels: np.ndarray):
-        return self._train_step(tokens, labels)
+        return self._train_step(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels))
 
     def train_epoch(self, x: np.ndarray, y: np.ndarray, clock) -> None:
         batch, total = self.train.batch_size, 0.0
         for step in range(len(x) // batch):
             clock.begin()
-            loss = self._train_step(x[step * batch:(step + 1) * batch], y[step * batch:(step + 1) * batch])
+            loss = self.train_step(x[step * batch:(step + 1) * batch], y[step * batch:(step + 1) * batch])
             total += float(loss)
             clock.end(total / (step + 1))
 
@@ -180,7 +183,7 @@ class TensorFlowImplementation:
         for start in range(0, len(x), batch):
             if clock:
                 clock.begin()
-            out.append(self._predict(x[start:start + batch]).numpy())
+            out.append(self._predict(tf.convert_to_tensor(x[start:start + batch])).numpy())
             if clock:
                 clock.end()
         return np.concatenate(out).astype(np.float32)

@@ -43,7 +43,7 @@ def train(
     threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
     flush_denormal: Annotated[bool, typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (TensorFlow always does)")] = True,
     keras_rnn: Annotated[str, typer.Option(help="Keras RNN path: generic (use_cudnn=False, fastest on CPU) or auto (Keras' default)")] = "generic",
-    tf_formulation: Annotated[str, typer.Option(help="native TensorFlow cell: loop, precomputed or block (LSTM only)")] = "loop",
+    tf_formulation: Annotated[str, typer.Option(help="native TensorFlow cell: fastest (measured per cell), loop, precomputed or block (LSTM only)")] = "fastest",
     xla: Annotated[bool, typer.Option(help="native TensorFlow only: compile the step with XLA")] = False,
     data: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz, the labelled archive, or an aclImdb/ folder (default: $IMDB_DATA, then usual places)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder to create (default: runs/<time>-<impl>-<cell><layers>)")] = None,
@@ -76,7 +76,8 @@ def train(
 
 
 def _variant(name: str, keras_rnn: str, tf_formulation: str, xla: bool, cell: str) -> dict:
-    from model.spec import KERAS_RNN_PATHS, TF_FORMULATIONS as FORMULATIONS
+    from model.spec import KERAS_RNN_PATHS, TF_FASTEST
+    from model.spec import TF_FORMULATIONS as FORMULATIONS
 
     if xla and name != "tensorflow":
         fail("--xla applies only to --impl tensorflow (Keras runs use jit_compile=False, see README)")
@@ -85,8 +86,10 @@ def _variant(name: str, keras_rnn: str, tf_formulation: str, xla: bool, cell: st
             fail(f"unknown --keras-rnn {keras_rnn!r}; choose one of {', '.join(KERAS_RNN_PATHS)}")
         return {"rnn_path": keras_rnn}
     if name == "tensorflow":
+        if tf_formulation == "fastest":
+            tf_formulation = TF_FASTEST[cell]
         if tf_formulation not in FORMULATIONS:
-            fail(f"unknown --tf-formulation {tf_formulation!r}; choose one of {', '.join(FORMULATIONS)}")
+            fail(f"unknown --tf-formulation {tf_formulation!r}; choose fastest or one of {', '.join(FORMULATIONS)}")
         if tf_formulation == "block" and cell != "lstm":
             fail("--tf-formulation block exists only for --cell lstm")
         return {"formulation": tf_formulation, "jit_compile": xla}
