@@ -40,7 +40,6 @@ class RunConfig:
     out: Path | None = None
     variant: dict = field(default_factory=dict)
     progress: bool = True
-    reviews_per_class: int | None = 12_500
 
 
 def batch_order(seed: int, epoch: int, n: int):
@@ -92,8 +91,7 @@ def run(config: RunConfig) -> Path:
     from model import preprocess
     from model.weights import initial_weights
 
-    prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train.val_fraction, train.seed,
-                                  reviews_per_class=config.reviews_per_class)
+    prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train.val_fraction, train.seed)
     data = prepared.subset(train.train_size, train.test_size, train.seed)
     impl = implementations.create(name, spec, train, initial_weights(spec, train.seed), config.variant)
     runtime = dict(policy=policy.probe(framework), threads_requested=config.threads,

@@ -12,17 +12,7 @@ import numpy as np
 from model.spec import ModelSpec, TrainSpec
 from model.weights import initial_weights
 from runners import implementations
-
-
-class _Clock:
-    def __init__(self):
-        self.losses = []
-
-    def begin(self):
-        pass
-
-    def end(self, loss=None):
-        self.losses.append(loss)
+from runners.measure import StepClock
 
 
 def fixed_batch(spec: ModelSpec, size: int = 16):
@@ -45,7 +35,7 @@ def main(name: str, specs_json: str, out: str) -> None:
             continue
         tokens, labels = fixed_batch(spec)
         results[f"{key}/logits"] = impl.predict_logits(tokens)
-        clock = _Clock()
+        clock = StepClock()
         impl.train_epoch(tokens, labels, clock)
         results[f"{key}/loss"] = np.float64(clock.losses[0])
         for i, weight in enumerate(impl.get_weights()):
