@@ -22,5 +22,8 @@ train: install
 compare: install
 	$(PY) -m runners.compare --profile $(PROFILE)
 
+report: install
+	$(PY) -m analysis.report results/$(PROFILE)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

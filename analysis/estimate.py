@@ -19,28 +19,37 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from analysis.load import AnalysisError, load
+from analysis.load import load
+from model.errors import fail, user_errors
+from model.imdb import LABELS, REVIEWS_PER_CLASS
+from model.plan import PROFILES, Profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-FULL_TRAIN, FULL_VAL, FULL_TEST = 22_500, 2_500, 25_000
+
+def split_sizes(val_fraction: float) -> tuple[int, int, int]:
+    """Training, validation and test reviews of a run on all the data (22,500 / 2,500 / 25,000)."""
+    per_split = REVIEWS_PER_CLASS * len(LABELS)
+    validation = round(per_split * val_fraction)
+    return per_split - validation, validation, per_split
 
 
-def full_duration(runs: pd.DataFrame, full: dict, batch_size: int) -> pd.DataFrame:
+def full_duration(runs: pd.DataFrame, full: Profile) -> pd.DataFrame:
     """Estimated seconds per full-profile run, one row per (implementation, cell, layers, bidirectional)."""
+    _, train = full.specs()
+    full_train, full_val, full_test = split_sizes(train.val_fraction)
     finished = runs[runs["status"] == "ok"]
     per_config = finished.groupby(["implementation", "cell", "layers"]).median(numeric_only=True)
     rows = []
     for (implementation, cell, layers), measured in per_config.iterrows():
-        if implementation not in full["implementations"] or cell not in full["cells"] or layers not in full["layers"]:
+        if implementation not in full.implementations or cell not in full.cells or layers not in full.layers:
             continue
-        for bidirectional in full["bidirectional"]:
+        for bidirectional in full.bidirectional:
             factor = 2.0 if bidirectional else 1.0
-            train_s = full["epochs"] * (FULL_TRAIN // batch_size) * measured["steady_ms"] / 1e3 * factor
-            inference_s = (full["epochs"] * FULL_VAL + FULL_TEST) / measured["inference_per_s"] * factor
+            train_s = train.epochs * (full_train // train.batch_size) * measured["run_step_ms"] / 1e3 * factor
+            inference_s = (train.epochs * full_val + full_test) / measured["inference_per_s"] * factor
             rows.append(dict(implementation=implementation, cell=cell, layers=layers, bidirectional=bidirectional,
-                             seconds_per_run=measured["ready_s"] + train_s + inference_s,
-                             runs=len(full["seeds"])))
+                             seconds_per_run=measured["ready_s"] + train_s + inference_s, runs=len(full.seeds)))
     table = pd.DataFrame(rows)
     if not table.empty:
         table["seconds"] = table["seconds_per_run"] * table["runs"]
@@ -50,15 +59,9 @@ def full_duration(runs: pd.DataFrame, full: dict, batch_size: int) -> pd.DataFra
 @app.command()
 def main(results: Annotated[Path, typer.Argument(help="a quick sweep's results folder")]):
     """Estimate the full profile's duration from a quick sweep's records."""
-    from model.spec import TrainSpec
-    from runners.cli import fail
-    from runners.sweep import SWEEP_PROFILES
-
-    try:
+    with user_errors():
         runs, _, _, _ = load(results)
-    except AnalysisError as error:
-        fail(str(error))
-    table = full_duration(runs, SWEEP_PROFILES["full"], TrainSpec().batch_size)
+    table = full_duration(runs, PROFILES["full"])
     if table.empty:
         fail(f"{results} has no finished runs matching the full grid")
     by_implementation = table.groupby("implementation")["seconds"].sum() / 3600

@@ -10,13 +10,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.load import IMPLEMENTATION_ORDER, KEYS  # noqa: E402
+from analysis.load import KEYS  # noqa: E402
+from model.implementations import NAMES  # noqa: E402
 
-COLOURS = dict(zip(IMPLEMENTATION_ORDER, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c")))
+COLOURS = dict(zip(NAMES, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c")))
 
 
 def _implementations(table):
-    return [name for name in IMPLEMENTATION_ORDER if name in set(table["implementation"])]
+    return [name for name in NAMES if name in set(table["implementation"])]
 
 
 def step_time_vs_depth(table: pd.DataFrame):

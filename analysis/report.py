@@ -13,7 +13,9 @@ import pandas as pd
 import typer
 
 from analysis import plots, tables
-from analysis.load import IMPLEMENTATION_ORDER, AnalysisError, load
+from analysis.load import AnalysisError, load
+from model.errors import user_errors
+from model.implementations import NAMES, get, native_of
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -59,8 +61,9 @@ def overhead_sentences(overhead: pd.DataFrame, table: pd.DataFrame) -> list[str]
         slower = group[group["low"] > 1.0]
         faster = group[group["high"] < 1.0]
         tied = len(group) - len(slower) - len(faster)
-        paths = table[table["implementation"] == f"keras-{backend}"]["kernel_path"].unique()
-        native_paths = table[table["implementation"] == backend]["kernel_path"].unique()
+        keras_name = next(name for name in NAMES if get(name).keras_backend == backend)
+        paths = table[table["implementation"] == keras_name]["kernel_path"].unique()
+        native_paths = table[table["implementation"] == native_of(keras_name)]["kernel_path"].unique()
         sentences.append(
             f"- Keras on {backend}: median overhead {group['overhead'].median():.2f}x over native {backend} "
             f"(range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} configurations; "
@@ -75,7 +78,7 @@ def depth_sentences(depth: pd.DataFrame) -> list[str]:
         return ["- Only one depth was run; no depth scaling to report."]
     deepest = growth[-1]
     sentences = []
-    for name in [n for n in IMPLEMENTATION_ORDER if n in set(depth["implementation"])]:
+    for name in [n for n in NAMES if n in set(depth["implementation"])]:
         rows = depth[depth["implementation"] == name]
         values = ", ".join(f"{_cell_name(r['cell'])} {r[deepest]:.2f}x" for _, r in rows.iterrows())
         sentences.append(f"- {name}: {deepest.split('x')[0]} layers cost {values} the one-layer step time.")
@@ -84,7 +87,7 @@ def depth_sentences(depth: pd.DataFrame) -> list[str]:
 
 def memory_sentences(table: pd.DataFrame) -> list[str]:
     sentences = []
-    for name in [n for n in IMPLEMENTATION_ORDER if n in set(table["implementation"])]:
+    for name in [n for n in NAMES if n in set(table["implementation"])]:
         rows = table[table["implementation"] == name]
         sentences.append(f"- {name}: peak RSS above its post-build baseline {rows['peak_above_mb'].median():.0f} MB "
                          f"median (range {rows['peak_above_mb'].min():.0f}-{rows['peak_above_mb'].max():.0f} MB); "
@@ -100,7 +103,7 @@ def accuracy_sentences(parity: pd.DataFrame, baseline: dict | None, runs: pd.Dat
                  "All four start from identical weights and see identical batches; what remains is floating-point "
                  "order and dropout randomness, which differ by framework."]
     if baseline:
-        columns = [c for c in IMPLEMENTATION_ORDER if c in parity.columns]
+        columns = [c for c in NAMES if c in parity.columns]
         best = parity[columns].max().max()
         beating = int(parity[columns].gt(baseline["metrics"]["accuracy"]).sum().sum())
         total = int(parity[columns].notna().sum().sum())
@@ -143,16 +146,17 @@ def generate(results: Path) -> Path:
 def render(results, runs, samples, summary, overhead, depth, parity, baseline, manifest) -> str:
     finished = runs[runs["status"] == "ok"]
     failed = runs[runs["status"] != "ok"]
-    profile = (manifest or {}).get("profile", "unknown")
-    settings = (manifest or {}).get("settings", {})
+    profile = (manifest or {}).get("profile") or {}
+    profile = {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan
+    epochs = sorted(finished["epochs_run"].unique().tolist()) if "epochs_run" in finished else "?"
     n_train, n_test = int(finished["n_train"].iloc[0]), int(finished["n_test"].iloc[0])
     lines = [f"# rnnbench report: {results.name}", ""]
     if n_train < 20_000:
         lines += [f"> **Quick profile**: {n_train} training and {n_test} test reviews, "
-                  f"{settings.get('epochs', '?')} epoch(s) per run. It shows the *shape* of the speed and memory "
+                  f"{'/'.join(map(str, epochs))} epoch(s) per run. It shows the *shape* of the speed and memory "
                   "results; its accuracies are far from converged and say nothing about final quality. "
                   "Use `make compare PROFILE=full` for the study.", ""]
-    lines += [f"{len(finished)} finished runs, {len(failed)} failed; profile `{profile}`; "
+    lines += [f"{len(finished)} finished runs, {len(failed)} failed; profile `{profile.get('name', 'unknown')}`; "
               f"threads {sorted(finished['threads'].unique().tolist())}, flush-to-zero "
               f"{sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA {sorted(finished['jit_compile'].unique().tolist())}.",
               "", "## Findings", "", "**Fastest implementation per cell and depth** (median steady training step; "
@@ -185,7 +189,7 @@ def render(results, runs, samples, summary, overhead, depth, parity, baseline, m
               "![accuracy vs training time](accuracy_vs_training_time.png)", "", "![peak memory](peak_memory.png)",
               "", "![step-time distributions](step_time_distributions.png)", "",
               "## Kernel paths", ""]
-    for name in [n for n in IMPLEMENTATION_ORDER if n in set(summary["implementation"])]:
+    for name in [n for n in NAMES if n in set(summary["implementation"])]:
         for path in summary[summary["implementation"] == name]["kernel_path"].unique():
             lines.append(f"- {name}: {path}")
     lines += ["", "## Environment and command", ""]
@@ -197,7 +201,7 @@ def render(results, runs, samples, summary, overhead, depth, parity, baseline, m
                   f"- OS: {environment['os']}; Python {environment['python']}",
                   f"- Packages: {packages}",
                   f"- Git commit: {environment['git']['commit']} (dirty: {environment['git']['dirty']})",
-                  f"- Sweep settings: `{settings}`"]
+                  f"- Sweep profile: `{profile}`; threads {manifest.get('threads')}"]
         lines += [f"- Command ({session['started']}): `{' '.join(session['command'])}`" for session in manifest["sessions"]]
     lines += ["", "Tables as CSV and Markdown: `tables/`. Raw per-step samples: each run's `record.json`.", ""]
     return "\n".join(lines)
@@ -206,12 +210,8 @@ def render(results, runs, samples, summary, overhead, depth, parity, baseline, m
 @app.command()
 def main(results: Annotated[Path, typer.Argument(help="a results folder written by runners.compare")]):
     """Regenerate REPORT.md, tables/ and the plots from the run records in RESULTS."""
-    from runners.cli import fail
-
-    try:
+    with user_errors():
         typer.echo(generate(results))
-    except AnalysisError as error:
-        fail(str(error))
 
 
 if __name__ == "__main__":

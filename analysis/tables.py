@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.load import IMPLEMENTATION_ORDER, KEYS
+from analysis.load import KEYS
+from model.implementations import NAMES, get, native_of
 
 REFERENCE = "torch"
 CONFIDENCE = 0.95
@@ -65,7 +66,7 @@ def summary(runs: pd.DataFrame, samples: dict[str, np.ndarray]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["order"] = table["implementation"].map({n: i for i, n in enumerate(IMPLEMENTATION_ORDER)})
+    table["order"] = table["implementation"].map({n: i for i, n in enumerate(NAMES)})
     return table.sort_values(["cell", "bidirectional", "layers", "order"]).drop(columns="order").reset_index(drop=True)
 
 
@@ -74,13 +75,11 @@ def overhead(runs: pd.DataFrame, samples: dict[str, np.ndarray]) -> pd.DataFrame
     pooled = pooled_samples(runs[runs["status"] == "ok"], samples)
     rows = []
     for (implementation, cell, layers, bidirectional), steps in pooled.items():
-        if not implementation.startswith("keras-"):
-            continue
-        native = pooled.get((implementation.removeprefix("keras-"), cell, layers, bidirectional))
+        native = pooled.get((native_of(implementation), cell, layers, bidirectional))
         if native is None:
             continue
         ratio, low, high = ratio_interval(steps, native)
-        rows.append(dict(backend=implementation.removeprefix("keras-"), cell=cell, layers=layers,
+        rows.append(dict(backend=get(implementation).keras_backend, cell=cell, layers=layers,
                          bidirectional=bidirectional, keras_ms=float(np.median(steps)),
                          native_ms=float(np.median(native)), overhead=ratio, low=low, high=high))
     return pd.DataFrame(rows).sort_values(["backend", "cell", "bidirectional", "layers"]).reset_index(drop=True) \
@@ -100,13 +99,13 @@ def depth_scaling(table: pd.DataFrame) -> pd.DataFrame:
 def accuracy_parity(table: pd.DataFrame, baseline: dict | None) -> pd.DataFrame:
     """Test accuracy of the four side by side per configuration, their spread, and the linear baseline."""
     wide = table.pivot_table(index=["cell", "layers", "bidirectional"], columns="implementation", values="accuracy")
-    wide = wide[[name for name in IMPLEMENTATION_ORDER if name in wide.columns]]
+    wide = wide[[name for name in NAMES if name in wide.columns]]
     wide["spread_points"] = (wide.max(axis=1) - wide.min(axis=1)) * 100
     if baseline:
         wide["tfidf_baseline"] = baseline["metrics"]["accuracy"]
-        wide["beats_baseline"] = wide[[c for c in IMPLEMENTATION_ORDER if c in wide.columns]].gt(
+        wide["beats_baseline"] = wide[[c for c in NAMES if c in wide.columns]].gt(
             baseline["metrics"]["accuracy"]).sum(axis=1).astype(str) + " of " + str(
-            len([c for c in IMPLEMENTATION_ORDER if c in wide.columns]))
+            len([c for c in NAMES if c in wide.columns]))
     return wide.reset_index()
 
 

@@ -21,6 +21,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.errors import UserError
+
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_NAMES = ("aclImdb_v1.tar.gz", "aclImdb_v1_labeled.tar.gz")
 REVIEWS_PER_CLASS = 12_500  # per split, in the official release
@@ -30,7 +32,7 @@ LABELS = {"neg": 0, "pos": 1}
 _REVIEW = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """The data could not be found or is not the complete dataset."""
 
 

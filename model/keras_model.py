@@ -1,6 +1,7 @@
 """The one Keras 3 model definition, and its training through ``fit``; runs unchanged on any backend.
 
-``KERAS_BACKEND`` must be set before this module is imported (the runners do it).
+``KERAS_BACKEND`` must be set before this module is imported
+(``model.implementations.import_framework`` does it).
 """
 
 from __future__ import annotations
@@ -44,24 +45,29 @@ def build_model(spec: ModelSpec, rnn_path: str = "generic") -> keras.Model:
     return keras.Model(tokens, logit, name=f"imdb_{spec.cell}")
 
 
-class _StepClock(keras.callbacks.Callback):
-    """Hands each training or prediction batch's boundaries to the runner's clock."""
+class _StepReporter(keras.callbacks.Callback):
+    """Hands each training or prediction batch's boundaries (and training loss) to the runner's loop."""
 
-    def __init__(self, clock):
+    def __init__(self, steps=None, clock=None):
         super().__init__()
-        self.clock = clock
+        self.steps, self.clock = steps, clock
+        self.previous_mean = 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.clock.begin()
+        self.steps.begin()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.clock.end(float(logs["loss"]))  # Keras reports the running mean over the epoch
+        # Keras reports the running mean over the epoch; every batch has the same size, so the
+        # batch's own loss is n * mean_n - (n - 1) * mean_(n-1). float() waits for the step to finish.
+        mean = float(logs["loss"])
+        loss, self.previous_mean = (batch + 1) * mean - batch * self.previous_mean, mean
+        self.steps.end(loss)
 
     def on_predict_batch_begin(self, batch, logs=None):
-        self.clock.begin()
+        self.clock.start()
 
     def on_predict_batch_end(self, batch, logs=None):
-        self.clock.end()
+        self.clock.stop()
 
 
 class _KernelProbe:
@@ -117,6 +123,8 @@ class _KernelProbe:
 class KerasImplementation:
     """Keras' own training path: compile + fit, on whichever backend Keras was imported with."""
 
+    drives_own_loop = True  # fit() and predict() run the batches; runners.loop only listens
+
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic"):
         self.spec, self.train, self.rnn_path = spec, train, rnn_path
         self.probe = _KernelProbe()
@@ -130,19 +138,14 @@ class KerasImplementation:
             jit_compile=False,  # XLA / torch.compile measured slower for these RNNs on the CPU
         )
 
-    @property
-    def framework(self) -> str:
-        return keras.backend.backend()
+    def fit_epoch(self, x: np.ndarray, y: np.ndarray, steps) -> None:
+        """One pass over x in its given order (whole batches only), reporting each step to ``steps``."""
+        self.model.fit(x, y, batch_size=self.train.batch_size, epochs=1, shuffle=False, verbose=0,
+                       callbacks=[_StepReporter(steps=steps)])
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, clock) -> None:
-        """One pass over x in its given order; the last partial batch is dropped, as in every implementation."""
-        usable = len(x) // self.train.batch_size * self.train.batch_size
-        self.model.fit(x[:usable], y[:usable], batch_size=self.train.batch_size, epochs=1, shuffle=False,
-                       verbose=0, callbacks=[_StepClock(clock)])
-
-    def predict_logits(self, x: np.ndarray, clock=None) -> np.ndarray:
-        callbacks = [_StepClock(clock)] if clock else []
-        logits = self.model.predict(x, batch_size=self.train.eval_batch_size, verbose=0, callbacks=callbacks)
+    def predict(self, x: np.ndarray, batch_size: int, clock=None) -> np.ndarray:
+        callbacks = [_StepReporter(clock=clock)] if clock else []
+        logits = self.model.predict(x, batch_size=batch_size, verbose=0, callbacks=callbacks)
         return np.asarray(logits, dtype=np.float32).reshape(-1)
 
     def get_weights(self) -> list[np.ndarray]:

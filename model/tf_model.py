@@ -133,7 +133,6 @@ class SentimentRNN(tf.Module):
 class TensorFlowImplementation:
     """Native TensorFlow: one compiled train step, Adam by ``ResourceApplyAdam``."""
 
-    framework = "tensorflow"
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray],
                  formulation: str | None = None, jit_compile: bool = False):
@@ -167,26 +166,12 @@ class TensorFlowImplementation:
                                          beta2=train.beta_2, epsilon=train.epsilon, grad=gradient)
         return loss
 
-    def train_step(self, tokens: np.ndarray, labels: np.ndarray):
+    def train_step(self, tokens: np.ndarray, labels: np.ndarray) -> tf.Tensor:
+        """One Adam step on one batch; returns the loss (a scalar tensor, not yet read)."""
         return self._train_step(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels))
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, clock) -> None:
-        batch, total = self.train.batch_size, 0.0
-        for step in range(len(x) // batch):
-            clock.begin()
-            loss = self.train_step(x[step * batch:(step + 1) * batch], y[step * batch:(step + 1) * batch])
-            total += float(loss)
-            clock.end(total / (step + 1))
-
-    def predict_logits(self, x: np.ndarray, clock=None) -> np.ndarray:
-        batch, out = self.train.eval_batch_size, []
-        for start in range(0, len(x), batch):
-            if clock:
-                clock.begin()
-            out.append(self._predict(tf.convert_to_tensor(x[start:start + batch])).numpy())
-            if clock:
-                clock.end()
-        return np.concatenate(out).astype(np.float32)
+    def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
+        return self._predict(tf.convert_to_tensor(tokens)).numpy()
 
     def get_weights(self) -> list[np.ndarray]:
         return [v.numpy().copy() for v in self.network.weights]

@@ -110,7 +110,6 @@ def canonical_weights(module: SentimentRNN) -> list[np.ndarray]:
 class TorchImplementation:
     """Native PyTorch: eager ``nn.Module``, ``torch.optim.Adam``, global-norm gradient clipping."""
 
-    framework = "torch"
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray]):
         self.spec, self.train = spec, train
@@ -122,38 +121,23 @@ class TorchImplementation:
         self.loss_function = nn.BCEWithLogitsLoss()
         self.steps = 0
 
-    def train_step(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def train_step(self, tokens: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+        """One Adam step on one batch; returns the loss (a 0-d tensor, not yet read)."""
+        self.module.train()
         self.steps += 1
         # Keras' epsilon placement (see module docstring), set for this step.
         self.optimizer.param_groups[0]["eps"] = self.train.epsilon / (1 - self.train.beta_2 ** self.steps) ** 0.5
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_function(self.module(tokens), labels)
+        loss = self.loss_function(self.module(torch.from_numpy(tokens)), torch.from_numpy(labels))
         loss.backward()
         nn.utils.clip_grad_norm_(self.parameters, self.train.clip_global_norm)
         self.optimizer.step()
         return loss.detach()
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, clock) -> None:
-        self.module.train()
-        tokens, labels = torch.from_numpy(x), torch.from_numpy(y)
-        batch, total = self.train.batch_size, 0.0
-        for step in range(len(x) // batch):
-            clock.begin()
-            loss = self.train_step(tokens[step * batch:(step + 1) * batch], labels[step * batch:(step + 1) * batch])
-            total += loss.item()
-            clock.end(total / (step + 1))  # running mean, as Keras reports it
-
     @torch.inference_mode()
-    def predict_logits(self, x: np.ndarray, clock=None) -> np.ndarray:
+    def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
         self.module.eval()
-        tokens, batch, out = torch.from_numpy(x), self.train.eval_batch_size, []
-        for start in range(0, len(x), batch):
-            if clock:
-                clock.begin()
-            out.append(self.module(tokens[start:start + batch]).numpy())
-            if clock:
-                clock.end()
-        return np.concatenate(out).astype(np.float32)
+        return self.module(torch.from_numpy(tokens)).numpy()
 
     def get_weights(self) -> list[np.ndarray]:
         return canonical_weights(self.module)

@@ -28,6 +28,7 @@ def measure(cell: str, steps: int, warmup: int, threads: int, batch: int, maxlen
     from model.tf_model import TensorFlowImplementation
     from model.weights import initial_weights
     from runners import policy
+    from runners.measure import StepClock, summarize_ms
 
     policy.configure("tensorflow", threads, True)
     spec = ModelSpec(cell=cell, units=units, maxlen=maxlen, dropout=0.0)
@@ -47,15 +48,14 @@ def measure(cell: str, steps: int, warmup: int, threads: int, batch: int, maxlen
             after_one = impl.get_weights()
             reference = reference or after_one
             error = max(float(np.abs(a - b).max()) for a, b in zip(after_one, reference))
-            samples = []
-            for step in range(warmup + steps):
-                start = time.perf_counter()
-                impl.train_step(tokens, labels).numpy()
-                if step >= warmup:
-                    samples.append(time.perf_counter() - start)
-            q1, median, q3 = np.percentile(np.array(samples) * 1e3, [25, 50, 75])
-            rows.append(dict(formulation=formulation, xla=xla, median_ms=median, iqr_ms=q3 - q1, first_step_s=first,
-                             max_weight_error=error, correct=error < 1e-4))
+            clock = StepClock()
+            for _ in range(warmup + steps):
+                clock.start()
+                impl.train_step(tokens, labels).numpy()  # .numpy() waits for the step to finish
+                clock.stop()
+            summary = summarize_ms(clock.samples[warmup:])
+            rows.append(dict(formulation=formulation, xla=xla, median_ms=summary["median"], iqr_ms=summary["iqr"],
+                             first_step_s=first, max_weight_error=error, correct=error < 1e-4))
     return rows
 
 
@@ -66,8 +66,8 @@ def bench(cell: Annotated[str, typer.Option(help="rnn, gru or lstm")] = "lstm",
           threads: Annotated[int, typer.Option(help="intra- and inter-op threads")] = 0,
           batch: int = TrainSpec.batch_size, maxlen: int = ModelSpec.maxlen, units: int = ModelSpec.units):
     """Median train-step time of each native TF formulation on one fixed batch."""
+    from model.errors import user_errors
     from runners import policy
-    from runners.cli import user_errors
 
     with user_errors():
         threads = threads or policy.default_threads()

@@ -2,6 +2,7 @@
 
     python -m runners.compare                  # quick profile, results/quick/
     python -m runners.compare --profile full   # the full study (see README for its duration)
+    python -m runners.train --profile quick    # one run with the quick profile's settings
     python -m analysis.report results/quick    # regenerate tables and plots from the records
 """
 
@@ -13,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from runners.cli import fail, user_errors
+from model.errors import fail, user_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -30,10 +31,10 @@ def _names(text: Optional[str], allowed, kind: str, convert=str):
 
 @app.command()
 def compare(
-    profile: Annotated[str, typer.Option(help="quick (subset of the data, minutes) or full (all 25k/25k, hours)")] = "quick",
+    profile: Annotated[str, typer.Option(help="quick (subset of the data, minutes), full (all 25k/25k, hours) or published")] = "quick",
     name: Annotated[Optional[str], typer.Option(help="results folder name under --results (default: the profile)")] = None,
     results: Annotated[Path, typer.Option(help="where result folders go")] = Path("results"),
-    implementations: Annotated[Optional[str], typer.Option(help="comma-separated subset of keras-torch,keras-tensorflow,torch,tensorflow")] = None,
+    implementations: Annotated[Optional[str], typer.Option(help="comma-separated subset of the implementations (default: the profile's)")] = None,
     cells: Annotated[Optional[str], typer.Option(help="comma-separated subset of rnn,gru,lstm")] = None,
     layers: Annotated[Optional[str], typer.Option(help="comma-separated depths, e.g. 1,2,3")] = None,
     bidirectional: Annotated[Optional[str], typer.Option(help="comma-separated: false,true")] = None,
@@ -49,27 +50,28 @@ def compare(
 ):
     """Train every configuration of the grid in its own process, then write the report."""
     with user_errors():
-        from model.spec import CELLS
-        from runners.implementations import NAMES
-        from runners.sweep import SWEEP_PROFILES, sweep
+        from model.implementations import NAMES
+        from model.plan import get_profile
+        from model.spec import CELLS, MAX_LAYERS
+        from runners import policy
+        from runners.sweep import sweep
 
-        if profile not in SWEEP_PROFILES:
-            fail(f"unknown profile {profile!r}; choose one of {', '.join(SWEEP_PROFILES)}")
-        settings = dict(SWEEP_PROFILES[profile])
-        overrides = dict(
+        if repeats is not None and repeats < 1:
+            fail("--repeats must be at least 1")
+        if threads is not None and threads < 1:
+            fail(f"--threads must be at least 1, got {threads}")
+        chosen = get_profile(profile).narrowed(
             implementations=_names(implementations, NAMES, "implementation"),
             cells=_names(cells, CELLS, "cell"),
-            layers=_names(layers, (1, 2, 3, 4), "depth", int),
+            layers=_names(layers, tuple(range(1, MAX_LAYERS + 1)), "depth", int),
             bidirectional=_names(bidirectional, (False, True), "bidirectional value",
                                  lambda v: {"true": True, "false": False}.get(v.lower(), v)),
             seeds=tuple(range(repeats)) if repeats else None, train_size=train_size, test_size=test_size,
-            epochs=epochs, threads=threads, timeout_s=timeout, data=str(data) if data else None)
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        if repeats is not None and repeats < 1:
-            fail("--repeats must be at least 1")
+            epochs=epochs, timeout_s=timeout)
         folder = results / (name or profile)
         started = time.perf_counter()
-        counts = sweep(folder, profile, settings, retry_failed, on_progress=_printer(started))
+        counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
+                       retry_failed, on_progress=_printer(started))
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "
                    f"{counts['executed']} run now in {time.perf_counter() - started:.0f} s -> {folder}")
         if report:
@@ -82,18 +84,18 @@ def _printer(started: float):
     """One line per run: index, run, state, elapsed and estimated time left (from runs executed so far)."""
     starts, durations = {}, []
 
-    def show(index, total, run, state, executed):
+    def show(index, total, run_id, state):
         now = time.perf_counter()
         if state == "running":
-            starts[run.run_id] = now
-            typer.echo(f"[{index}/{total}] {run.run_id} ...", nl=False)
-        elif run.run_id in starts:
-            durations.append(now - starts.pop(run.run_id))
+            starts[run_id] = now
+            typer.echo(f"[{index}/{total}] {run_id} ...", nl=False)
+        elif run_id in starts:
+            durations.append(now - starts.pop(run_id))
             left = total - index
             eta = f", ~{left * sum(durations) / len(durations) / 60:.1f} min left" if left else ""
             typer.echo(f" {state} in {durations[-1]:.0f} s (elapsed {(now - started) / 60:.1f} min{eta})")
         else:
-            typer.echo(f"[{index}/{total}] {run.run_id} {state} earlier, skipped")
+            typer.echo(f"[{index}/{total}] {run_id} {state} earlier, skipped")
 
     return show
 

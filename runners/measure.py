@@ -1,9 +1,7 @@
 """Clocks and memory: per-step wall times, CPU time, resident memory and its high-water mark.
 
-Training loops know nothing about timing: they call ``clock.begin()`` and
-``clock.end(loss)`` around each step, and every implementation's step ends
-with a value pulled to the host (the loss as a Python float), so the clock
-reads a finished step.
+The clock only reads time; ``runners.loop`` decides where it starts and stops
+(after pulling each step's result to the host, so that it reads a finished step).
 """
 
 from __future__ import annotations
@@ -17,23 +15,17 @@ from memory_profiler import memory_usage
 
 
 class StepClock:
-    """Wall time of each step; optional callback for progress display (outside the timed span)."""
+    """Wall time of each timed span, in seconds; nothing else."""
 
-    def __init__(self, on_step=None):
+    def __init__(self):
         self.samples: list[float] = []
-        self.losses: list[float] = []
-        self.on_step = on_step
         self._start = None
 
-    def begin(self) -> None:
+    def start(self) -> None:
         self._start = time.perf_counter()
 
-    def end(self, loss: float | None = None) -> None:
+    def stop(self) -> None:
         self.samples.append(time.perf_counter() - self._start)
-        if loss is not None:
-            self.losses.append(loss)
-        if self.on_step:
-            self.on_step(len(self.samples), loss)
 
 
 def summarize_ms(samples_s: list[float]) -> dict:
@@ -90,8 +82,10 @@ def measure_peak(function, interval_s: float = 0.05):
     """
     baseline = rss_mb()
     reset = reset_high_water_mark()
+    # max_iterations=1: without it memory-profiler calls a function that returns within one interval
+    # again, and the result and figures would describe the second call.
     sampled, result = memory_usage((function, (), {}), interval=interval_s, max_usage=True, retval=True,
-                                   include_children=False)
+                                   include_children=False, max_iterations=1)
     peak = high_water_mark_mb() if reset else None
     memory = dict(baseline_ready_mb=baseline, peak_rss_mb=peak,
                   peak_above_baseline_mb=None if peak is None else peak - baseline,

@@ -1,9 +1,8 @@
-"""Quality metrics from logits, all computed by scikit-learn."""
+"""Quality metrics from logits, computed by scikit-learn; the sigmoid that prediction shares."""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -17,6 +16,8 @@ def binary_cross_entropy(labels: np.ndarray, logits: np.ndarray) -> float:
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict:
+    from sklearn import metrics  # here, not at the top: prediction needs sigmoid only
+
     labels = np.asarray(labels).astype(int)
     predicted = (probabilities >= threshold).astype(int)
     return dict(

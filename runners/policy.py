@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import sys
 
+from model.errors import UserError
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "numpy")
 
 
-class PolicyError(RuntimeError):
+class PolicyError(UserError):
     """The requested policy cannot be applied (reported to users in one line)."""
 
 

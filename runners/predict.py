@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from runners.cli import fail, user_errors
+from model.errors import fail, user_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -25,20 +24,19 @@ def load_predictor(run_dir: Path):
     import keras
     import numpy as np
 
-    from model import preprocess
+    from model import preprocess, records
     from model.keras_model import build_model
-    from model.spec import spec_from_dict
-    from runners import records, session
+    from model.spec import ModelSpec, from_dict
     from runners.metrics import sigmoid
 
     record = records.read_record(run_dir)
-    spec = spec_from_dict(record["model_spec"])
-    vocabulary = json.loads((run_dir / session.VOCABULARY_FILE).read_text())
+    spec = from_dict(ModelSpec, record["plan"]["model"])
+    vocabulary = json.loads((run_dir / records.VOCABULARY_FILE).read_text())
     if (run_dir / "model.keras").exists():
         model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     else:  # native runs: their canonical weights go into the same network definition
         model = build_model(spec)
-        with np.load(run_dir / session.WEIGHTS_FILE) as weights:
+        with np.load(run_dir / records.WEIGHTS_FILE) as weights:
             model.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
 
     def predict(texts: list[str]):
@@ -77,14 +75,14 @@ def predict(
     with user_errors():
         if not model.is_dir():
             fail(f"run folder {model} not found")
-        if not (model / "record.json").exists():
+        from model import records
+
+        if not (model / records.RECORD_FILE).exists():
             fail(f"{model} is not a finished run (no record.json)")
         reviews = _read_texts(list(texts or []), file)
-        if backend:
-            from runners.implementations import resolve
+        from model.implementations import import_framework, resolve
 
-            resolve("keras", backend)  # validates the name
-            os.environ["KERAS_BACKEND"] = backend
+        import_framework(resolve("keras", backend))  # Keras with --backend, else $KERAS_BACKEND, else tensorflow
         probabilities = load_predictor(model)(reviews)
         for text, probability in zip(reviews, probabilities):
             label = "positive" if probability >= 0.5 else "negative"

@@ -1,9 +1,9 @@
-"""One measured training run of one implementation, from process start to a finished run folder.
+"""One measured training run of one plan, from process start to a finished run folder.
 
-The same driver runs all four implementations: same data arrays, same batch
-order, same initial weights, same early-stopping rule, same clocks. Only
-``impl.train_epoch`` / ``impl.predict_logits`` differ, and they only call the
-clock around each step.
+The same driver runs every implementation: same data arrays, same batch
+order, same initial weights, same early-stopping rule, same clocks. It runs in
+named phases: prepare, train, infer, score, save, record; the record is
+written last, atomically.
 """
 
 from __future__ import annotations
@@ -13,33 +13,18 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 
-from model.spec import ModelSpec, TrainSpec
-from runners import implementations, measure, policy, records
+from model import implementations, records
+from model.plan import RunPlan
+from model.spec import SpecError
+from runners import loop, measure, policy
 from runners.environment import environment
 from runners.metrics import binary_cross_entropy, classification_metrics, sigmoid
-
-VOCABULARY_FILE = "vocabulary.json"
-WEIGHTS_FILE = "weights.npz"
-PREDICTIONS_FILE = "predictions.npz"
-
-
-@dataclass
-class RunConfig:
-    implementation: str  # one of implementations.NAMES
-    model: ModelSpec
-    train: TrainSpec
-    threads: int
-    flush_denormal: bool = True
-    data: Path | None = None
-    out: Path | None = None
-    variant: dict = field(default_factory=dict)
-    progress: bool = True
 
 
 def batch_order(seed: int, epoch: int, n: int):
@@ -65,102 +50,136 @@ def seed_everything(framework: str, seed: int) -> None:
         tf.random.set_seed(seed)
 
 
-def default_run_dir(config: RunConfig) -> Path:
+def default_run_dir(plan: RunPlan) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    spec = config.model
-    name = f"{stamp}-{config.implementation}-{spec.cell}{spec.layers}{'-bi' if spec.bidirectional else ''}"
-    return Path("runs") / name
+    spec = plan.model
+    return Path("runs") / f"{stamp}-{plan.implementation}-{spec.cell}{spec.layers}{'-bi' if spec.bidirectional else ''}"
 
 
-def run(config: RunConfig) -> Path:
-    """Train, evaluate and write the run folder; returns it. Records are written last, atomically."""
+@dataclass
+class Prepared:
+    """Everything the measured phases need, built before the first one starts."""
+
+    plan: RunPlan
+    source: Path
+    prepared: object  # model.preprocess.Prepared: the whole cache entry (vocabulary, cache key)
+    data: object  # the rows this run trains, validates and tests on
+    impl: object
+    runtime: dict
+    memory: dict
+    ready_s: float
+
+
+def run(plan: RunPlan, out: Path | None = None, progress: bool = True) -> Path:
+    """Train, evaluate and write the run folder; returns it."""
+    ready = prepare(plan)
+    out = Path(out or default_run_dir(plan))
+    out.mkdir(parents=True, exist_ok=True)
+    cpu_before, wall_before = measure.cpu_seconds(), time.perf_counter()
+    trained, memory = train(ready, progress)
+    inference, inference_memory = infer(ready)
+    memory.update(ready.memory, inference=inference_memory)
+    logits = inference.pop("logits")
+    # After training: Keras' kernel path is known only once its layers have run.
+    runtime = dict(ready.runtime, **ready.impl.info(), **{f"{module}_imported": sys.modules.get(module) is not None
+                                                           for module in ("keras", "tensorflow", "torch")})
+    quality, probabilities = score(ready, logits)
+    files = save(ready, out, probabilities)
+    timing = dict(trained.pop("timing"), process_start_to_ready_s=ready.ready_s, inference=inference,
+                  total_wall_s=time.perf_counter() - wall_before)
+    cpu = dict(trained.pop("cpu"), inference_cpu_s=inference["cpu_s"],
+               measured_cpu_s=measure.cpu_seconds() - cpu_before, process_cpu_s=measure.cpu_seconds(),
+               threads=plan.threads)
+    record(ready, out, runtime=runtime, timing=timing, cpu=cpu, memory=memory, metrics=quality, files=files,
+           **trained)
+    return out
+
+
+def prepare(plan: RunPlan) -> Prepared:
+    """Data located, framework imported and configured, data arrays and model built: the run is ready."""
     process_start = psutil.Process().create_time()
-    name, spec, train = config.implementation, config.model, config.train
-    framework = implementations.framework_of(name)
+    framework = plan.entry.framework
     from model import imdb
 
-    source = imdb.locate(config.data)  # a missing dataset is reported before any framework loads
-    policy.check(framework, config.flush_denormal)
-    implementations.import_framework(name)
-    policy.configure(framework, config.threads, config.flush_denormal)
-    seed_everything(framework, train.seed)
+    source = imdb.locate(plan.data)  # a missing dataset is reported before any framework loads
+    policy.check(framework, plan.flush_denormal)
+    implementations.import_framework(plan.implementation)
+    policy.configure(framework, plan.threads, plan.flush_denormal)
+    seed_everything(framework, plan.train.seed)
     rss_after_imports = measure.rss_mb()
-
-    import numpy as np
 
     from model import preprocess
     from model.weights import initial_weights
 
-    prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train.val_fraction, train.seed)
-    data = prepared.subset(train.train_size, train.test_size, train.seed)
-    impl = implementations.create(name, spec, train, initial_weights(spec, train.seed), config.variant)
-    runtime = dict(policy=policy.probe(framework), threads_requested=config.threads,
-                   flush_denormal_requested=config.flush_denormal,
+    spec, train_spec = plan.model, plan.train
+    prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train_spec.val_fraction, train_spec.seed)
+    data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.seed)
+    if len(data.y_train) < train_spec.batch_size:
+        raise SpecError(
+            f"{len(data.y_train)} training reviews do not fill one batch of {train_spec.batch_size}")
+    impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
+                                  plan.variant)
+    runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend, policy=policy.probe(framework),
+                   threads_requested=plan.threads, flush_denormal_requested=plan.flush_denormal,
                    tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
-    ready_s = time.time() - process_start
+    return Prepared(plan, source, prepared, data, impl, runtime, dict(rss_after_imports_mb=rss_after_imports),
+                    ready_s=time.time() - process_start)
 
-    out = Path(config.out or default_run_dir(config))
-    out.mkdir(parents=True, exist_ok=True)
-    progress = _progress(config.progress)
 
-    cpu_before = measure.cpu_seconds()
-    wall_before = time.perf_counter()
-    with progress:
-        trained, memory = measure.measure_peak(lambda: _train(impl, data, train, progress))
-    # Inference gets its own high-water mark: its transient buffers differ from training's.
-    inference, inference_memory = measure.measure_peak(lambda: _infer(impl, data.x_test, train))
-    memory.update(rss_after_imports_mb=rss_after_imports,
-                  inference={k: v for k, v in inference_memory.items() if k not in ("sample_interval_s",)})
+def train(ready: Prepared, progress: bool) -> tuple[dict, dict]:
+    """The measured training phase: (record sections it fills, its memory figures)."""
+    display = _progress(progress)
+    with display:
+        trained, memory = measure.measure_peak(lambda: _epochs(ready, display))
+    return trained, memory
 
-    # After training: Keras' kernel path is known only once its layers have run.
-    runtime.update(impl.info(), **{f"{module}_imported": sys.modules.get(module) is not None
-                                   for module in ("keras", "tensorflow", "torch")})
-    probabilities = sigmoid(inference.pop("logits"))
-    quality = classification_metrics(data.y_test, probabilities)
-    files = impl.save(out)
-    np.savez(out / WEIGHTS_FILE, *impl.get_weights())
-    np.savez(out / PREDICTIONS_FILE, labels=data.y_test, probabilities=probabilities)
-    (out / VOCABULARY_FILE).write_text(json.dumps(prepared.vocabulary))
-    files += [WEIGHTS_FILE, PREDICTIONS_FILE, VOCABULARY_FILE]
 
-    steady = [s for epoch in trained["step_samples_s"] for s in epoch][train.warmup_steps:]
-    train_wall = trained["train_wall_s"]
-    record = dict(
-        schema_version=records.SCHEMA_VERSION, status="ok", created=datetime.now(timezone.utc).isoformat(),
-        implementation=name, framework=framework,
-        keras_backend=framework if name.startswith("keras-") else None,
-        model_spec=asdict(spec), train_spec=asdict(train), variant=config.variant,
-        data=dict(source=str(source), cache_key=prepared.key, n_train=len(data.y_train), n_val=len(data.y_val),
-                  n_test=len(data.y_test), padding=preprocess.PADDING, truncating=preprocess.TRUNCATING,
-                  steps_per_epoch=len(data.y_train) // train.batch_size, drop_last_partial_batch=True,
-                  batch_order=dict(rule="numpy default_rng([seed, epoch]).permutation(n_train)",
-                                   sha256=trained["order_digests"])),
-        environment=environment(), runtime=runtime,
-        timing=dict(
-            process_start_to_ready_s=ready_s,
-            first_step_s=trained["step_samples_s"][0][0],
-            steady_step_ms=measure.summarize_ms(steady),
-            warmup_steps_excluded=train.warmup_steps,
-            step_samples_ms=[[s * 1e3 for s in epoch] for epoch in trained["step_samples_s"]],
-            epoch_s=trained["epoch_s"], validation_s=trained["validation_s"],
-            train_wall_s=train_wall,
-            step_time_coverage=sum(map(sum, trained["step_samples_s"])) / sum(trained["epoch_s"]),
-            train_samples_per_s=trained["samples_seen"] / sum(trained["epoch_s"]),
-            inference=inference,
-            total_wall_s=time.perf_counter() - wall_before,
-        ),
-        cpu=dict(train_cpu_s=trained["train_cpu_s"], train_utilisation=trained["train_cpu_s"] / train_wall,
-                 inference_cpu_s=inference["cpu_s"],
-                 measured_cpu_s=measure.cpu_seconds() - cpu_before,
-                 process_cpu_s=measure.cpu_seconds(), threads=config.threads),
-        memory=memory,
-        metrics=quality,
-        curves=trained["curves"],
-        early_stopping=trained["early_stopping"],
-        files=files,
-    )
-    records.write_json_atomic(out / records.RECORD_FILE, record)
-    return out
+def infer(ready: Prepared) -> tuple[dict, dict]:
+    """The measured test-set inference, with its own high-water mark (its transient buffers differ from training's)."""
+    batch_size = ready.plan.train.eval_batch_size
+    clock = measure.StepClock()
+
+    def predict_test():
+        cpu_start, wall_start = measure.cpu_seconds(), time.perf_counter()
+        logits = loop.predict(ready.impl, ready.data.x_test, batch_size, clock)
+        return logits, time.perf_counter() - wall_start, measure.cpu_seconds() - cpu_start
+
+    (logits, wall, cpu), memory = measure.measure_peak(predict_test)
+    memory.pop("sample_interval_s")
+    samples = clock.samples
+    latency = measure.summarize_ms(samples[1:] if len(samples) > 1 else samples)
+    return dict(logits=logits, wall_s=wall, cpu_s=cpu, throughput_per_s=len(ready.data.x_test) / wall,
+                batch_size=batch_size, first_batch_ms=samples[0] * 1e3, batch_latency_ms=latency,
+                batch_samples_ms=[s * 1e3 for s in samples]), memory
+
+
+def score(ready: Prepared, logits) -> tuple[dict, object]:
+    probabilities = sigmoid(logits)
+    return classification_metrics(ready.data.y_test, probabilities), probabilities
+
+
+def save(ready: Prepared, out: Path, probabilities) -> list[str]:
+    """The framework's own model file, the canonical weights, the test predictions and the vocabulary."""
+    import numpy as np
+
+    files = ready.impl.save(out)
+    np.savez(out / records.WEIGHTS_FILE, *ready.impl.get_weights())
+    np.savez(out / records.PREDICTIONS_FILE, labels=ready.data.y_test, probabilities=probabilities)
+    (out / records.VOCABULARY_FILE).write_text(json.dumps(ready.prepared.vocabulary))
+    return files + [records.WEIGHTS_FILE, records.PREDICTIONS_FILE, records.VOCABULARY_FILE]
+
+
+def record(ready: Prepared, out: Path, **sections) -> None:
+    from model import preprocess
+
+    plan, data = ready.plan, ready.data
+    sections["data"] = dict(
+        source=str(ready.source), cache_key=ready.prepared.key, n_train=len(data.y_train), n_val=len(data.y_val),
+        n_test=len(data.y_test), padding=preprocess.PADDING, truncating=preprocess.TRUNCATING,
+        steps_per_epoch=len(data.y_train) // plan.train.batch_size, drop_last_partial_batch=True,
+        batch_order=dict(rule="numpy default_rng([seed, epoch]).permutation(n_train)",
+                         sha256=sections.pop("order_digests")))
+    records.write_record(out, plan=plan.to_dict(), environment=environment(), **sections)
 
 
 def _progress(enabled: bool):
@@ -173,67 +192,80 @@ def _progress(enabled: bool):
                     TimeRemainingColumn(), refresh_per_second=2, disable=not enabled, transient=False)
 
 
-def _train(impl, data, train: TrainSpec, progress) -> dict:
+def _epochs(ready: Prepared, display) -> dict:
+    """Epochs until early stopping; validation after each, the best weights restored at the end."""
     import numpy as np
 
-    steps = len(data.y_train) // train.batch_size
-    if steps < 1:
-        raise ValueError(f"{len(data.y_train)} training reviews do not fill one batch of {train.batch_size}")
-    result = dict(step_samples_s=[], epoch_s=[], validation_s=[], curves=[], order_digests=[], samples_seen=0)
-    best = dict(loss=np.inf, epoch=0, weights=None)
+    plan, impl, data, train_spec = ready.plan, ready.impl, ready.data, ready.plan.train
+    samples, epoch_s, validation_s, curves, digests = [], [], [], [], []
+    stopper = _EarlyStopping(train_spec.patience)
     wall_start, cpu_start = time.perf_counter(), measure.cpu_seconds()
-    stopped = None
-    for epoch in range(1, train.epochs + 1):
-        order = batch_order(train.seed, epoch, len(data.y_train))
-        result["order_digests"].append(hashlib.sha256(order.tobytes()).hexdigest()[:16])
-        x, y = data.x_train[order], data.y_train[order]
-        task = progress.add_task(f"epoch {epoch}/{train.epochs}", total=steps, loss="-", rate="-")
+    for epoch in range(1, train_spec.epochs + 1):
+        order = batch_order(train_spec.seed, epoch, len(data.y_train))
+        digests.append(hashlib.sha256(order.tobytes()).hexdigest()[:16])
         epoch_start = time.perf_counter()
+        steps = loop.train_epoch(impl, data.x_train[order], data.y_train[order], train_spec.batch_size,
+                                 on_step=_display_step(display, epoch, train_spec, len(data.y_train)))
+        epoch_s.append(time.perf_counter() - epoch_start)
+        samples.append(steps.clock.samples)
+        train_loss = float(np.mean(steps.losses))
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
 
-        def show(step, loss, task=task, start=epoch_start):
-            progress.update(task, completed=step, loss=f"{loss:.4f}",
-                            rate=f"{step / (time.perf_counter() - start):.2f}")
-
-        clock = measure.StepClock(on_step=show if not progress.disable else None)
-        impl.train_epoch(x, y, clock)
-        epoch_s = time.perf_counter() - epoch_start
         validation_start = time.perf_counter()
-        val_logits = impl.predict_logits(data.x_val)
+        val_logits = loop.predict(impl, data.x_val, train_spec.eval_batch_size)
         val_loss = binary_cross_entropy(data.y_val, val_logits)
         val_accuracy = float(np.mean((val_logits >= 0) == (data.y_val >= 0.5)))
-        result["validation_s"].append(time.perf_counter() - validation_start)
-        result["step_samples_s"].append(clock.samples)
-        result["epoch_s"].append(epoch_s)
-        result["samples_seen"] += len(clock.samples) * train.batch_size
-        result["curves"].append(dict(epoch=epoch, train_loss=clock.losses[-1], val_loss=val_loss,
-                                     val_accuracy=val_accuracy, epoch_s=epoch_s))
-        if not progress.disable:
-            progress.console.print(f"epoch {epoch}: validation loss {val_loss:.4f}, accuracy {val_accuracy:.4f}")
-        if not np.isfinite(clock.losses[-1]):
-            raise FloatingPointError(f"training loss became {clock.losses[-1]} in epoch {epoch}")
-        if val_loss < best["loss"]:
-            best = dict(loss=val_loss, epoch=epoch, weights=impl.get_weights())
-        elif epoch - best["epoch"] >= train.patience:
-            stopped = epoch
+        validation_s.append(time.perf_counter() - validation_start)
+        curves.append(dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy,
+                           epoch_s=epoch_s[-1], step_losses=steps.losses))
+        if not display.disable:
+            display.console.print(f"epoch {epoch}: validation loss {val_loss:.4f}, accuracy {val_accuracy:.4f}")
+        if stopper.update(epoch, val_loss, impl):
             break
-    restored = best["epoch"] != len(result["epoch_s"])
-    if restored:
-        impl.set_weights(best["weights"])
-    result["train_wall_s"] = time.perf_counter() - wall_start
-    result["train_cpu_s"] = measure.cpu_seconds() - cpu_start
-    result["early_stopping"] = dict(monitor="val_loss", patience=train.patience, best_epoch=best["epoch"],
-                                    best_val_loss=best["loss"], stopped_after_epoch=stopped,
-                                    epochs_run=len(result["epoch_s"]), restored_best_weights=restored)
-    return result
+    restored = stopper.restore(impl, len(epoch_s))
+    train_wall, train_cpu = time.perf_counter() - wall_start, measure.cpu_seconds() - cpu_start
+    steady = records.steady(samples, plan.warmup_steps)
+    timing = dict(first_step_s=samples[0][0], steady_step_ms=measure.summarize_ms(steady),
+                  step_samples_ms=[[s * 1e3 for s in epoch] for epoch in samples], epoch_s=epoch_s,
+                  validation_s=validation_s, train_wall_s=train_wall,
+                  step_time_coverage=sum(map(sum, samples)) / sum(epoch_s),
+                  train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s))
+    return dict(timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall),
+                curves=curves, order_digests=digests,
+                early_stopping=dict(monitor="val_loss", patience=train_spec.patience, best_epoch=stopper.best_epoch,
+                                    best_val_loss=stopper.best_loss, stopped_after_epoch=stopper.stopped,
+                                    epochs_run=len(epoch_s), restored_best_weights=restored))
 
 
-def _infer(impl, x_test, train: TrainSpec) -> dict:
-    clock = measure.StepClock()
-    cpu_start, wall_start = measure.cpu_seconds(), time.perf_counter()
-    logits = impl.predict_logits(x_test, clock)
-    wall = time.perf_counter() - wall_start
-    latency = measure.summarize_ms(clock.samples[1:] if len(clock.samples) > 1 else clock.samples)
-    return dict(logits=logits, wall_s=wall, cpu_s=measure.cpu_seconds() - cpu_start,
-                throughput_per_s=len(x_test) / wall, batch_size=train.eval_batch_size,
-                first_batch_ms=clock.samples[0] * 1e3, batch_latency_ms=latency,
-                batch_samples_ms=[s * 1e3 for s in clock.samples])
+class _EarlyStopping:
+    """Stop after ``patience`` epochs without a lower validation loss; keep the best weights to restore."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best_loss, self.best_epoch, self.best_weights, self.stopped = patience, float("inf"), 0, None, None
+
+    def update(self, epoch: int, val_loss: float, impl) -> bool:
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.best_weights = val_loss, epoch, impl.get_weights()
+        elif epoch - self.best_epoch >= self.patience:
+            self.stopped = epoch
+        return self.stopped is not None
+
+    def restore(self, impl, epochs_run: int) -> bool:
+        if self.best_epoch == epochs_run:
+            return False
+        impl.set_weights(self.best_weights)
+        return True
+
+
+def _display_step(display, epoch: int, train_spec, n_train: int):
+    if display.disable:
+        return None
+    task = display.add_task(f"epoch {epoch}/{train_spec.epochs}", total=n_train // train_spec.batch_size,
+                            loss="-", rate="-")
+    start = time.perf_counter()
+
+    def show(step, loss):
+        display.update(task, completed=step, loss=f"{loss:.4f}", rate=f"{step / (time.perf_counter() - start):.2f}")
+
+    return show

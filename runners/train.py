@@ -2,6 +2,7 @@
 
     KERAS_BACKEND=torch python -m runners.train
     python -m runners.train --impl torch --cell gru --layers 2
+    python -m runners.train --plan runs/x/plan.json --out runs/x     # a plan written by the sweep
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import typer
 
 from model.spec import ModelSpec as M
 from model.spec import TrainSpec as T
-from runners.cli import fail, user_errors
+from model.errors import fail, user_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+# CLI option -> variant option of the implementation table.
+VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xla": "jit_compile"}
+
+
 @app.command()
 def train(
-    impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch or tensorflow")] = "keras",
+    impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch, tensorflow, or a full name such as keras-torch")] = "keras",
     backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow (default: $KERAS_BACKEND, else tensorflow)")] = None,
-    profile: Annotated[str, typer.Option(help="named settings: quick (default) or full (maxlen 400, 8 epochs)")] = "quick",
+    profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, full or published (maxlen 400, 8 epochs); default: none")] = None,
     cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
     layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
     units: Annotated[Optional[int], typer.Option(help=f"hidden units per direction (default: {M.units})")] = None,
@@ -41,72 +46,82 @@ def train(
     train_size: Annotated[Optional[int], typer.Option(help="use a stratified subset of this many training reviews")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
     threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
-    flush_denormal: Annotated[bool, typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (TensorFlow always does)")] = True,
-    keras_rnn: Annotated[str, typer.Option(help="Keras RNN path: generic (use_cudnn=False, fastest on CPU) or auto (Keras' default)")] = "generic",
-    tf_formulation: Annotated[str, typer.Option(help="native TensorFlow cell: fastest (measured per cell), loop, precomputed or block (LSTM only)")] = "fastest",
-    xla: Annotated[bool, typer.Option(help="native TensorFlow only: compile the step with XLA")] = False,
+    flush_denormal: Annotated[Optional[bool], typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (default: on; TensorFlow always does)")] = None,
+    keras_rnn: Annotated[Optional[str], typer.Option(help="keras-* only: RNN path, generic (use_cudnn=False, fastest on CPU; default) or auto (Keras' default)")] = None,
+    tf_formulation: Annotated[Optional[str], typer.Option(help="tensorflow only: fastest (measured per cell; default), loop, precomputed or block (LSTM only)")] = None,
+    xla: Annotated[Optional[bool], typer.Option("--xla/--no-xla", help="tensorflow only: compile the step with XLA (default: off)")] = None,
+    plan: Annotated[Optional[Path], typer.Option(help="run exactly this plan (JSON, as the sweep writes it); no other settings")] = None,
     data: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz, the labelled archive, or an aclImdb/ folder (default: $IMDB_DATA, then usual places)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder to create (default: runs/<time>-<impl>-<cell><layers>)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
 ):
     """Train on the IMDB training split, stop early on a validation split, test on the official 25k test set."""
+    settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
+                    dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, batch_size=batch_size, epochs=epochs,
+                    learning_rate=learning_rate, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
+                    seed=seed, train_size=train_size, test_size=test_size)
+    variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla)
     with user_errors():
-        from runners import implementations, policy
-        from model.spec import make_specs
+        from model.plan import RunPlan
 
-        name = implementations.resolve(impl, backend)
-        implementations.check_installed(name)
-        model_spec, train_spec = make_specs(
-            profile, cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
-            dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, batch_size=batch_size, epochs=epochs,
-            learning_rate=learning_rate, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience, seed=seed,
-            train_size=train_size, test_size=test_size)
-        variant = _variant(name, keras_rnn, tf_formulation, xla, model_spec.cell)
-        if out is not None and (out / "record.json").exists():
+        if plan is not None:
+            given = [f"--{k.replace('_', '-')}" for k, v in {**settings, **variant, "profile": profile,
+                     "backend": backend, "threads": threads, "data": data, "flush_denormal": flush_denormal}.items()
+                     if v is not None] + (["--impl"] if impl != "keras" else [])
+            if given:
+                fail(f"--plan holds every setting; do not combine it with {', '.join(given)}")
+            run_plan = RunPlan.load(plan)
+        else:
+            run_plan = _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data)
+        from model import implementations, records
+        from runners import policy
+
+        implementations.check_installed(run_plan.implementation)
+        if out is not None and (out / records.RECORD_FILE).exists():
             fail(f"{out} already holds a finished run; choose another --out")
-        threads = threads if threads is not None else policy.default_threads()
-        policy.set_thread_environment(threads)  # before numpy, torch or tensorflow is imported
+        policy.set_thread_environment(run_plan.threads)  # before numpy, torch or tensorflow is imported
 
-        from runners.session import RunConfig, run
+        from runners.session import run
 
-        run_dir = run(RunConfig(implementation=name, model=model_spec, train=train_spec, threads=threads,
-                                flush_denormal=flush_denormal, data=data, out=out, variant=variant,
-                                progress=not quiet))
-        _summary(run_dir)
+        _summary(run(run_plan, out=out, progress=not quiet))
 
 
-def _variant(name: str, keras_rnn: str, tf_formulation: str, xla: bool, cell: str) -> dict:
-    from model.spec import KERAS_RNN_PATHS, TF_FASTEST
-    from model.spec import TF_FORMULATIONS as FORMULATIONS
+def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data):
+    """A run plan from the command line's options (checked here, before any framework loads)."""
+    from model import implementations
+    from model.plan import RunPlan, build_specs, get_profile
+    from runners import policy
 
-    if xla and name != "tensorflow":
-        fail("--xla applies only to --impl tensorflow (Keras runs use jit_compile=False, see README)")
-    if name.startswith("keras-"):
-        if keras_rnn not in KERAS_RNN_PATHS:
-            fail(f"unknown --keras-rnn {keras_rnn!r}; choose one of {', '.join(KERAS_RNN_PATHS)}")
-        return {"rnn_path": keras_rnn}
-    if name == "tensorflow":
-        if tf_formulation == "fastest":
-            tf_formulation = TF_FASTEST[cell]
-        if tf_formulation not in FORMULATIONS:
-            fail(f"unknown --tf-formulation {tf_formulation!r}; choose fastest or one of {', '.join(FORMULATIONS)}")
-        if tf_formulation == "block" and cell != "lstm":
-            fail("--tf-formulation block exists only for --cell lstm")
-        return {"formulation": tf_formulation, "jit_compile": xla}
-    return {}
+    name = implementations.resolve(impl, backend)
+    entry = implementations.get(name)
+    model_spec, train_spec = get_profile(profile).specs(**settings) if profile else build_specs({}, {}, settings)
+    for option, value in variant.items():
+        if value is not None and VARIANT_OPTIONS[option] not in entry.variants:
+            fail(f"--{option.replace('_', '-')} does not apply to {name}; it applies to "
+                 f"{', '.join(n for n, e in implementations.TABLE.items() if VARIANT_OPTIONS[option] in e.variants)}")
+    given = {VARIANT_OPTIONS[option]: value for option, value in variant.items() if value is not None}
+    return RunPlan(implementation=name, model=model_spec, train=train_spec, variant=given,
+                   threads=threads if threads is not None else policy.default_threads(),
+                   flush_denormal=True if flush_denormal is None else flush_denormal,
+                   data=str(data) if data else None, profile=profile)
 
 
 def _summary(run_dir: Path) -> None:
-    from runners.records import read_record
+    from model.records import read_record
 
     record = read_record(run_dir)
-    timing, quality = record["timing"], record["metrics"]
-    typer.echo(f"{record['implementation']}: test accuracy {quality['accuracy']:.4f}, F1 {quality['f1']:.4f}, "
-               f"ROC-AUC {quality['roc_auc']:.4f}; steady step {timing['steady_step_ms']['median']:.1f} ms, "
+    timing, quality, memory = record["timing"], record["metrics"], record["memory"]
+    step = timing["steady_step_ms"]["median"]
+    peak = memory["peak_above_baseline_mb"]
+    typer.echo(f"{record['plan']['implementation']}: test accuracy {quality['accuracy']:.4f}, F1 {quality['f1']:.4f}, "
+               f"ROC-AUC {_number(quality['roc_auc'], '.4f')}; steady step {_number(step, '.1f')} ms, "
                f"{sum(timing['epoch_s']) / len(timing['epoch_s']):.1f} s/epoch, "
-               f"peak memory +{record['memory']['peak_above_baseline_mb']:.0f} MB "
-               f"({record['memory']['peak_rss_mb']:.0f} MB total)")
+               f"peak memory +{_number(peak, '.0f')} MB ({_number(memory['peak_rss_mb'], '.0f')} MB total)")
     typer.echo(f"run folder: {run_dir}")
+
+
+def _number(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.implementations import NAMES
+from model.implementations import NAMES, get
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
@@ -84,7 +84,9 @@ SMALL_RUN = ("--train-size", "320", "--test-size", "200", "--epochs", "2", "--ba
 
 
 def impl_args(name):
-    return ("--impl", "keras", "--backend", name.removeprefix("keras-")) if name.startswith("keras-") else ("--impl", name)
+    """The command-line options a user types for an implementation (keras + backend for the Keras ones)."""
+    entry = get(name)
+    return ("--impl", "keras", "--backend", entry.keras_backend) if entry.uses_keras else ("--impl", name)
 
 
 @pytest.fixture(scope="session")

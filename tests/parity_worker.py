@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 
+from model import implementations
 from model.spec import ModelSpec, TrainSpec
 from model.weights import initial_weights
-from runners import implementations
-from runners.measure import StepClock
+from runners import loop
 
 
 def fixed_batch(spec: ModelSpec, size: int = 16):
@@ -29,15 +29,14 @@ def main(name: str, specs_json: str, out: str) -> None:
         count_only = settings.pop("count_only", False)
         spec = ModelSpec(**settings)
         train = TrainSpec(batch_size=16, eval_batch_size=16)
-        impl = implementations.create(name, spec, train, initial_weights(spec, seed=7))
+        variant = implementations.resolve_variant(name, {}, spec)
+        impl = implementations.create(name, spec, train, initial_weights(spec, seed=7), variant)
         results[f"{key}/count"] = np.int64(impl.info()["parameter_count"])
         if count_only:
             continue
         tokens, labels = fixed_batch(spec)
-        results[f"{key}/logits"] = impl.predict_logits(tokens)
-        clock = StepClock()
-        impl.train_epoch(tokens, labels, clock)
-        results[f"{key}/loss"] = np.float64(clock.losses[0])
+        results[f"{key}/logits"] = loop.predict(impl, tokens, train.eval_batch_size)
+        results[f"{key}/loss"] = np.float64(loop.train_epoch(impl, tokens, labels, train.batch_size).losses[0])
         for i, weight in enumerate(impl.get_weights()):
             results[f"{key}/w{i}"] = weight
     np.savez(out, **results)

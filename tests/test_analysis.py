@@ -8,7 +8,8 @@ import pytest
 
 from analysis import report, tables
 from analysis.load import AnalysisError, load
-from runners.records import write_json_atomic
+from model import records
+from model.records import RecordError, write_json_atomic
 
 ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}, "memory_total_gb": 24,
                "os": "Linux", "python": "3.11", "git": {"commit": "abc", "dirty": False},
@@ -17,15 +18,16 @@ ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}
 
 def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0, peak=100.0):
     return {
-        "schema_version": 1, "status": "ok", "implementation": implementation, "framework": implementation,
-        "model_spec": {"cell": cell, "layers": layers, "bidirectional": False},
-        "train_spec": {"seed": seed}, "variant": {},
+        "schema_version": 2, "status": "ok", "created": "2026-11-27T00:00:00+00:00",
+        "plan": {"plan_version": 1, "implementation": implementation,
+                 "model": {"cell": cell, "layers": layers, "bidirectional": False}, "train": {"seed": seed},
+                 "variant": {}, "warmup_steps": 2},
         "data": {"n_train": 1280, "n_test": 1000},
         "environment": ENVIRONMENT,
-        "runtime": {"kernel_path": f"{implementation} path", "jit_compile": False,
+        "runtime": {"kernel_path": f"{implementation} path", "jit_compile": False, "framework": implementation,
                     "policy": {"intra_op_threads": 2, "flush_denormal": True}},
         "timing": {"steady_step_ms": {"median": float(np.median(steps_ms[2:])), "iqr": 1.0},
-                   "step_samples_ms": [list(steps_ms)], "warmup_steps_excluded": 2, "epoch_s": [2.0, 4.0],
+                   "step_samples_ms": [list(steps_ms)], "epoch_s": [2.0, 4.0],
                    "first_step_s": 1.5, "process_start_to_ready_s": 3.0, "train_wall_s": 6.0,
                    "train_samples_per_s": 300.0,
                    "inference": {"throughput_per_s": 1000.0, "batch_latency_ms": {"median": 50.0}}},
@@ -57,10 +59,10 @@ def results(tmp_path):
                           fixture_record(implementation, "lstm", layers, steps, accuracy, peak=100.0 * layers))
     write_json_atomic(folder / "runs" / "keras-tensorflow-lstm1-s0" / "failed.json",
                       {"status": "failed", "reason": "timeout", "stderr_tail": "killed",
-                       "run": {"implementation": "keras-tensorflow", "cell": "lstm", "layers": 1,
-                               "bidirectional": False, "seed": 0}})
+                       "plan": {"implementation": "keras-tensorflow", "train": {"seed": 0},
+                                "model": {"cell": "lstm", "layers": 1, "bidirectional": False}}})
     write_json_atomic(folder / "baseline.json", {"metrics": {"accuracy": 0.805, "f1": 0.8, "roc_auc": 0.88}})
-    write_json_atomic(folder / "manifest.json", {"profile": "quick", "settings": {"epochs": 1}, "environment":
+    write_json_atomic(folder / "manifest.json", {"profile": {"name": "quick"}, "threads": 2, "environment":
                       ENVIRONMENT, "sessions": [{"started": "now", "command": ["python", "-m", "runners.compare"]}]})
     return folder
 
@@ -127,3 +129,30 @@ def test_records_from_different_machines_are_not_pooled(results):
 def test_empty_results_folder_is_a_clear_error(tmp_path):
     with pytest.raises(AnalysisError, match="holds no runs"):
         load(tmp_path)
+
+
+def version_1_record(record: dict) -> dict:
+    """The same run as schema 1 wrote it: settings at the top level, the warm-up inside train_spec and timing."""
+    old = {key: value for key, value in record.items() if key not in ("plan", "created")}
+    plan = record["plan"]
+    old.update(schema_version=1, implementation=plan["implementation"], framework=plan["implementation"],
+               keras_backend=None, model_spec=plan["model"], train_spec=dict(plan["train"], warmup_steps=2),
+               variant={})
+    old["timing"] = dict(record["timing"], warmup_steps_excluded=2)
+    return old
+
+
+def test_version_1_records_are_upgraded_and_unknown_versions_refused(results):
+    run_dir = results / "runs" / "torch-lstm1-s0"
+    current = records.read_record(run_dir)
+    write_json_atomic(run_dir / "record.json", version_1_record(current))
+    upgraded = records.read_record(run_dir)
+    assert upgraded["schema_version"] == 2 and upgraded["upgraded_from"] == 1
+    assert records.row(upgraded) == records.row(current)
+    assert records.steady_samples_ms(upgraded) == records.steady_samples_ms(current)
+    runs, _, _, _ = load(results)  # a folder mixing both versions still loads
+    assert len(runs) == 7
+    write_json_atomic(run_dir / "record.json", dict(current, schema_version=7))
+    with pytest.raises(RecordError, match="schema version 7") as refused:
+        load(results)
+    assert len(str(refused.value).splitlines()) == 1

@@ -22,9 +22,15 @@ def assert_one_line_error(done, *fragments):
     (("--impl", "jax"), "unknown implementation"),
     (("--backend", "jax"), "unknown or unsupported Keras backend"),
     (("--profile", "huge"), "unknown profile"),
-    (("--threads", "0"), "--threads must be at least 1"),
-    (("--impl", "torch", "--xla"), "--xla applies only"),
-    (("--impl", "tensorflow", "--cell", "gru", "--tf-formulation", "block"), "only for --cell lstm"),
+    (("--threads", "0"), "threads must be at least 1"),
+    (("--impl", "torch", "--xla"), "--xla does not apply to torch"),
+    (("--impl", "torch", "--keras-rnn", "auto"), "--keras-rnn does not apply to torch"),
+    (("--impl", "keras", "--keras-rnn", "fast"), "unknown rnn_path 'fast'"),
+    (("--impl", "tensorflow", "--cell", "gru", "--tf-formulation", "block"), "only for the lstm cell"),
+    (("--learning-rate", "-1"), "learning_rate must be positive"),
+    (("--train-size", "10"), "does not fill one batch"),
+    (("--plan", "missing-plan.json"), "cannot read run plan"),
+    (("--plan", "missing-plan.json", "--cell", "gru"), "do not combine it with --cell"),
 ])
 def test_train_rejects_bad_settings(tmp_path, args, fragment):
     done = run_module("runners.train", *args, "--out", str(tmp_path / "run"))

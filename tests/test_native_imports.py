@@ -11,7 +11,7 @@ from tests.conftest import REPO
 # import of Keras on the native path fails loudly instead of passing unnoticed.
 CHECK = """
 import sys
-from runners import implementations
+from model import implementations
 implementations.import_framework("{name}")
 import {module}
 from runners import session  # the driver that runs it must not pull the others in either

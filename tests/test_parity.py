@@ -9,7 +9,7 @@ import pytest
 
 from model.spec import ModelSpec
 from model.weights import parameter_count
-from runners.implementations import NAMES
+from model.implementations import NAMES
 from tests.conftest import run_module
 
 SMALL = dict(units=8, embedding_dim=6, vocab_size=50, maxlen=12, dropout=0.0)

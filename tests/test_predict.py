@@ -34,7 +34,7 @@ import numpy as np
 from pathlib import Path
 from model import preprocess
 run = Path(sys.argv[1]); record = json.loads((run / "record.json").read_text())
-spec, train = record["model_spec"], record["train_spec"]
+spec, train = record["plan"]["model"], record["plan"]["train"]
 prepared = preprocess.prepare(Path(record["data"]["source"]), spec["vocab_size"], spec["maxlen"],
                               train["val_fraction"], train["seed"])
 data = prepared.subset(train["train_size"], train["test_size"], train["seed"])
@@ -80,3 +80,23 @@ def test_reads_reviews_from_a_file_or_standard_input(trained_runs, tmp_path, sou
 def test_native_runs_predict_through_the_keras_definition(trained_runs):
     result = predictions(trained_runs["torch"], "torch", *REVIEWS)
     assert len(result) == 3 and all(p["label"] in ("positive", "negative") for p in result)
+
+
+def test_prediction_loads_none_of_the_measurement_stack(trained_runs):
+    """Predicting needs Keras and the run folder, not memory-profiler or the measured driver.
+
+    (Keras 3.15 itself imports psutil and scikit-learn, so those cannot be checked here.)
+    """
+    code = ("import sys; from runners.predict import app; sys.argv = ['predict', '--model', sys.argv[1], 'Great film'];\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('memory_profiler', 'runners.session', 'runners.measure', 'runners.environment') "
+            "if m in sys.modules))")
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", code, str(trained_runs["torch"])], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,14 +1,18 @@
 """The sweep: resume, failures recorded and skipped past, and a whole mini sweep to the report."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
+from model import records
+from model.plan import Profile, RunPlan
+from model.spec import SpecError
 from runners import sweep
 from tests.conftest import run_module
 
-TINY = dict(implementations=("torch",), cells=("rnn",), layers=(1, 2), bidirectional=(False,), seeds=(0,),
-            train_size=384, test_size=100, epochs=1, timeout_s=300, units=8, maxlen=64)
+TINY = Profile("tiny", "test grid", model=dict(units=8, maxlen=64), train=dict(train_size=384, test_size=100, epochs=1),
+               implementations=("torch",), cells=("rnn",), layers=(1, 2), timeout_s=300)
 
 
 @pytest.fixture
@@ -19,42 +23,62 @@ def data_env(monkeypatch, imdb_archive, cache_dir):
 
 
 def test_grid_interleaves_implementations():
-    settings = dict(TINY, implementations=("a", "b", "c"), cells=("rnn", "gru"), layers=(1,))
-    runs = sweep.grid(settings)
-    assert [r.implementation for r in runs] == ["a", "b", "c", "b", "c", "a"]
-    assert len({r.run_id for r in runs}) == 6
+    profile = replace(TINY, implementations=("torch", "tensorflow", "keras-torch"), cells=("rnn", "gru"), layers=(1,))
+    plans = sweep.grid(profile, threads=1)
+    assert [p.implementation for p in plans.values()] == ["torch", "tensorflow", "keras-torch",
+                                                          "tensorflow", "keras-torch", "torch"]
+    assert list(plans)[:2] == ["torch-rnn1-s0", "tensorflow-rnn1-s0"]
+    assert all(p.train.train_size == 384 and p.model.units == 8 and p.threads == 1 for p in plans.values())
+
+
+def test_plans_round_trip_through_json(tmp_path):
+    plan = sweep.grid(replace(TINY, implementations=("tensorflow",)), threads=2)["tensorflow-rnn1-s0"]
+    assert plan.variant == {"formulation": "precomputed", "jit_compile": False}  # "fastest" resolved per cell
+    plan.save(tmp_path / "plan.json")
+    assert RunPlan.load(tmp_path / "plan.json") == plan
+    with pytest.raises(SpecError, match="plan version 9"):
+        RunPlan.from_dict(dict(plan.to_dict(), plan_version=9))
 
 
 def test_sweep_resumes_without_redoing_finished_runs(tmp_path, data_env):
     results = tmp_path / "sweep"
-    first = sweep.sweep(results, "test", TINY)
+    first = sweep.sweep(results, TINY, threads=1)
     assert first == dict(total=2, executed=2, done=2, failed=0)
     kept = results / "runs" / "torch-rnn1-s0" / "record.json"
     kept_mtime = kept.stat().st_mtime_ns
+    record = records.read_record(kept.parent)
+    assert record["plan"] == RunPlan.load(kept.parent / "plan.json").to_dict()  # the record embeds its plan
     # An interrupted run: its folder has files but no record.
     interrupted = results / "runs" / "torch-rnn2-s0"
     (interrupted / "record.json").unlink()
     (interrupted / "partial.tmp").write_text("half")
-    second = sweep.sweep(results, "test", TINY)
+    second = sweep.sweep(results, TINY, threads=1)
     assert second == dict(total=2, executed=1, done=2, failed=0)
     assert kept.stat().st_mtime_ns == kept_mtime
     assert not (interrupted / "partial.tmp").exists()
     manifest = json.loads((results / "manifest.json").read_text())
     assert len(manifest["sessions"]) == 2 and manifest["environment"]["packages"]["keras"] == "3.15.1"
+    assert manifest["profile"]["name"] == "tiny" and manifest["threads"] == 1
     baseline = json.loads((results / "baseline.json").read_text())
     assert baseline["n_train"] == 384 and baseline["n_test"] == 100 and 0.5 < baseline["metrics"]["accuracy"] <= 1
+    with pytest.raises(sweep.SweepError, match="planned with other settings"):
+        sweep.sweep(results, TINY.narrowed(epochs=2), threads=1)
 
 
 def test_failed_and_timed_out_runs_are_recorded_and_skipped(tmp_path, data_env):
     results = tmp_path / "sweep"
-    settings = dict(TINY, layers=(1, 9))  # depth 9 is refused by the run itself
-    counts = sweep.sweep(results, "test", settings)
+    plans = sweep.grid(replace(TINY, layers=(1,)), threads=1)
+    # A plan that is valid on paper but refused by the run itself: TensorFlow cannot stop flushing denormals.
+    model, train = TINY.specs()
+    plans["tensorflow-no-ftz"] = RunPlan("tensorflow", model, train, flush_denormal=False, threads=1)
+    counts = sweep.run_plans(results, plans, TINY, threads=1, data=None)
     assert counts == dict(total=2, executed=2, done=1, failed=1)
-    failure = json.loads((results / "runs" / "torch-rnn9-s0" / "failed.json").read_text())
-    assert failure["reason"] == "error" and "layers must be between 1 and 4" in failure["stderr_tail"]
-    again = sweep.sweep(results, "test", settings)
+    failure = json.loads((results / "runs" / "tensorflow-no-ftz" / "failed.json").read_text())
+    assert failure["reason"] == "error" and "TensorFlow always flushes denormals" in failure["stderr_tail"]
+    assert failure["plan"]["flush_denormal"] is False
+    again = sweep.run_plans(results, plans, TINY, threads=1, data=None)
     assert again["executed"] == 0 and again["failed"] == 1  # not retried unless asked
-    timed_out = sweep.sweep(tmp_path / "slow", "test", dict(TINY, layers=(1,), timeout_s=1))
+    timed_out = sweep.sweep(tmp_path / "slow", replace(TINY, layers=(1,), timeout_s=1), threads=1)
     assert timed_out["failed"] == 1
     failure = json.loads((tmp_path / "slow" / "runs" / "torch-rnn1-s0" / "failed.json").read_text())
     assert failure["reason"] == "timeout"

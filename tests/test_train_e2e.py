@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from runners import records
-from runners.implementations import NAMES
+from model import records
+from model.implementations import NAMES
 from tests.conftest import SMALL_RUN, run_module
 
 @pytest.mark.parametrize("name", NAMES)
 def test_record_is_complete(trained_runs, name):
     record = records.read_record(trained_runs[name])
     assert records.missing_fields(record) == []
-    assert record["status"] == "ok" and record["implementation"] == name
+    assert record["status"] == "ok" and record["plan"]["implementation"] == name
     assert record["data"]["n_train"] == 320 and record["data"]["n_test"] == 200
     timing = record["timing"]
     assert len(timing["step_samples_ms"]) == record["early_stopping"]["epochs_run"]

@@ -5,17 +5,23 @@ import json
 import numpy as np
 import pytest
 
-from model.spec import ModelSpec, SpecError, TrainSpec, make_specs
+from model import records
+from model.plan import get_profile
+from model.spec import ModelSpec, SpecError, TrainSpec
 from model.weights import initial_weights, parameter_count, shapes
-from runners import measure, records
+from runners import measure
 from runners.metrics import binary_cross_entropy, classification_metrics
 
 
 def test_profiles_and_overrides():
-    model, train = make_specs("full", cell="gru", epochs=None)
-    assert model.maxlen == 400 and model.cell == "gru" and train.epochs == 8
+    model, train = get_profile("published").specs(cell="gru", epochs=None)
+    assert model.maxlen == 400 and model.cell == "gru" and train.epochs == 8 and train.patience == 2
+    model, train = get_profile("quick").specs(layers=2)
+    assert (train.train_size, train.test_size, train.epochs, model.layers) == (2560, 1000, 1, 2)
     with pytest.raises(SpecError, match="unknown setting"):
-        make_specs("quick", colour="red")
+        get_profile("quick").specs(colour="red")
+    with pytest.raises(SpecError, match="unknown profile"):
+        get_profile("huge")
 
 
 @pytest.mark.parametrize("settings", [dict(cell="cnn"), dict(layers=0), dict(maxlen=0), dict(dropout=1.0)])
@@ -24,11 +30,14 @@ def test_invalid_model_specs(settings):
         ModelSpec(**settings)
 
 
-def test_invalid_train_specs():
-    with pytest.raises(SpecError):
-        TrainSpec(batch_size=0)
-    with pytest.raises(SpecError):
-        TrainSpec(train_size=2)
+@pytest.mark.parametrize("settings, message", [
+    (dict(batch_size=0), "batch_size must be at least 1"), (dict(train_size=2), "at least 4 reviews"),
+    (dict(train_size=32), "does not fill one batch of 64"), (dict(learning_rate=-1.0), "learning_rate must be positive"),
+    (dict(epsilon=0.0), "epsilon must be positive"), (dict(beta_2=1.0), "beta_2 must be in"),
+    (dict(patience=0), "patience must be at least 1"), (dict(seed=-1), "seed must be at least 0")])
+def test_invalid_train_specs(settings, message):
+    with pytest.raises(SpecError, match=message):
+        TrainSpec(**settings)
 
 
 def test_canonical_weights_follow_keras_initialisers():
@@ -87,6 +96,13 @@ def test_summaries_are_medians_and_quartiles_in_ms():
     summary = measure.summarize_ms([0.001, 0.002, 0.003, 0.004, 0.100])
     assert summary["median"] == pytest.approx(3.0) and summary["q1"] == pytest.approx(2.0)
     assert summary["q3"] == pytest.approx(4.0) and summary["n"] == 5
+
+
+def test_measured_function_runs_exactly_once():
+    """memory-profiler re-runs a function that returns within one sampling interval unless told not to."""
+    calls = []
+    result, memory = measure.measure_peak(lambda: calls.append(1) or "done", interval_s=0.05)
+    assert calls == [1] and result == "done" and memory["peak_sampled_mb"] > 0
 
 
 def test_high_water_mark_resets():

@@ -1,0 +1,151 @@
+"""The table of implementations: every name the project knows, what runs it, and the variants it accepts.
+
+The CLI's ``--impl``/``--backend`` resolution, the sweep grid, the order of
+table columns and the tests all read ``TABLE``. Adding an implementation is one
+entry here plus its class (and its tests); adding a variant is one entry in
+``variants`` plus the keyword its class accepts. The first allowed value of a
+variant is its default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from model.errors import UserError
+from model.spec import KERAS_RNN_PATHS, TF_FASTEST, TF_FORMULATIONS, ModelSpec, TrainSpec
+
+
+class ImplementationError(UserError):
+    """An implementation, backend or variant that cannot run here (reported to users in one line)."""
+
+
+@dataclass(frozen=True)
+class Implementation:
+    name: str  # as in records, tables and the sweep grid
+    framework: str  # the numerical library that executes it, and whose thread/denormal policy applies
+    keras_backend: str | None  # None: native, and Keras is kept out of the process
+    builder: str  # "module:Class", imported only when the implementation is created
+    variants: dict[str, tuple] = field(default_factory=dict)  # option -> allowed values, default first
+    description: str = ""
+    settle: Callable[[dict, ModelSpec], dict] | None = None  # cell-dependent defaults and refusals
+
+
+    @property
+    def uses_keras(self) -> bool:
+        return self.keras_backend is not None
+
+
+def _settle_tf(variant: dict, spec: ModelSpec) -> dict:
+    if variant["formulation"] == "fastest":
+        variant = {**variant, "formulation": TF_FASTEST[spec.cell]}
+    if variant["formulation"] == "block" and spec.cell != "lstm":
+        raise ImplementationError("the tensorflow formulation block (fused BlockLSTM) exists only for the lstm cell")
+    return variant
+
+
+_KERAS_VARIANTS = {"rnn_path": KERAS_RNN_PATHS}
+TABLE = {impl.name: impl for impl in (
+    Implementation("keras-torch", "torch", "torch", "model.keras_model:KerasImplementation", _KERAS_VARIANTS,
+                   "the one Keras 3 model definition on KERAS_BACKEND=torch"),
+    Implementation("keras-tensorflow", "tensorflow", "tensorflow", "model.keras_model:KerasImplementation",
+                   _KERAS_VARIANTS, "the same definition, unchanged, on KERAS_BACKEND=tensorflow"),
+    Implementation("torch", "torch", None, "model.torch_model:TorchImplementation", {},
+                   "native PyTorch: torch.nn + a plain training loop"),
+    Implementation("tensorflow", "tensorflow", None, "model.tf_model:TensorFlowImplementation",
+                   {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True)},
+                   "native TensorFlow: tf.Module + tf.function + GradientTape", _settle_tf),
+)}
+NAMES = tuple(TABLE)
+KERAS_BACKENDS = tuple(impl.keras_backend for impl in TABLE.values() if impl.uses_keras)
+
+
+def get(name: str) -> Implementation:
+    if name not in TABLE:
+        raise ImplementationError(f"unknown implementation {name!r}; choose one of {', '.join(NAMES)}")
+    return TABLE[name]
+
+
+def resolve(impl: str, backend: str | None = None) -> str:
+    """The table name for the CLI's ``--impl`` (+ ``--backend`` or ``$KERAS_BACKEND`` for ``keras``)."""
+    if impl in TABLE:
+        return impl
+    if impl != "keras":
+        natives = [name for name, entry in TABLE.items() if not entry.uses_keras]
+        raise ImplementationError(f"unknown implementation {impl!r}; choose keras, {', '.join(natives)} "
+                                  f"or one of {', '.join(NAMES)}")
+    backend = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    for entry in TABLE.values():
+        if entry.keras_backend == backend:
+            return entry.name
+    raise ImplementationError(f"unknown or unsupported Keras backend {backend!r}; "
+                              f"choose one of {', '.join(KERAS_BACKENDS)}")
+
+
+def resolve_variant(name: str, given: dict, spec: ModelSpec) -> dict:
+    """The full, concrete variant of a run: defaults filled in, every value checked before any framework loads."""
+    entry = get(name)
+    unknown = set(given) - set(entry.variants)
+    if unknown:
+        accepted = ", ".join(entry.variants) or "no variants"
+        raise ImplementationError(f"{name} does not take {', '.join(sorted(unknown))} (it takes {accepted})")
+    variant = {}
+    for option, allowed in entry.variants.items():
+        value = given.get(option, allowed[0])
+        if value not in allowed:
+            raise ImplementationError(f"unknown {option} {value!r} for {name}; "
+                                      f"choose one of {', '.join(map(str, allowed))}")
+        variant[option] = value
+    return entry.settle(variant, spec) if entry.settle else variant
+
+
+def native_of(name: str) -> str | None:
+    """The native implementation on the same framework as a Keras one (keras-torch -> torch), else None."""
+    entry = get(name)
+    natives = [other.name for other in TABLE.values() if not other.uses_keras and other.framework == entry.framework]
+    return natives[0] if entry.uses_keras and natives else None
+
+
+def check_installed(name: str) -> None:
+    entry = get(name)
+    needed = [entry.framework] + (["keras"] if entry.uses_keras else [])
+    missing = [module for module in needed if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ImplementationError(f"{name} needs {', '.join(missing)}, which is not installed; run `make install`")
+
+
+def import_framework(name: str) -> None:
+    """Load everything the implementation needs (Keras with its backend chosen), so memory baselines include it.
+
+    This is the one place ``KERAS_BACKEND`` is set: Keras reads it once, at its
+    first import. Native implementations run with Keras kept out of the
+    process: TensorFlow 2.21 imports ``keras.src.optimizers`` on its own
+    whenever Keras is installed, which would put Keras' code and memory into
+    "native" TensorFlow. A ``None`` entry in ``sys.modules`` makes any import
+    of it fail, which TensorFlow tolerates, and proves that nothing in the
+    native path needs Keras.
+    """
+    entry = get(name)
+    if entry.uses_keras:
+        loaded = sys.modules.get("keras")
+        if loaded is not None and loaded.backend.backend() != entry.keras_backend:
+            raise ImplementationError(f"keras was already imported with the {loaded.backend.backend()} backend")
+        os.environ["KERAS_BACKEND"] = entry.keras_backend
+        import keras  # noqa: F401
+        return
+    for blocked in ("keras", "tf_keras"):
+        if sys.modules.get(blocked) is not None:
+            raise ImplementationError(f"{blocked} was imported before the native {name} implementation")
+        sys.modules[blocked] = None
+    importlib.import_module(entry.framework)
+
+
+def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None):
+    """Build one implementation from canonical weights; its framework is imported first."""
+    import_framework(name)
+    module, _, cls = get(name).builder.partition(":")
+    return getattr(importlib.import_module(module), cls)(spec, train, weights, **(variant or {}))

@@ -1,0 +1,143 @@
+"""What one run will do (``RunPlan``) and the named profiles that produce plans, as plain frozen data.
+
+A plan is complete: ``python -m runners.train --plan plan.json`` needs nothing
+else, the sweep writes one per run, and every record embeds its plan verbatim.
+A profile is a grid plus the per-run settings of every plan in it, so
+``runners.train --profile quick`` trains exactly one cell of ``make compare
+PROFILE=quick``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from model.implementations import NAMES, Implementation, get, resolve_variant
+from model.records import write_json_atomic
+from model.spec import CELLS, ModelSpec, SpecError, TrainSpec, from_dict
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    implementation: str  # a name in model.implementations.TABLE
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    variant: dict = field(default_factory=dict)  # concrete: every option of the implementation, resolved
+    threads: int = 1
+    flush_denormal: bool = True
+    warmup_steps: int = 3  # training steps excluded from the steady-state statistics
+    data: str | None = None  # dataset archive or folder; None: $IMDB_DATA, then the usual places
+    profile: str | None = None  # the profile it came from, for the reader
+
+    def __post_init__(self):
+        object.__setattr__(self, "variant", resolve_variant(self.implementation, self.variant, self.model))
+        if self.threads < 1:
+            raise SpecError(f"threads must be at least 1, got {self.threads}")
+        if self.warmup_steps < 0:
+            raise SpecError(f"warmup_steps must be at least 0, got {self.warmup_steps}")
+
+    @property
+    def entry(self) -> Implementation:
+        return get(self.implementation)
+
+    def to_dict(self) -> dict:
+        return dict(plan_version=PLAN_VERSION, **asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunPlan":
+        data = dict(data)
+        version = data.pop("plan_version", None)
+        if version != PLAN_VERSION:
+            raise SpecError(f"run plan version {version} is not supported (this code reads version {PLAN_VERSION})")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpecError(f"unknown run plan field(s): {', '.join(sorted(unknown))}")
+        model, train = from_dict(ModelSpec, data.pop("model", {})), from_dict(TrainSpec, data.pop("train", {}))
+        return cls(model=model, train=train, **data)
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path) -> "RunPlan":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise SpecError(f"cannot read run plan {path}: {error}") from None
+        return cls.from_dict(data)
+
+
+GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named grid and the settings every run of it shares (overrides of ModelSpec and TrainSpec)."""
+
+    name: str
+    description: str
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    implementations: tuple[str, ...] = NAMES
+    cells: tuple[str, ...] = CELLS
+    layers: tuple[int, ...] = (1,)
+    bidirectional: tuple[bool, ...] = (False,)
+    seeds: tuple[int, ...] = (0,)
+    timeout_s: int = 600  # per run
+
+    def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
+        """The specs of one run of this profile; ``None`` overrides are ignored."""
+        return build_specs(self.model, self.train, overrides)
+
+    def narrowed(self, **changes) -> "Profile":
+        """The same profile with grid axes or timeout (names of ``GRID_FIELDS``) or per-run settings
+        (names of ModelSpec/TrainSpec fields) replaced; ``None`` keeps a value."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        axes = {k: changes.pop(k) for k in list(changes) if k in GRID_FIELDS}
+        model_names, train_names = set(ModelSpec.__dataclass_fields__), set(TrainSpec.__dataclass_fields__)
+        unknown = set(changes) - model_names - train_names
+        if unknown:
+            raise SpecError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        model = {**self.model, **{k: v for k, v in changes.items() if k in model_names}}
+        train = {**self.train, **{k: v for k, v in changes.items() if k in train_names}}
+        build_specs(model, train, {})  # refuse bad settings now, not in the first run
+        return replace(self, model=model, train=train, **axes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_specs(model_settings: dict, train_settings: dict, overrides: dict) -> tuple[ModelSpec, TrainSpec]:
+    model_names, train_names = set(ModelSpec.__dataclass_fields__), set(TrainSpec.__dataclass_fields__)
+    unknown = set(overrides) - model_names - train_names
+    if unknown:
+        raise SpecError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    model = ModelSpec(**{**model_settings, **{k: v for k, v in given.items() if k in model_names}})
+    train = TrainSpec(**{**train_settings, **{k: v for k, v in given.items() if k in train_names}})
+    return model, train
+
+
+PROFILES = {profile.name: profile for profile in (
+    # The shape of the speed and memory results in minutes: the same network, batch and maxlen as "full",
+    # so its step times predict the full sweep's cost; its accuracies are not converged.
+    Profile("quick", "stratified 2,560 train / 1,000 test reviews, 1 epoch a run; "
+            "4 implementations x 3 cells x depths 1-3",
+            train=dict(train_size=2560, test_size=1000, epochs=1), layers=(1, 2, 3)),
+    # runners.train's defaults, over the whole grid: all the data, up to 3 epochs with early stopping.
+    Profile("full", "all 22,500 / 2,500 / 25,000 reviews, up to 3 epochs, early stopping; "
+            "x uni/bidirectional x 3 seeds", layers=(1, 2, 3), bidirectional=(False, True), seeds=(0, 1, 2),
+            timeout_s=4 * 3600),
+    # The published settings that matter most for accuracy: longer reviews, more epochs, patience 2.
+    Profile("published", "maxlen 400, up to 8 epochs, patience 2; the default LSTM on all four",
+            model=dict(maxlen=400), train=dict(epochs=8, patience=2), cells=("lstm",), timeout_s=4 * 3600),
+)}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise SpecError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,168 @@
+"""Run records and the other files of a run or results folder: names, schema, writing, reading, accessors.
+
+Everything that writes or reads a record goes through this module; the
+analysis reads records only through ``read_record``, ``row`` and
+``steady_samples_ms``. Records are versioned (``SCHEMA_VERSION``); an older
+version is upgraded here, explicitly, or refused in one line.
+
+Schema history:
+  1  the run's settings as top-level ``implementation``, ``model_spec``, ``train_spec`` (with
+     ``warmup_steps``) and ``variant``.
+  2  the run's settings as the verbatim ``plan`` (``model.plan.RunPlan.to_dict``); ``framework``
+     and ``keras_backend`` moved into ``runtime``; ``timing.warmup_steps_excluded`` is the plan's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from model.errors import UserError
+
+SCHEMA_VERSION = 2
+
+# Files of a run folder.
+RECORD_FILE = "record.json"  # written last, atomically: a folder without it is an unfinished run
+FAILED_FILE = "failed.json"  # written by the sweep for a run that failed or timed out
+PLAN_FILE = "plan.json"  # written by the sweep before the run starts
+WEIGHTS_FILE = "weights.npz"
+PREDICTIONS_FILE = "predictions.npz"
+VOCABULARY_FILE = "vocabulary.json"
+# Files of a results folder.
+MANIFEST_FILE = "manifest.json"
+BASELINE_FILE = "baseline.json"
+RUNS_FOLDER = "runs"
+
+SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
+            "early_stopping", "files")
+REQUIRED = ("schema_version", "status", "created") + SECTIONS
+
+
+class RecordError(UserError):
+    """A record this code cannot read (reported to users in one line)."""
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write to a temporary file beside ``path``, then rename: readers see all of it or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as out:
+            json.dump(data, out, indent=1, default=_jsonable)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a record")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def write_record(run_dir: Path, **sections) -> dict:
+    """The finished run's record, from its sections (all of ``SECTIONS``, nothing else)."""
+    if set(sections) != set(SECTIONS):
+        raise ValueError(f"record sections differ: missing {sorted(set(SECTIONS) - set(sections))}, "
+                         f"unknown {sorted(set(sections) - set(SECTIONS))}")
+    record = dict(schema_version=SCHEMA_VERSION, status="ok", created=datetime.now(timezone.utc).isoformat(),
+                  **sections)
+    write_json_atomic(Path(run_dir) / RECORD_FILE, record)
+    return record
+
+
+def read_record(run_dir: Path) -> dict:
+    """The record of a finished run, in the current schema (older ones upgraded), or a one-line refusal."""
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        record = read_json(path)
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path} is not valid JSON ({error})") from None
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if version == 1:
+        record = _upgrade_from_1(record)
+    elif version != SCHEMA_VERSION:
+        raise RecordError(f"{path} has record schema version {version}; this code reads versions 1 and "
+                          f"{SCHEMA_VERSION}")
+    return record
+
+
+def _upgrade_from_1(old: dict) -> dict:
+    record = {key: value for key, value in old.items()
+              if key not in ("implementation", "framework", "keras_backend", "model_spec", "train_spec", "variant")}
+    train = dict(old["train_spec"])
+    warmup = train.pop("warmup_steps", old["timing"].get("warmup_steps_excluded", 3))
+    runtime = old.get("runtime", {})
+    record["plan"] = dict(plan_version=1, implementation=old["implementation"], model=old["model_spec"], train=train,
+                          variant=old.get("variant", {}), threads=old.get("cpu", {}).get("threads"),
+                          flush_denormal=runtime.get("flush_denormal_requested", True), warmup_steps=warmup,
+                          data=old.get("data", {}).get("source"), profile=None)
+    record["runtime"] = dict(runtime, framework=old.get("framework"), keras_backend=old.get("keras_backend"))
+    record["schema_version"] = SCHEMA_VERSION
+    record["upgraded_from"] = 1
+    return record
+
+
+def missing_fields(record: dict) -> list[str]:
+    return [name for name in REQUIRED if name not in record]
+
+
+def steady(step_samples: list[list[float]], warmup_steps: int) -> list[float]:
+    """The steady-state samples of a run: every epoch's steps pooled, the first ``warmup_steps`` left out."""
+    return [sample for epoch in step_samples for sample in epoch][warmup_steps:]
+
+
+def steady_samples_ms(record: dict) -> list[float]:
+    return steady(record["timing"]["step_samples_ms"], record["plan"]["warmup_steps"])
+
+
+def run_state(run_dir: Path) -> str:
+    """done (a record exists), failed (the sweep recorded a failure) or pending."""
+    if (Path(run_dir) / RECORD_FILE).exists():
+        return "done"
+    if (Path(run_dir) / FAILED_FILE).exists():
+        return "failed"
+    return "pending"
+
+
+def identity(record: dict) -> tuple:
+    """What must be equal for records to be pooled: CPU model and the versions of the frameworks under test."""
+    environment = record["environment"]
+    packages = environment["packages"]
+    return (environment["cpu"]["model"], packages.get("torch"), packages.get("tensorflow-cpu"), packages.get("keras"))
+
+
+def row(record: dict) -> dict:
+    """One flat row of the figures the analysis tabulates."""
+    plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
+    spec, runtime = plan["model"], record["runtime"]
+    epochs = timing["epoch_s"]
+    return dict(
+        status="ok", implementation=plan["implementation"], cell=spec["cell"], layers=spec["layers"],
+        bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
+        accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
+        run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
+        epoch_s=sum(epochs) / len(epochs), first_step_s=timing["first_step_s"],
+        ready_s=timing["process_start_to_ready_s"], train_wall_s=timing["train_wall_s"],
+        train_samples_per_s=timing["train_samples_per_s"],
+        inference_per_s=timing["inference"]["throughput_per_s"],
+        latency_ms=timing["inference"]["batch_latency_ms"]["median"],
+        train_cpu_s=record["cpu"]["train_cpu_s"], cpu_utilisation=record["cpu"]["train_utilisation"],
+        peak_above_mb=memory["peak_above_baseline_mb"], peak_rss_mb=memory["peak_rss_mb"],
+        rss_after_imports_mb=memory["rss_after_imports_mb"], baseline_mb=memory["baseline_ready_mb"],
+        epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
+        n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],
+        threads=runtime["policy"]["intra_op_threads"], flush_denormal=runtime["policy"]["flush_denormal"],
+        jit_compile=runtime["jit_compile"],
+    )

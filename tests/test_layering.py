@@ -1,0 +1,59 @@
+"""The layers, read from the source: model/ is the bottom, analysis/ never imports runners/, no import cycles."""
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGES = ("model", "runners", "analysis")
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Module -> project modules it imports anywhere (top level or inside functions)."""
+    graph = {}
+    for package in PACKAGES:
+        for file in sorted((REPO / package).glob("*.py")):
+            module = f"{package}.{file.stem}" if file.stem != "__init__" else package
+            imported = set()
+            for node in ast.walk(ast.parse(file.read_text(), str(file))):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module)
+                    imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+            graph[module] = {name for name in imported if name.split(".")[0] in PACKAGES and name != module}
+    modules = set(graph)
+    return {module: {name for name in targets if name in modules} for module, targets in graph.items()}
+
+
+def test_lower_layers_never_import_higher_ones():
+    allowed = {"model": {"model"}, "analysis": {"model", "analysis"}, "runners": {"model", "runners", "analysis"}}
+    offending = [(module, target) for module, targets in project_imports().items() for target in targets
+                 if target.split(".")[0] not in allowed[module.split(".")[0]]]
+    assert offending == []
+
+
+def test_no_module_imports_one_that_imports_it():
+    graph = project_imports()
+    cycles, state = [], {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_the_graph_is_read():
+    """Guard against a parser that finds nothing: known edges must be there."""
+    graph = project_imports()
+    assert "model.records" in graph["analysis.load"] and "model.plan" in graph["runners.train"]
+    assert Path(REPO / "model" / "implementations.py").exists()
