@@ -26,6 +26,14 @@ def _failed_row(run_id: str, failure: dict) -> dict:
                 bidirectional=spec["bidirectional"], seed=plan["train"]["seed"])
 
 
+def _baseline(raw: dict) -> dict:
+    """The TF-IDF reference over the sweep's seeds: each seed's result and the mean of their metrics."""
+    per_seed = raw["seeds"] if "seeds" in raw else {"0": raw}  # one result: sweeps before per-seed baselines
+    metrics = {name: float(np.mean([result["metrics"][name] for result in per_seed.values()]))
+               for name in ("accuracy", "f1", "roc_auc")}
+    return dict(metrics=metrics, seeds=per_seed)
+
+
 def load(results: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict | None, dict | None]:
     """(one row per run, steady step samples per run id, baseline result, manifest)."""
     results = Path(results)
@@ -48,6 +56,6 @@ def load(results: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict | Non
         raise AnalysisError(f"{results} holds no finished or failed runs yet")
     frame = pd.DataFrame(rows)
     baseline_file, manifest_file = results / records.BASELINE_FILE, results / records.MANIFEST_FILE
-    baseline = records.read_json(baseline_file) if baseline_file.exists() else None
+    baseline = _baseline(records.read_json(baseline_file)) if baseline_file.exists() else None
     manifest = records.read_json(manifest_file) if manifest_file.exists() else None
     return frame, samples, baseline, manifest

@@ -9,7 +9,10 @@ Schema history:
   1  the run's settings as top-level ``implementation``, ``model_spec``, ``train_spec`` (with
      ``warmup_steps``) and ``variant``.
   2  the run's settings as the verbatim ``plan`` (``model.plan.RunPlan.to_dict``); ``framework``
-     and ``keras_backend`` moved into ``runtime``; ``timing.warmup_steps_excluded`` is the plan's.
+     and ``keras_backend`` moved into ``runtime``; ``timing.warmup_steps_excluded`` is the plan's;
+     ``validations`` (each validation with the training clocks at that point, validation excluded);
+     ``cpu.machine_during_training`` (other processes' CPU and steal); inference excludes one warm-up
+     batch and its memory is measured above the post-training RSS (``*_post_training_*``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ BASELINE_FILE = "baseline.json"
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
-            "early_stopping", "files")
+            "validations", "early_stopping", "files")
 REQUIRED = ("schema_version", "status", "created") + SECTIONS
 
 
@@ -109,6 +112,10 @@ def _upgrade_from_1(old: dict) -> dict:
                           flush_denormal=runtime.get("flush_denormal_requested", True), warmup_steps=warmup,
                           data=old.get("data", {}).get("source"), profile=None)
     record["runtime"] = dict(runtime, framework=old.get("framework"), keras_backend=old.get("keras_backend"))
+    # Schema 1 validated once, at the end of each epoch, and did not record the training clock there.
+    record["validations"] = [dict(epoch=curve["epoch"], step=None, train_wall_s=None, train_cpu_s=None,
+                                  val_loss=curve["val_loss"], val_accuracy=curve["val_accuracy"])
+                             for curve in old.get("curves", [])]
     record["schema_version"] = SCHEMA_VERSION
     record["upgraded_from"] = 1
     return record

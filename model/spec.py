@@ -68,9 +68,10 @@ class TrainSpec:
     train_size: int | None = None  # None: all 22,500 training reviews after the validation split
     test_size: int | None = None  # None: the whole official 25k test set
     eval_batch_size: int = 500
+    validations_per_epoch: int = 1  # evenly spaced; the last at the end of the epoch (early stopping reads it)
 
     def __post_init__(self):
-        for name in ("batch_size", "epochs", "patience", "eval_batch_size"):
+        for name in ("batch_size", "epochs", "patience", "eval_batch_size", "validations_per_epoch"):
             if getattr(self, name) < 1:
                 raise SpecError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("learning_rate", "epsilon", "clip_global_norm"):

@@ -6,6 +6,7 @@ The clock only reads time; ``runners.loop`` decides where it starts and stops
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -42,6 +43,35 @@ def cpu_seconds() -> float:
     """User + system CPU time of this process, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu_seconds() -> float:
+    """This process and its finished children (memory-profiler's sampler): the CPU time the run itself used."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_cpu_seconds() -> dict | None:
+    """Busy and stolen CPU seconds of the whole machine since boot, from /proc/stat; None where unavailable."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    return dict(busy_s=(user + nice + system + irq + softirq) / tick, steal_s=steal / tick)
+
+
+def quietness(before: dict | None, after: dict | None, own_cpu_s: float, wall_s: float) -> dict:
+    """How much of the machine others used while we measured: CPU of other processes and time stolen by the
+    hypervisor, in seconds and as fractions of the machine's capacity (wall time x logical CPUs)."""
+    if before is None or after is None:
+        return dict(other_cpu_s=None, steal_s=None, other_fraction=None, steal_fraction=None)
+    capacity = wall_s * (os.cpu_count() or 1)
+    other = max(0.0, after["busy_s"] - before["busy_s"] - own_cpu_s)
+    steal = after["steal_s"] - before["steal_s"]
+    return dict(other_cpu_s=other, steal_s=steal, other_fraction=other / capacity, steal_fraction=steal / capacity,
+                wall_s=wall_s, logical_cpus=os.cpu_count())
 
 
 def rss_mb() -> float:

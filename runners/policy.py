@@ -76,26 +76,36 @@ def configure(framework: str, threads: int, flush_denormal: bool) -> None:
 
 
 _TINY, _SCALE = 1e-30, 1e-10  # their product, 1e-40, is a float32 denormal
+# Large enough that the framework splits the multiply across its intra-op worker threads (torch's grain
+# size is 32,768 elements): flush-to-zero is a per-thread CPU flag, so the main thread alone proves little.
+_PARALLEL_ELEMENTS = 1 << 20
 
 
 def probe_torch() -> dict:
-    """What torch really does now: thread pools and whether a denormal result is flushed."""
+    """What torch really does now: thread pools and whether denormal results are flushed, on every thread."""
     import torch
 
     product = (torch.tensor([_TINY]) * torch.tensor([_SCALE])).item()
+    parallel = torch.full((_PARALLEL_ELEMENTS,), _TINY) * _SCALE
+    backend = next((line.split(":", 1)[1].strip() for line in torch.__config__.parallel_info().splitlines()
+                    if line.startswith("ATen parallel backend")), None)
     return dict(intra_op_threads=torch.get_num_threads(), inter_op_threads=torch.get_num_interop_threads(),
-                flush_denormal=product == 0.0, parallel_backend=next((line.split(":", 1)[1].strip() for line in torch.__config__.parallel_info().splitlines()
-                                      if line.startswith("ATen parallel backend")), None))
+                flush_denormal=product == 0.0 and bool((parallel == 0).all()), flush_denormal_main_thread=product == 0.0,
+                flush_denormal_worker_threads=bool((parallel == 0).all()), parallel_backend=backend)
 
 
 def probe_tensorflow() -> dict:
     import tensorflow as tf
 
     eager = float((tf.constant([_TINY]) * tf.constant([_SCALE]))[0])
-    graph = float(tf.function(lambda a, b: a * b)(tf.constant([_TINY]), tf.constant([_SCALE]))[0])
+    multiply = tf.function(lambda a, b: a * b)
+    graph = float(multiply(tf.constant([_TINY]), tf.constant([_SCALE]))[0])
+    parallel = multiply(tf.fill([_PARALLEL_ELEMENTS], _TINY), tf.constant(_SCALE))
+    workers = bool(tf.reduce_all(parallel == 0.0))
     return dict(intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
                 inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
-                flush_denormal=eager == 0.0 and graph == 0.0,
+                flush_denormal=eager == 0.0 and graph == 0.0 and workers,
+                flush_denormal_main_thread=eager == 0.0, flush_denormal_worker_threads=workers and graph == 0.0,
                 onednn=os.environ.get("TF_ENABLE_ONEDNN_OPTS"))
 
 

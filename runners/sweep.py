@@ -42,7 +42,7 @@ def grid(profile: Profile, threads: int, data: str | None = None) -> dict[str, R
         model, train = profile.specs(cell=cell, layers=layers, bidirectional=bidirectional, seed=seed)
         for name in names[shift:] + names[:shift]:
             plan = RunPlan(implementation=name, model=model, train=train, threads=threads, data=data,
-                           profile=profile.name)
+                           profile=profile.name, save_model=False)
             plans[run_id(plan)] = plan
     return plans
 
@@ -107,19 +107,33 @@ def write_manifest(results: Path, profile: Profile, threads: int, data: str | No
                                          environment=environment(), sessions=sessions))
 
 
-def run_baseline(results: Path, plan: RunPlan) -> None:
-    """The TF-IDF reference on the data rows of ``plan`` (every plan of a sweep shares them for one seed)."""
+def prepare_data(plans: dict[str, RunPlan]) -> None:
+    """Build every data cache entry the runs will read (one per seed), so that no measured run builds one."""
+    from model import imdb, preprocess
+
+    settings = {(plan.data, plan.model.vocab_size, plan.model.maxlen, plan.train.val_fraction, plan.train.seed)
+                for plan in plans.values()}
+    for data, vocab_size, maxlen, val_fraction, seed in sorted(settings, key=str):
+        preprocess.prepare(imdb.locate(data), vocab_size, maxlen, val_fraction, seed)
+
+
+def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
+    """The TF-IDF reference on exactly the rows of each seed's runs (the split and subset depend on the seed)."""
     path = results / records.BASELINE_FILE
-    if path.exists():
-        return
+    done = records.read_json(path) if path.exists() else {}
+    done = done if "seeds" in done else {"seeds": {}}
     from model import imdb, preprocess
     from runners.baseline import tfidf_logistic_regression
 
-    model, train = plan.model, plan.train
-    source = imdb.locate(plan.data)
-    prepared = preprocess.prepare(source, model.vocab_size, model.maxlen, train.val_fraction, train.seed)
-    result = tfidf_logistic_regression(source, prepared, train.train_size, train.test_size, train.seed)
-    records.write_json_atomic(path, result)
+    for plan in plans.values():
+        model, train = plan.model, plan.train
+        if str(train.seed) in done["seeds"]:
+            continue
+        source = imdb.locate(plan.data)
+        prepared = preprocess.prepare(source, model.vocab_size, model.maxlen, train.val_fraction, train.seed)
+        done["seeds"][str(train.seed)] = tfidf_logistic_regression(source, prepared, train.train_size,
+                                                                   train.test_size, train.seed)
+        records.write_json_atomic(path, done)
 
 
 def sweep(results: Path, profile: Profile, threads: int, data: str | None = None, retry_failed: bool = False,
@@ -134,7 +148,8 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
     check_resumable(results, plans)
     results.mkdir(parents=True, exist_ok=True)
     write_manifest(results, profile, threads, data, len(plans))
-    run_baseline(results, next(iter(plans.values())))
+    prepare_data(plans)
+    run_baselines(results, plans)
     executed, total = 0, len(plans)
     folder = results / records.RUNS_FOLDER
     for index, (name, plan) in enumerate(plans.items(), 1):

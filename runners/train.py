@@ -27,7 +27,7 @@ VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xl
 def train(
     impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch, tensorflow, or a full name such as keras-torch")] = "keras",
     backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow (default: $KERAS_BACKEND, else tensorflow)")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, full or published (maxlen 400, 8 epochs); default: none")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, standard, full or published (maxlen 400, 8 epochs); default: none")] = None,
     cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
     layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
     units: Annotated[Optional[int], typer.Option(help=f"hidden units per direction (default: {M.units})")] = None,
@@ -42,6 +42,7 @@ def train(
     epsilon: Annotated[Optional[float], typer.Option(help=f"Adam epsilon, on sqrt(v) as Keras/TF apply it (default: {T.epsilon})")] = None,
     clip_norm: Annotated[Optional[float], typer.Option(help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
     patience: Annotated[Optional[int], typer.Option(help=f"early-stopping patience in epochs (default: {T.patience})")] = None,
+    validations_per_epoch: Annotated[Optional[int], typer.Option(help=f"validation passes per epoch, evenly spaced, excluded from training time (default: {T.validations_per_epoch})")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"seeds weights, split, batch order, dropout (default: {T.seed})")] = None,
     train_size: Annotated[Optional[int], typer.Option(help="use a stratified subset of this many training reviews")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
@@ -59,7 +60,7 @@ def train(
     settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
                     dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, batch_size=batch_size, epochs=epochs,
                     learning_rate=learning_rate, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
-                    seed=seed, train_size=train_size, test_size=test_size)
+                    validations_per_epoch=validations_per_epoch, seed=seed, train_size=train_size, test_size=test_size)
     variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla)
     with user_errors():
         from model.plan import RunPlan

@@ -59,7 +59,7 @@ def test_sweep_resumes_without_redoing_finished_runs(tmp_path, data_env):
     manifest = json.loads((results / "manifest.json").read_text())
     assert len(manifest["sessions"]) == 2 and manifest["environment"]["packages"]["keras"] == "3.15.1"
     assert manifest["profile"]["name"] == "tiny" and manifest["threads"] == 1
-    baseline = json.loads((results / "baseline.json").read_text())
+    baseline = json.loads((results / "baseline.json").read_text())["seeds"]["0"]
     assert baseline["n_train"] == 384 and baseline["n_test"] == 100 and 0.5 < baseline["metrics"]["accuracy"] <= 1
     with pytest.raises(sweep.SweepError, match="planned with other settings"):
         sweep.sweep(results, TINY.narrowed(epochs=2), threads=1)
@@ -86,7 +86,7 @@ def test_failed_and_timed_out_runs_are_recorded_and_skipped(tmp_path, data_env):
 
 def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
     done = run_module("runners.compare", "--name", "mini", "--results", str(tmp_path), "--cells", "rnn,lstm",
-                      "--layers", "1", "--train-size", "384", "--test-size", "100", "--epochs", "1",
+                      "--layers", "1", "--repeats", "1", "--train-size", "384", "--test-size", "100", "--epochs", "1",
                       env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "mini"
