@@ -1,73 +1,123 @@
-"""How long the full sweep will take, from a quick sweep's measured per-step figures.
+"""How long a profile will take on this machine, from a finished sweep's measured per-run figures.
 
-    python -m analysis.estimate results/quick
+    python -m analysis.estimate results/quick --profile standard
+    python -m analysis.estimate results/quick --profile standard --actual results/standard
 
-The quick profile trains the same network shape, batch and maxlen as the full
-one, so each full run costs about: start-up (measured) + epochs x steps per
-epoch x steady step time (measured) + validation and test inference at the
-measured inference throughput. Bidirectional layers are not in the quick grid;
-they are costed at twice the unidirectional step time, an assumption (two
-directions of the same work) that the full sweep's own records then replace.
-Early stopping can only make the full sweep shorter than this estimate.
+Every profile trains the same network shape, batch and maxlen, so each run of
+the target profile is costed from the source sweep's runs of the same
+implementation, cell and depth:
+
+    start-up (process start to ready)
+    + epochs x (steps per epoch x mean steady step + the measured per-epoch overhead beyond the steps)
+    + (first step - mean step)                       compile or trace, once a run
+    + epochs x validations per epoch x validation reviews / inference throughput
+    + test reviews / inference throughput
+
+with mean (not median) step times, because the sum of a run's steps is its
+mean times their number. It assumes every run trains all its epochs (early
+stopping shortens it) and costs a bidirectional stack at twice the
+unidirectional step (an assumption until the profile's own records replace
+it); run-to-run spread of 10-15% on these VMs can lengthen or shorten it. It
+is an estimate, not a bound. The saving, record writing and process exit of
+each run (about a second) are not in the records and not in the estimate.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import pandas as pd
 import typer
 
 from analysis.load import load
-from model.errors import fail, user_errors
+from model.errors import user_errors
 from model.imdb import LABELS, REVIEWS_PER_CLASS
-from model.plan import PROFILES, Profile
+from model.plan import Profile, get_profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+CONFIGURATION = ["implementation", "cell", "layers"]
 
 
-def split_sizes(val_fraction: float) -> tuple[int, int, int]:
-    """Training, validation and test reviews of a run on all the data (22,500 / 2,500 / 25,000)."""
+def split_sizes(val_fraction: float, train_size: int | None, test_size: int | None) -> tuple[int, int, int]:
+    """Training, validation and test reviews of a run (22,500 / 2,500 / 25,000 on all the data)."""
     per_split = REVIEWS_PER_CLASS * len(LABELS)
     validation = round(per_split * val_fraction)
-    return per_split - validation, validation, per_split
+    train = per_split - validation
+    if train_size is not None and train_size < train:
+        validation = max(2, round(train_size * validation / train))
+        train = train_size
+    return train, validation, min(test_size or per_split, per_split)
 
 
-def full_duration(runs: pd.DataFrame, full: Profile) -> pd.DataFrame:
-    """Estimated seconds per full-profile run, one row per (implementation, cell, layers, bidirectional)."""
-    _, train = full.specs()
-    full_train, full_val, full_test = split_sizes(train.val_fraction)
-    finished = runs[runs["status"] == "ok"]
-    per_config = finished.groupby(["implementation", "cell", "layers"]).median(numeric_only=True)
+def per_run_costs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The measured figures of each (implementation, cell, depth) of a unidirectional sweep, averaged over runs."""
+    finished = runs[(runs["status"] == "ok") & (~runs["bidirectional"].astype(bool))].copy()
+    finished["epoch_overhead_s"] = (finished["epoch_s"]
+                                    - finished["steps_per_epoch"] * finished["run_step_mean_ms"] / 1e3)
+    return finished.groupby(CONFIGURATION)[["ready_s", "run_step_mean_ms", "first_step_s", "epoch_overhead_s",
+                                            "inference_per_s"]].mean()
+
+
+def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Estimated seconds of each run of ``profile``, one row per run."""
+    model, train = profile.specs()
+    n_train, n_val, n_test = split_sizes(train.val_fraction, train.train_size, train.test_size)
+    steps = n_train // train.batch_size
     rows = []
-    for (implementation, cell, layers), measured in per_config.iterrows():
-        if implementation not in full.implementations or cell not in full.cells or layers not in full.layers:
-            continue
-        for bidirectional in full.bidirectional:
+    for seed in profile.seeds:
+        for bidirectional in profile.bidirectional:
             factor = 2.0 if bidirectional else 1.0
-            train_s = train.epochs * (full_train // train.batch_size) * measured["run_step_ms"] / 1e3 * factor
-            inference_s = (train.epochs * full_val + full_test) / measured["inference_per_s"] * factor
-            rows.append(dict(implementation=implementation, cell=cell, layers=layers, bidirectional=bidirectional,
-                             seconds_per_run=measured["ready_s"] + train_s + inference_s, runs=len(full.seeds)))
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        table["seconds"] = table["seconds_per_run"] * table["runs"]
-    return table
+            for implementation in profile.implementations:
+                for cell in profile.cells:
+                    for layers in profile.layers:
+                        if (implementation, cell, layers) not in costs.index:
+                            continue
+                        c = costs.loc[(implementation, cell, layers)]
+                        step_s = c["run_step_mean_ms"] / 1e3 * factor
+                        inference = (train.epochs * train.validations_per_epoch * n_val + n_test) / c["inference_per_s"]
+                        seconds = (c["ready_s"] + train.epochs * (steps * step_s + c["epoch_overhead_s"])
+                                   + max(0.0, c["first_step_s"] - step_s) + inference * factor)
+                        rows.append(dict(implementation=implementation, cell=cell, layers=layers,
+                                         bidirectional=bidirectional, seed=seed, estimated_s=seconds))
+    return pd.DataFrame(rows)
+
+
+def compare_with_actual(estimated: pd.DataFrame, actual_runs: pd.DataFrame) -> pd.DataFrame:
+    """Estimated against recorded seconds (start-up + training + inference) per implementation."""
+    finished = actual_runs[actual_runs["status"] == "ok"].copy()
+    finished["actual_s"] = finished["ready_s"] + finished["total_wall_s"]
+    keys = CONFIGURATION + ["bidirectional", "seed"]
+    joined = estimated.merge(finished[keys + ["actual_s", "epochs_run"]], on=keys, how="inner")
+    table = joined.groupby("implementation")[["estimated_s", "actual_s"]].sum()
+    table["actual_over_estimate"] = table["actual_s"] / table["estimated_s"]
+    table["runs"] = joined.groupby("implementation").size()
+    return table.reset_index()
 
 
 @app.command()
-def main(results: Annotated[Path, typer.Argument(help="a quick sweep's results folder")]):
-    """Estimate the full profile's duration from a quick sweep's records."""
+def main(results: Annotated[Path, typer.Argument(help="a finished sweep's results folder (e.g. results/quick)")],
+         profile: Annotated[str, typer.Option(help="the profile to estimate")] = "full",
+         actual: Annotated[Optional[Path], typer.Option(help="results of that profile, to compare with")] = None):
+    """Estimate a profile's duration on this machine from a finished sweep's records."""
     with user_errors():
-        runs, _, _, _ = load(results)
-    table = full_duration(runs, PROFILES["full"])
-    if table.empty:
-        fail(f"{results} has no finished runs matching the full grid")
-    by_implementation = table.groupby("implementation")["seconds"].sum() / 3600
-    typer.echo(by_implementation.round(2).to_string())
-    typer.echo(f"full profile, {int(table['runs'].sum())} runs: about {table['seconds'].sum() / 3600:.1f} hours "
-               "on this machine (an upper bound: early stopping shortens it)")
+        target = get_profile(profile)
+        source = load(results)
+        table = estimate(per_run_costs(source.runs), target)
+        if table.empty:
+            from model.errors import fail
+
+            fail(f"{results} has no finished runs matching the {profile} grid")
+        hours = table.groupby("implementation")["estimated_s"].sum() / 3600
+        typer.echo(f"{profile} on {source.cpu_model}, estimated from {results} (hours per implementation):")
+        typer.echo(hours.round(2).to_string())
+        typer.echo(f"{profile}: {len(table)} runs, about {table['estimated_s'].sum() / 3600:.1f} hours of runs "
+                   "(assumes every run trains all its epochs; early stopping shortens it, run-to-run spread moves "
+                   "it either way)")
+        if actual is not None:
+            compared = compare_with_actual(table, load(actual).runs)
+            typer.echo(f"estimate vs actual for the {int(compared['runs'].sum())} runs in {actual}:")
+            typer.echo(compared.round(2).to_string(index=False))
 
 
 if __name__ == "__main__":

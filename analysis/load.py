@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,28 +35,58 @@ def _baseline(raw: dict) -> dict:
     return dict(metrics=metrics, seeds=per_seed)
 
 
-def load(results: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict | None, dict | None]:
-    """(one row per run, steady step samples per run id, baseline result, manifest)."""
+@dataclass
+class Results:
+    """A results folder, read: one row per run and each run's raw series, the baseline and the manifest."""
+
+    runs: pd.DataFrame  # one row per run, finished or failed
+    samples: dict[str, np.ndarray]  # run id -> steady-state step times, ms
+    losses: dict[str, np.ndarray]  # run id -> every training step's loss
+    baseline: dict | None
+    manifest: dict | None
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "ok"]
+
+    @property
+    def profile(self) -> dict:
+        profile = (self.manifest or {}).get("profile") or {}
+        return {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan
+
+    @property
+    def cpu_model(self) -> str:
+        if self.manifest:
+            return self.manifest["environment"]["cpu"]["model"]
+        return str(self.finished["cpu_model"].iloc[0]) if "cpu_model" in self.runs else "unknown CPU"
+
+
+def load(results: Path) -> Results:
     results = Path(results)
     run_root = results / records.RUNS_FOLDER
     if not run_root.is_dir():
         raise AnalysisError(f"{results} holds no runs (expected {run_root}/)")
-    rows, samples, identities = [], {}, set()
+    manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
+    manifest = records.read_json(manifest_file) if manifest_file.exists() else None
+    target = ((manifest or {}).get("profile") or {}).get("target_accuracy") if isinstance(
+        (manifest or {}).get("profile"), dict) else None
+    rows, samples, losses, identities = [], {}, {}, set()
     for run_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
         state = records.run_state(run_dir)
         if state == "done":
             record = records.read_record(run_dir)
             identities.add(records.identity(record))
-            rows.append(dict(run_id=run_dir.name, **records.row(record)))
+            reached = records.time_to_target(record, target) if target else None
+            rows.append(dict(run_id=run_dir.name, **records.row(record), cpu_model=records.identity(record)[0],
+                             target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
+                             ttt_cpu_s=reached and reached["cpu_s"]))
             samples[run_dir.name] = np.asarray(records.steady_samples_ms(record), dtype=float)
+            losses[run_dir.name] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":
             rows.append(_failed_row(run_dir.name, records.read_json(run_dir / records.FAILED_FILE)))
     if len(identities) > 1:
         raise AnalysisError(f"{results} mixes records from different machines or versions: {sorted(identities)}")
     if not rows:
         raise AnalysisError(f"{results} holds no finished or failed runs yet")
-    frame = pd.DataFrame(rows)
-    baseline_file, manifest_file = results / records.BASELINE_FILE, results / records.MANIFEST_FILE
     baseline = _baseline(records.read_json(baseline_file)) if baseline_file.exists() else None
-    manifest = records.read_json(manifest_file) if manifest_file.exists() else None
-    return frame, samples, baseline, manifest
+    return Results(pd.DataFrame(rows), samples, losses, baseline, manifest)

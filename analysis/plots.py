@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 from analysis.load import KEYS  # noqa: E402
 from model.implementations import NAMES  # noqa: E402
 
-COLOURS = dict(zip(NAMES, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c")))
+# Fixed colours for the first four, then matplotlib's cycle for any implementation added to the table.
+COLOURS = dict(zip(NAMES, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", *plt.get_cmap("tab10").colors[4:])))
 
 
 def _implementations(table):
@@ -30,7 +31,7 @@ def step_time_vs_depth(table: pd.DataFrame):
                              & (table["bidirectional"] == bidirectional)].sort_values("layers")
                 if rows.empty:
                     continue
-                error = [rows["step_ms"] - rows["step_q1_ms"], rows["step_q3_ms"] - rows["step_ms"]]
+                error = [rows["step_ms"] - rows["step_min_ms"], rows["step_max_ms"] - rows["step_ms"]]
                 axis.errorbar(rows["layers"], rows["step_ms"], yerr=error, fmt=style, capsize=3,
                               color=COLOURS[name], label=name + (" (bi)" if bidirectional else ""))
         axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
@@ -38,7 +39,7 @@ def step_time_vs_depth(table: pd.DataFrame):
         axis.set_xticks(sorted(table["layers"].unique()))
         axis.set_yscale("log")
         axis.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("steady training step, ms (median, bars: IQR; log scale)")
+    axes[0][0].set_ylabel("steady training step, ms (median over runs, bars: run min-max; log scale)")
     axes[0][-1].legend(fontsize=8)
     figure.suptitle("Training step time vs depth")
     figure.tight_layout()
@@ -57,7 +58,7 @@ def accuracy_vs_training_time(table: pd.DataFrame, baseline: dict | None):
         axis.axhline(baseline["metrics"]["accuracy"] * 100, color="grey", linestyle=":",
                      label="TF-IDF + logistic regression")
     axis.set_xscale("log")
-    axis.set_xlabel("seconds per training epoch (log scale)")
+    axis.set_xlabel("seconds per training epoch, validation excluded (log scale)")
     axis.set_ylabel("test accuracy, %")
     axis.set_title("Accuracy vs training cost (up and left is better)")
     axis.grid(True, which="both", alpha=0.3)
@@ -81,8 +82,8 @@ def peak_memory(table: pd.DataFrame):
         axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=COLOURS[name], label=name)
     axis.set_xticks(np.arange(len(configurations)) + 0.4 - width / 2)
     axis.set_xticklabels([f"{c}{l}{'-bi' if b else ''}" for c, l, b in configurations], rotation=45, fontsize=8)
-    axis.set_ylabel("peak RSS above post-build baseline, MB")
-    axis.set_title("Peak memory during training and inference")
+    axis.set_ylabel("peak RSS above the ready baseline, MB (median over runs)")
+    axis.set_title("Peak memory during training")
     axis.legend(fontsize=8)
     axis.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
@@ -90,6 +91,7 @@ def peak_memory(table: pd.DataFrame):
 
 
 def step_time_distributions(runs: pd.DataFrame, samples: dict):
+    """Pooled steady step samples per implementation and configuration; bidirectional stacks on their own."""
     finished = runs[runs["status"] == "ok"]
     cells = sorted(finished["cell"].unique())
     figure, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 4), squeeze=False, sharey=True)
@@ -97,10 +99,9 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
         data, labels, colours = [], [], []
         for name in _implementations(finished):
             rows = finished[(finished["cell"] == cell) & (finished["implementation"] == name)]
-            for layers in sorted(rows["layers"].unique()):
-                ids = rows[rows["layers"] == layers]["run_id"]
-                data.append(np.concatenate([samples[i] for i in ids]))
-                labels.append(f"{name}\n{layers}L")
+            for (bidirectional, layers), group in rows.groupby(["bidirectional", "layers"]):
+                data.append(np.concatenate([samples[i] for i in group["run_id"]]))
+                labels.append(f"{name}\n{layers}L{' bi' if bidirectional else ''}")
                 colours.append(COLOURS[name])
         boxes = axis.boxplot(data, patch_artist=True, showfliers=False)
         for patch, colour in zip(boxes["boxes"], colours):
@@ -112,6 +113,34 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
         axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
         axis.grid(True, axis="y", which="both", alpha=0.3)
     axes[0][0].set_ylabel("training step, ms (log scale; whiskers 1.5 IQR)")
-    figure.suptitle("Step-time distributions (warm-up excluded)")
+    figure.suptitle("Step-time distributions, all runs pooled (warm-up excluded)")
+    figure.tight_layout()
+    return figure
+
+
+def loss_trajectories(runs: pd.DataFrame, losses: dict):
+    """Running-mean training loss per step of each implementation, seed 0 (or the lowest seed), per cell."""
+    finished = runs[runs["status"] == "ok"]
+    configurations = finished[["cell", "layers", "bidirectional"]].drop_duplicates().sort_values(
+        ["cell", "layers", "bidirectional"]).itertuples(index=False)
+    configurations = list(configurations)
+    figure, axes = plt.subplots(1, max(1, len(configurations)), figsize=(4.5 * max(1, len(configurations)), 3.8),
+                                squeeze=False)
+    for axis, (cell, layers, bidirectional) in zip(axes[0], configurations):
+        rows = finished[(finished["cell"] == cell) & (finished["layers"] == layers)
+                        & (finished["bidirectional"] == bidirectional)]
+        seed = rows["seed"].min()
+        for _, row in rows[rows["seed"] == seed].iterrows():
+            series = losses.get(row["run_id"], np.array([]))
+            if len(series):
+                axis.plot(np.arange(1, len(series) + 1), np.cumsum(series) / np.arange(1, len(series) + 1),
+                          color=COLOURS[row["implementation"]], label=row["implementation"], linewidth=1.2)
+        axis.set_title(f"{cell.upper() if cell != 'rnn' else 'SimpleRNN'} {layers}L{' bi' if bidirectional else ''}, "
+                       f"seed {seed}")
+        axis.set_xlabel("training step")
+        axis.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("training loss, running mean")
+    axes[0][-1].legend(fontsize=8)
+    figure.suptitle("Training-loss trajectories over identical batches from identical weights")
     figure.tight_layout()
     return figure

@@ -13,196 +13,278 @@ import pandas as pd
 import typer
 
 from analysis import plots, tables
-from analysis.load import AnalysisError, load
+from analysis.load import AnalysisError, Results, load
 from model.errors import user_errors
 from model.implementations import NAMES, get, native_of
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-SUMMARY_COLUMNS = ["implementation", "layers", "bidirectional", "seeds", "accuracy", "accuracy_min", "accuracy_max",
-                   "f1", "roc_auc", "step_ms", "step_iqr_ms", "vs_torch", "vs_torch_low", "vs_torch_high", "epoch_s",
-                   "first_step_s", "train_samples_per_s", "inference_per_s", "latency_ms", "train_cpu_s",
-                   "cpu_utilisation", "peak_above_mb"]
+# Runs on fewer training reviews than this are not trained to convergence: no accuracy verdicts.
+CONVERGED_MIN_TRAIN = 20_000
 
 
-def _cell_name(cell: str) -> str:
-    return {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}[cell]
+def _present(names) -> list[str]:
+    return [name for name in NAMES if name in set(names)]
 
 
 def _interval(ratio, low, high) -> str:
-    return f"{ratio:.2f}x (95% CI {low:.2f}-{high:.2f})" if np.isfinite(low) else f"{ratio:.2f}x (no interval)"
+    return f"{ratio:.2f}x (95% CI {low:.2f}-{high:.2f})" if np.isfinite(low) else f"{ratio:.2f}x (no interval: one run)"
 
 
-def fastest_sentences(runs, samples, table) -> list[str]:
-    """Per cell and depth: the fastest implementation, its margin over the runner-up, and whether it is a tie."""
-    pooled = tables.pooled_samples(runs[runs["status"] == "ok"], samples)
+def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str) -> list[str]:
+    """Per configuration: the fastest implementation and its margin over the runner-up, over whole runs."""
+    finished = runs[runs["status"] == "ok"]
     sentences = []
-    for (cell, bidirectional, layers), group in table.groupby(["cell", "bidirectional", "layers"]):
-        ranked = group.sort_values("step_ms")
-        label = f"{_cell_name(cell)}, {layers} layer{'s' if layers > 1 else ''}{', bidirectional' if bidirectional else ''}"
-        if len(ranked) < 2:
+    for (cell, bidirectional, layers), group in summary.groupby(["cell", "bidirectional", "layers"]):
+        if len(group) < 2:
             continue
+        ranked = group.sort_values("step_ms")
         best, second = ranked.iloc[0], ranked.iloc[1]
-        ratio, low, high = tables.ratio_interval(pooled[(second["implementation"], cell, layers, bidirectional)],
-                                                 pooled[(best["implementation"], cell, layers, bidirectional)])
+        per_run = {name: finished[(finished["implementation"] == name) & (finished["cell"] == cell)
+                                  & (finished["layers"] == layers) & (finished["bidirectional"] == bidirectional)]
+                   ["run_step_ms"] for name in (best["implementation"], second["implementation"])}
+        ratio, low, high = tables.ratio_interval(per_run[second["implementation"]], per_run[best["implementation"]])
+        label = tables.configuration_label(cell, layers, bidirectional)
+        runs_note = f"{int(best['runs'])} and {int(second['runs'])} runs"
         if np.isfinite(low) and low > 1.0:
-            sentences.append(f"- {label}: **{best['implementation']}** is fastest ({best['step_ms']:.0f} ms/step); "
-                             f"the runner-up {second['implementation']} takes {_interval(ratio, low, high)} as long.")
+            sentences.append(f"- {label} on {cpu}: **{best['implementation']}** is fastest "
+                             f"({best['step_ms']:.1f} ms/step); the runner-up {second['implementation']} takes "
+                             f"{_interval(ratio, low, high)} as long ({runs_note}).")
         else:
-            sentences.append(f"- {label}: {best['implementation']} ({best['step_ms']:.0f} ms) and "
-                             f"{second['implementation']} ({second['step_ms']:.0f} ms) are not distinguishable: "
-                             f"ratio {_interval(ratio, low, high)} includes 1.")
+            sentences.append(f"- {label} on {cpu}: {best['implementation']} ({best['step_ms']:.1f} ms) and "
+                             f"{second['implementation']} ({second['step_ms']:.1f} ms) are not distinguishable: "
+                             f"ratio {_interval(ratio, low, high)} ({runs_note}).")
     return sentences
 
 
-def overhead_sentences(overhead: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     sentences = []
-    for backend, group in overhead.groupby("backend"):
-        slower = group[group["low"] > 1.0]
-        faster = group[group["high"] < 1.0]
+    for keras_name in _present(overhead["implementation"]):
+        group = overhead[overhead["implementation"] == keras_name]
+        backend, native = get(keras_name).keras_backend, native_of(keras_name)
+        slower, faster = group[group["low"] > 1.0], group[group["high"] < 1.0]
         tied = len(group) - len(slower) - len(faster)
-        keras_name = next(name for name in NAMES if get(name).keras_backend == backend)
-        paths = table[table["implementation"] == keras_name]["kernel_path"].unique()
-        native_paths = table[table["implementation"] == native_of(keras_name)]["kernel_path"].unique()
+        paths = summary[summary["implementation"] == keras_name]["kernel_path"].unique()
+        native_paths = summary[summary["implementation"] == native]["kernel_path"].unique()
+        patch = f" (patched: {get(keras_name).patch})" if get(keras_name).patch else ""
         sentences.append(
-            f"- Keras on {backend}: median overhead {group['overhead'].median():.2f}x over native {backend} "
-            f"(range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} configurations; "
-            f"slower with the interval excluding 1 in {len(slower)}, faster in {len(faster)}, not distinguishable "
-            f"in {tied}). Kernel path: Keras ran *{'; '.join(paths)}*, native ran *{'; '.join(native_paths)}*.")
+            f"- {keras_name}{patch} on {backend}: median overhead {group['overhead'].median():.2f}x over native "
+            f"{native} (range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} "
+            f"configurations; slower with the run-level interval excluding 1 in {len(slower)}, faster in "
+            f"{len(faster)}, not distinguishable in {tied}). Kernel path: Keras ran *{'; '.join(paths)}*, native "
+            f"ran *{'; '.join(native_paths)}*.")
     return sentences
 
 
 def depth_sentences(depth: pd.DataFrame) -> list[str]:
-    growth = [c for c in depth.columns if c.endswith("x_vs_1")]
+    growth = [c for c in depth.columns if "x_vs_" in c]
     if not growth:
-        return ["- Only one depth was run; no depth scaling to report."]
+        return ["- One depth only in this profile; depth scaling is the full profile's question."]
     deepest = growth[-1]
+    deeper, shallow = deepest.split("x_vs_")
     sentences = []
-    for name in [n for n in NAMES if n in set(depth["implementation"])]:
+    for name in _present(depth["implementation"]):
         rows = depth[depth["implementation"] == name]
-        values = ", ".join(f"{_cell_name(r['cell'])} {r[deepest]:.2f}x" for _, r in rows.iterrows())
-        sentences.append(f"- {name}: {deepest.split('x')[0]} layers cost {values} the one-layer step time.")
+        values = ", ".join(f"{tables.configuration_label(r['cell'], 1, r['bidirectional']).replace(' 1L', '')} "
+                           f"{r[deepest]:.2f}x" for _, r in rows.iterrows())
+        sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time.")
     return sentences
 
 
-def memory_sentences(table: pd.DataFrame) -> list[str]:
+def memory_sentences(summary: pd.DataFrame) -> list[str]:
     sentences = []
-    for name in [n for n in NAMES if n in set(table["implementation"])]:
-        rows = table[table["implementation"] == name]
-        sentences.append(f"- {name}: peak RSS above its post-build baseline {rows['peak_above_mb'].median():.0f} MB "
-                         f"median (range {rows['peak_above_mb'].min():.0f}-{rows['peak_above_mb'].max():.0f} MB); "
+    for name in _present(summary["implementation"]):
+        rows = summary[summary["implementation"] == name]
+        sentences.append(f"- {name}: training peak RSS above its ready baseline {rows['peak_above_mb'].median():.0f} MB "
+                         f"median (runs range {rows['peak_min_mb'].min():.0f}-{rows['peak_max_mb'].max():.0f} MB); "
                          f"RSS after imports {rows['rss_after_imports_mb'].median():.0f} MB.")
-    sentences.append("- Memory figures are single measurements per run (kernel high-water mark after a reset), "
-                     "without intervals; differences of a few tens of MB should not be read as real.")
+    sentences.append("- Peaks are kernel high-water marks after a reset, one per run; the range is over runs. "
+                     "Inference peaks (in the records) are measured above the post-training RSS, which depends on "
+                     "each framework's allocator, and are not compared across frameworks.")
     return sentences
 
 
-def accuracy_sentences(parity: pd.DataFrame, baseline: dict | None, runs: pd.DataFrame) -> list[str]:
-    sentences = [f"- Largest accuracy spread between the four on one configuration: "
-                 f"{parity['spread_points'].max():.1f} points (median {parity['spread_points'].median():.1f}). "
-                 "All four start from identical weights and see identical batches; what remains is floating-point "
-                 "order and dropout randomness, which differ by framework."]
+def loss_sentences(agreement: pd.DataFrame) -> list[str]:
+    if agreement.empty:
+        return ["- No per-step losses in these records (schema 1), or no native PyTorch runs to compare with."]
+    sentences = []
+    for name, group in agreement.groupby("implementation", sort=False):
+        sentences.append(f"- {name} vs torch over {int(group['steps'].median())} identical batches: first-step loss "
+                         f"gap at most {group['first_step_gap'].max():.1e}; running-mean loss gap at most "
+                         f"{group['max_running_mean_gap'].max():.3f} (per-step gap median "
+                         f"{group['mean_step_gap'].median():.3f}).")
+    sentences.append("- All start from the same weights and see the same batches, so the first step agrees to "
+                     "float32 rounding; afterwards each framework draws its own dropout masks, and the per-step "
+                     "losses wander apart while the running mean stays close.")
+    return sentences
+
+
+def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline: dict | None) -> list[str]:
+    sentences = []
+    for _, row in summary.iterrows():
+        label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        sentences.append(f"- {label}, {row['implementation']}: test accuracy {row['accuracy']:.4f} ± "
+                         f"{row['accuracy_sd']:.4f} (min {row['accuracy_min']:.4f}, max {row['accuracy_max']:.4f}, "
+                         f"{int(row['runs'])} seeds), F1 {row['f1']:.4f}, ROC-AUC {row['roc_auc']:.4f}.")
+    for _, row in equivalence.iterrows():
+        label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        interval = f"95% CI {row['low']:+.2f} to {row['high']:+.2f}" if np.isfinite(row["low"]) else "no interval"
+        sentences.append(f"- {label}: {row['implementation']} minus torch {row['difference_points']:+.2f} points "
+                         f"({interval}, paired over {int(row['seeds'])} seeds): **{row['verdict']}**.")
     if baseline:
-        columns = [c for c in NAMES if c in parity.columns]
-        best = parity[columns].max().max()
-        beating = int(parity[columns].gt(baseline["metrics"]["accuracy"]).sum().sum())
-        total = int(parity[columns].notna().sum().sum())
-        sentences.append(f"- The TF-IDF + logistic-regression baseline reaches {baseline['metrics']['accuracy']:.3f} "
-                         f"on the same rows; {beating} of {total} RNN configurations beat it (best RNN {best:.3f}).")
-    if runs["seed"].nunique() < 2:
-        sentences.append("- One seed per configuration: accuracy differences between configurations are not "
-                         "backed by any interval here.")
+        sentences.append(f"- The TF-IDF + logistic-regression baseline reaches {baseline['metrics']['accuracy']:.4f} "
+                         f"on the same rows (mean over {len(baseline['seeds'])} seed(s)).")
+    return sentences
+
+
+def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    if "ttt_wall_s" not in summary or summary["target_accuracy"].isna().all():
+        return []
+    target = summary["target_accuracy"].dropna().iloc[0]
+    checks = "/".join(map(str, sorted(runs["validations_per_epoch"].dropna().astype(int).unique())))
+    sentences = [f"- Training time until validation accuracy first reached {target:.0%} (validation excluded from "
+                 f"the clock; checked {checks} times per epoch, so times are rounded up to the next check):"]
+    for _, row in summary.iterrows():
+        label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        if row["reached_target"]:
+            sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_wall_s']:.0f} s wall, "
+                             f"{row['ttt_cpu_s']:.0f} s CPU (median; {row['reached_target']}/{row['runs']} runs).")
+        else:
+            sentences.append(f"  - {label}, {row['implementation']}: not reached in {row['runs']} runs.")
+    return sentences
+
+
+def quietness_sentences(runs: pd.DataFrame) -> list[str]:
+    finished = runs[runs["status"] == "ok"]
+    if "other_cpu_fraction" not in finished or finished["other_cpu_fraction"].isna().all():
+        return ["- Machine load during training was not recorded (schema-1 records)."]
+    noisy = finished[~tables.quiet(finished)]
+    sentences = [f"- Other processes used at most {finished['other_cpu_fraction'].max():.1%} of the machine and the "
+                 f"hypervisor stole at most {finished['steal_fraction'].max():.1%} of it while any run trained "
+                 f"(thresholds for a quiet run: {tables.QUIET_OTHER_CPU:.0%} and {tables.QUIET_STEAL:.0%})."]
+    if noisy.empty:
+        sentences.append("- Every run trained on a quiet machine.")
+    else:
+        sentences.append(f"- {len(noisy)} run(s) trained on a busy machine and are flagged in the tables "
+                         f"(`noisy_runs`): {', '.join(noisy['run_id'])}.")
     return sentences
 
 
 def generate(results: Path) -> Path:
     results = Path(results)
-    runs, samples, baseline, manifest = load(results)
-    finished = runs[runs["status"] == "ok"]
-    if finished.empty:
+    data = load(results)
+    if data.finished.empty:
         raise AnalysisError(f"{results} has no finished runs to analyse")
-    summary = tables.summary(runs, samples)
-    overhead = tables.overhead(runs, samples)
-    depth = tables.depth_scaling(summary)
-    parity = tables.accuracy_parity(summary, baseline)
+    summary = tables.summary(data.runs)
+    long_tables = dict(summary=summary, keras_overhead=tables.overhead(data.runs),
+                       depth_scaling=tables.depth_scaling(summary),
+                       loss_agreement=tables.loss_agreement(data.runs, data.losses),
+                       equivalence=tables.equivalence(data.runs), runs=data.runs)
     out = results / "tables"
     out.mkdir(exist_ok=True)
-    for name, table in dict(summary=summary, keras_overhead=overhead, depth_scaling=depth,
-                            accuracy_parity=parity, runs=runs).items():
+    for name, table in long_tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         (out / f"{name}.md").write_text(tables.to_markdown(table))
     figures = dict(step_time_vs_depth=plots.step_time_vs_depth(summary),
-                   accuracy_vs_training_time=plots.accuracy_vs_training_time(summary, baseline),
+                   accuracy_vs_training_time=plots.accuracy_vs_training_time(summary, data.baseline),
                    peak_memory=plots.peak_memory(summary),
-                   step_time_distributions=plots.step_time_distributions(runs, samples))
+                   step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
+                   loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
     for name, figure in figures.items():
         figure.savefig(results / f"{name}.png", dpi=110)
         plots.plt.close(figure)
     report = results / "REPORT.md"
-    report.write_text(render(results, runs, samples, summary, overhead, depth, parity, baseline, manifest))
+    report.write_text(render(results, data, long_tables))
     return report
 
 
-def render(results, runs, samples, summary, overhead, depth, parity, baseline, manifest) -> str:
-    finished = runs[runs["status"] == "ok"]
+def render(results: Path, data: Results, long_tables: dict) -> str:
+    finished, runs = data.finished, data.runs
     failed = runs[runs["status"] != "ok"]
-    profile = (manifest or {}).get("profile") or {}
-    profile = {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan
-    epochs = sorted(finished["epochs_run"].unique().tolist()) if "epochs_run" in finished else "?"
+    summary = long_tables["summary"]
+    cpu, profile = data.cpu_model, data.profile
+    converged = int(finished["n_train"].min()) >= CONVERGED_MIN_TRAIN
     n_train, n_test = int(finished["n_train"].iloc[0]), int(finished["n_test"].iloc[0])
-    lines = [f"# rnnbench report: {results.name}", ""]
-    if n_train < 20_000:
-        lines += [f"> **Quick profile**: {n_train} training and {n_test} test reviews, "
-                  f"{'/'.join(map(str, epochs))} epoch(s) per run. It shows the *shape* of the speed and memory "
-                  "results; its accuracies are far from converged and say nothing about final quality. "
-                  "Use `make compare PROFILE=full` for the study.", ""]
-    lines += [f"{len(finished)} finished runs, {len(failed)} failed; profile `{profile.get('name', 'unknown')}`; "
-              f"threads {sorted(finished['threads'].unique().tolist())}, flush-to-zero "
-              f"{sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA {sorted(finished['jit_compile'].unique().tolist())}.",
-              "", "## Findings", "", "**Fastest implementation per cell and depth** (median steady training step; "
-              "ratio of medians with a 95% bootstrap interval over step samples):", ""]
-    lines += fastest_sentences(runs, samples, summary)
-    lines += ["", "**Keras overhead per backend** (Keras step time / native step time on the same backend):", ""]
+    threads = sorted(finished["threads"].unique().tolist())
+    lines = [f"# rnnbench report: {results.name}", "",
+             f"**Machine: {cpu}**, {', '.join(map(str, threads))} threads. Every figure below holds for this CPU only; "
+             "winners change with the CPU.", ""]
+    if profile.get("description"):
+        lines += [f"Profile `{profile.get('name')}`: {profile['description']}.", ""]
+    if not converged:
+        lines += [f"> **Not converged** ({n_train} training and {n_test} test reviews, "
+                  f"{'/'.join(map(str, sorted(finished['epochs_run'].unique())))} epoch(s) per run). This profile "
+                  "answers *speed and memory*, per cell and implementation, with run-level intervals; it makes "
+                  "no accuracy verdicts (accuracies near chance say nothing about final quality). In their place "
+                  "it checks that the implementations' training losses agree over identical batches. Depth, "
+                  "direction and converged accuracy are the `standard` and `full` profiles' questions.", ""]
+    lines += [f"{len(finished)} finished runs, {len(failed)} failed; "
+              f"{finished.groupby(['implementation', 'cell', 'layers', 'bidirectional']).size().min()}-"
+              f"{finished.groupby(['implementation', 'cell', 'layers', 'bidirectional']).size().max()} runs per "
+              f"cell; flush-to-zero {sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA "
+              f"{sorted(finished['jit_compile'].unique().tolist())}.", "",
+              "## Findings", "", f"**Fastest implementation per configuration on {cpu}** (median over runs of "
+              "each run's median steady step; ratio with a 95% interval over whole runs):", ""]
+    lines += fastest_sentences(summary, runs, cpu)
+    overhead = long_tables["keras_overhead"]
+    lines += ["", f"**Keras overhead per backend on {cpu}** (Keras step time / native step time, same backend):", ""]
     lines += overhead_sentences(overhead, summary) if not overhead.empty else ["- (no Keras/native pairs)"]
-    lines += ["", "**Depth scaling**:", ""] + depth_sentences(depth)
-    lines += ["", "**Memory**:", ""] + memory_sentences(summary)
-    lines += ["", "**Accuracy parity and the baseline**:", ""] + accuracy_sentences(parity, baseline, runs)
-    lines += ["", "## Four-way tables", "",
-              "`vs_torch`: step-time ratio to native PyTorch on the same configuration with its 95% interval "
-              "(`_low`-`_high`). Times in ms or s as named; memory in MB above the post-build baseline.", ""]
-    baseline_row = None
-    if baseline:
-        baseline_row = dict(implementation="tfidf-logreg (reference)", accuracy=baseline["metrics"]["accuracy"],
-                            f1=baseline["metrics"]["f1"], roc_auc=baseline["metrics"]["roc_auc"])
-    for cell in sorted(summary["cell"].unique()):
-        table = summary[summary["cell"] == cell][SUMMARY_COLUMNS]
-        if baseline_row:
-            table = pd.concat([table, pd.DataFrame([baseline_row])], ignore_index=True)
-        lines += [f"### {_cell_name(cell)}", "", tables.to_markdown(table)]
-    lines += ["## Keras overhead per backend", "", tables.to_markdown(overhead),
-              "## Cost vs depth", "", tables.to_markdown(depth),
-              "## Accuracy parity", "", tables.to_markdown(parity)]
+    lines += ["", "**Depth scaling**:", ""] + depth_sentences(long_tables["depth_scaling"])
+    lines += ["", f"**Memory on {cpu}**:", ""] + memory_sentences(summary)
+    if converged:
+        lines += ["", "**Test accuracy and equivalence to native PyTorch**:", ""]
+        lines += quality_sentences(summary, long_tables["equivalence"], data.baseline)
+        ttt = time_to_target_sentences(summary, finished)
+        if ttt:
+            lines += ["", f"**Time to target on {cpu}**:", ""] + ttt
+    else:
+        lines += ["", "**Training-loss agreement** (replaces accuracy verdicts at this budget):", ""]
+        lines += loss_sentences(long_tables["loss_agreement"])
+    lines += ["", "**How quiet the machine was**:", ""] + quietness_sentences(runs)
+    lines += ["", f"## Headline tables ({cpu})", "",
+              "Steady ms/step: median over runs [run-to-run min-max], then the ratio to native torch with its "
+              "95% run-level interval.", "", tables.to_markdown(tables.headline(summary, "step")),
+              "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
+              tables.to_markdown(tables.headline(summary, "memory"))]
+    if converged:
+        lines += ["Test accuracy, mean ± sd over seeds.", "", tables.to_markdown(tables.headline(summary, "accuracy"))]
+        if "ttt_wall_s" in summary and summary["target_accuracy"].notna().any():
+            lines += ["Time to target validation accuracy (training seconds, validation excluded).", "",
+                      tables.to_markdown(tables.headline(summary, "time_to_target"))]
+        lines += ["Equivalence to native torch (test accuracy, points, paired by seed).", "",
+                  tables.to_markdown(long_tables["equivalence"])]
+    else:
+        agreement = long_tables["loss_agreement"]
+        if not agreement.empty:
+            largest = agreement.groupby(["implementation", "cell", "layers", "bidirectional"], sort=False)[
+                ["first_step_gap", "max_running_mean_gap", "max_step_gap"]].max().reset_index()
+            lines += ["Largest training-loss gap to native torch over the same batches (all seeds).", "",
+                      tables.to_markdown(largest)]
+    lines += [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(overhead),
+              "Every column (quality, CPU time, throughput, latency, first step, kernel path) is in "
+              "`tables/summary.csv`; one row per run in `tables/runs.csv`.", ""]
     if not failed.empty:
         lines += ["## Failed runs", "", tables.to_markdown(failed[[c for c in ("run_id", "failure", "error")
                                                                   if c in failed.columns]])]
     lines += ["## Plots", "", "![step time vs depth](step_time_vs_depth.png)", "",
               "![accuracy vs training time](accuracy_vs_training_time.png)", "", "![peak memory](peak_memory.png)",
               "", "![step-time distributions](step_time_distributions.png)", "",
-              "## Kernel paths", ""]
-    for name in [n for n in NAMES if n in set(summary["implementation"])]:
+              "![training-loss trajectories](loss_trajectories.png)", "", "## Kernel paths", ""]
+    for name in _present(summary["implementation"]):
         for path in summary[summary["implementation"] == name]["kernel_path"].unique():
             lines.append(f"- {name}: {path}")
     lines += ["", "## Environment and command", ""]
-    if manifest:
-        environment = manifest["environment"]
+    if data.manifest:
+        environment = data.manifest["environment"]
         packages = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
         lines += [f"- CPU: {environment['cpu']['model']} ({environment['cpu']['usable_cores']} usable cores, "
                   f"governor {environment['cpu']['governor']}), {environment['memory_total_gb']} GB RAM",
                   f"- OS: {environment['os']}; Python {environment['python']}",
                   f"- Packages: {packages}",
                   f"- Git commit: {environment['git']['commit']} (dirty: {environment['git']['dirty']})",
-                  f"- Sweep profile: `{profile}`; threads {manifest.get('threads')}"]
-        lines += [f"- Command ({session['started']}): `{' '.join(session['command'])}`" for session in manifest["sessions"]]
+                  f"- Sweep profile: `{profile}`; threads {data.manifest.get('threads')}"]
+        lines += [f"- Command ({session['started']}): `{' '.join(session['command'])}`"
+                  for session in data.manifest["sessions"]]
     lines += ["", "Tables as CSV and Markdown: `tables/`. Raw per-step samples: each run's `record.json`.", ""]
     return "\n".join(lines)
 

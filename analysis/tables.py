@@ -1,10 +1,14 @@
-"""Pure table building: run rows and step samples in, pandas tables out (no files read or written).
+"""Pure table building: run rows and raw series in, pandas tables out (no files read or written).
 
-Speed figures are medians; ratios to native PyTorch carry 95% bootstrap
-intervals (``scipy.stats.bootstrap``) over the steady-state step samples of
-the runs of each configuration. Those intervals capture step-to-step variation
-within the runs; run-to-run spread shows in the min-max columns when a
-configuration has several seeds.
+The unit of evidence is the run (a fresh process): a configuration's step time
+is the median over its runs of each run's median steady step, shown with the
+run-to-run min-max. Ratios to native PyTorch are geometric-mean ratios of run
+medians with a 95% Welch t interval on their logarithms, so anything that
+slowed a whole run (a busy neighbour, frequency, allocator state) widens the
+interval instead of being credited to the implementation. With three runs a
+side, a bootstrap over runs would have ten distinct resamples per side and
+under-cover; the t interval is the standard small-sample choice. A winner is
+declared only where the interval excludes 1.
 """
 
 from __future__ import annotations
@@ -18,95 +22,198 @@ from model.implementations import NAMES, get, native_of
 
 REFERENCE = "torch"
 CONFIDENCE = 0.95
+# A run is flagged as not quiet when others used more than this share of the machine while it trained.
+QUIET_OTHER_CPU, QUIET_STEAL = 0.05, 0.02
+# Accuracy differences within this many percentage points count as equivalent.
+EQUIVALENCE_MARGIN_POINTS = 1.0
 
 
-def ratio_interval(numerator: np.ndarray, denominator: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """median(numerator) / median(denominator) with a percentile bootstrap interval."""
-    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
-    ratio = float(np.median(numerator) / np.median(denominator))
-    if len(numerator) < 2 or len(denominator) < 2:
+def ratio_interval(numerator, denominator) -> tuple[float, float, float]:
+    """Geometric-mean ratio of two groups of run-level values, with a 95% Welch t interval (nan if either
+    group has fewer than two runs)."""
+    a, b = np.log(np.asarray(numerator, float)), np.log(np.asarray(denominator, float))
+    ratio = float(np.exp(a.mean() - b.mean()))
+    if len(a) < 2 or len(b) < 2:
         return ratio, float("nan"), float("nan")
-    result = stats.bootstrap((numerator, denominator),
-                             lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
-                             vectorized=True, paired=False, n_resamples=2000, confidence_level=CONFIDENCE,
-                             method="percentile", random_state=np.random.default_rng(seed))
-    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # no spread at all: the interval is the point
+        return ratio, ratio, ratio
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
+    return ratio, float(np.exp(interval.low)), float(np.exp(interval.high))
 
 
-def pooled_samples(runs: pd.DataFrame, samples: dict[str, np.ndarray]) -> dict[tuple, np.ndarray]:
-    """Steady step samples of all seeds of each configuration."""
-    pooled = {}
-    for key, group in runs.groupby(KEYS):
-        pooled[key] = np.concatenate([samples[run_id] for run_id in group["run_id"]])
-    return pooled
+def difference_interval(differences) -> tuple[float, float, float]:
+    """Mean of paired differences with a 95% t interval (nan with fewer than two pairs)."""
+    d = np.asarray(differences, float)
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else float("nan"), float("nan"), float("nan")
+    if np.ptp(d) == 0:
+        return float(d.mean()), float(d.mean()), float(d.mean())
+    interval = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)
+    return float(d.mean()), float(interval.low), float(interval.high)
 
 
-def summary(runs: pd.DataFrame, samples: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One row per (implementation, cell, layers, bidirectional): quality, speed, CPU, memory, ratio to torch."""
-    finished = runs[runs["status"] == "ok"]
-    pooled = pooled_samples(finished, samples)
-    rows = []
-    for key, group in finished.groupby(KEYS):
-        implementation, cell, layers, bidirectional = key
-        steps = pooled[key]
-        q1, median, q3 = np.percentile(steps, [25, 50, 75])
-        row = dict(zip(KEYS, key), seeds=len(group),
-                   accuracy=group["accuracy"].median(), accuracy_min=group["accuracy"].min(),
-                   accuracy_max=group["accuracy"].max(), f1=group["f1"].median(), roc_auc=group["roc_auc"].median(),
-                   step_ms=median, step_iqr_ms=q3 - q1, step_q1_ms=q1, step_q3_ms=q3, epoch_s=group["epoch_s"].median(),
-                   first_step_s=group["first_step_s"].median(), train_samples_per_s=group["train_samples_per_s"].median(),
-                   inference_per_s=group["inference_per_s"].median(), latency_ms=group["latency_ms"].median(),
-                   train_cpu_s=group["train_cpu_s"].median(), cpu_utilisation=group["cpu_utilisation"].median(),
-                   peak_above_mb=group["peak_above_mb"].median(), rss_after_imports_mb=group["rss_after_imports_mb"].median(),
-                   kernel_path=group["kernel_path"].iloc[0])
-        reference = pooled.get((REFERENCE, cell, layers, bidirectional))
-        if reference is not None:
-            row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = ratio_interval(steps, reference)
-        rows.append(row)
-    table = pd.DataFrame(rows)
+def quiet(runs: pd.DataFrame) -> pd.Series:
+    """True where the machine was quiet while the run trained (unknown counts as quiet)."""
+    other = runs.get("other_cpu_fraction", pd.Series(index=runs.index, dtype=float)).fillna(0)
+    steal = runs.get("steal_fraction", pd.Series(index=runs.index, dtype=float)).fillna(0)
+    return (other <= QUIET_OTHER_CPU) & (steal <= QUIET_STEAL)
+
+
+def _order(table: pd.DataFrame, sort: list[str]) -> pd.DataFrame:
     if table.empty:
         return table
-    table["order"] = table["implementation"].map({n: i for i, n in enumerate(NAMES)})
-    return table.sort_values(["cell", "bidirectional", "layers", "order"]).drop(columns="order").reset_index(drop=True)
+    table = table.assign(order=table["implementation"].map({n: i for i, n in enumerate(NAMES)}))
+    return table.sort_values(sort + ["order"]).drop(columns="order").reset_index(drop=True)
 
 
-def overhead(runs: pd.DataFrame, samples: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Keras on each backend against that backend's native implementation, per configuration."""
-    pooled = pooled_samples(runs[runs["status"] == "ok"], samples)
+def summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (implementation, cell, layers, bidirectional): speed over runs, quality over seeds, CPU,
+    memory, and the run-level ratio to native PyTorch."""
+    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
     rows = []
-    for (implementation, cell, layers, bidirectional), steps in pooled.items():
-        native = pooled.get((native_of(implementation), cell, layers, bidirectional))
+    groups = dict(tuple(finished.groupby(KEYS)))
+    for key, group in groups.items():
+        implementation, cell, layers, bidirectional = key
+        row = dict(zip(KEYS, key), runs=len(group), noisy_runs=int((~quiet(group)).sum()),
+                   step_ms=group["run_step_ms"].median(), step_min_ms=group["run_step_ms"].min(),
+                   step_max_ms=group["run_step_ms"].max(), step_iqr_ms=group["run_step_iqr_ms"].median(),
+                   accuracy=group["accuracy"].mean(), accuracy_sd=group["accuracy"].std(ddof=1),
+                   accuracy_min=group["accuracy"].min(), accuracy_max=group["accuracy"].max(),
+                   f1=group["f1"].mean(), roc_auc=group["roc_auc"].mean(), log_loss=group["log_loss"].mean(),
+                   epoch_s=group["epoch_s"].median(), first_step_s=group["first_step_s"].median(),
+                   train_wall_s=group["train_wall_s"].median(), train_cpu_s=group["train_cpu_s"].median(),
+                   train_samples_per_s=group["train_samples_per_s"].median(),
+                   inference_per_s=group["inference_per_s"].median(), latency_ms=group["latency_ms"].median(),
+                   cpu_utilisation=group["cpu_utilisation"].median(), peak_above_mb=group["peak_above_mb"].median(),
+                   peak_min_mb=group["peak_above_mb"].min(), peak_max_mb=group["peak_above_mb"].max(),
+                   rss_after_imports_mb=group["rss_after_imports_mb"].median(),
+                   kernel_path=group["kernel_path"].iloc[0])
+        if "ttt_wall_s" in group and group["target_accuracy"].notna().any():
+            reached = group["ttt_wall_s"].notna()
+            row.update(target_accuracy=group["target_accuracy"].iloc[0], reached_target=int(reached.sum()),
+                       ttt_wall_s=group.loc[reached, "ttt_wall_s"].median() if reached.any() else np.nan,
+                       ttt_cpu_s=group.loc[reached, "ttt_cpu_s"].median() if reached.any() else np.nan)
+        reference = groups.get((REFERENCE, cell, layers, bidirectional))
+        if reference is not None:
+            row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = ratio_interval(
+                group["run_step_ms"], reference["run_step_ms"])
+        rows.append(row)
+    return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
+
+
+def overhead(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each Keras implementation against the native one on its backend, per configuration, over runs."""
+    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
+    groups = dict(tuple(finished.groupby(KEYS)))
+    rows = []
+    for (implementation, cell, layers, bidirectional), group in groups.items():
+        native = groups.get((native_of(implementation), cell, layers, bidirectional))
         if native is None:
             continue
-        ratio, low, high = ratio_interval(steps, native)
-        rows.append(dict(backend=get(implementation).keras_backend, cell=cell, layers=layers,
-                         bidirectional=bidirectional, keras_ms=float(np.median(steps)),
-                         native_ms=float(np.median(native)), overhead=ratio, low=low, high=high))
-    return pd.DataFrame(rows).sort_values(["backend", "cell", "bidirectional", "layers"]).reset_index(drop=True) \
-        if rows else pd.DataFrame(rows)
+        ratio, low, high = ratio_interval(group["run_step_ms"], native["run_step_ms"])
+        rows.append(dict(implementation=implementation, backend=get(implementation).keras_backend, cell=cell,
+                         layers=layers, bidirectional=bidirectional, keras_ms=group["run_step_ms"].median(),
+                         native_ms=native["run_step_ms"].median(), overhead=ratio, low=low, high=high))
+    return _order(pd.DataFrame(rows), ["backend", "cell", "bidirectional", "layers"])
 
 
 def depth_scaling(table: pd.DataFrame) -> pd.DataFrame:
-    """Median step time per depth, and its growth relative to one layer, per implementation and cell."""
+    """Step time per depth and its growth relative to the shallowest depth run, per implementation and cell."""
     wide = table.pivot_table(index=["implementation", "cell", "bidirectional"], columns="layers", values="step_ms")
-    wide.columns = [f"{c}_layer_ms" for c in wide.columns]
-    first = wide.columns[0]
-    for column in wide.columns[1:]:
-        wide[f"{column.split('_')[0]}x_vs_1"] = wide[column] / wide[first]
+    depths = list(wide.columns)
+    wide.columns = [f"{c}_layer_ms" for c in depths]
+    for depth in depths[1:]:
+        wide[f"{depth}x_vs_{depths[0]}"] = wide[f"{depth}_layer_ms"] / wide[f"{depths[0]}_layer_ms"]
     return wide.reset_index()
 
 
-def accuracy_parity(table: pd.DataFrame, baseline: dict | None) -> pd.DataFrame:
-    """Test accuracy of the four side by side per configuration, their spread, and the linear baseline."""
-    wide = table.pivot_table(index=["cell", "layers", "bidirectional"], columns="implementation", values="accuracy")
-    wide = wide[[name for name in NAMES if name in wide.columns]]
-    wide["spread_points"] = (wide.max(axis=1) - wide.min(axis=1)) * 100
-    if baseline:
-        wide["tfidf_baseline"] = baseline["metrics"]["accuracy"]
-        wide["beats_baseline"] = wide[[c for c in NAMES if c in wide.columns]].gt(
-            baseline["metrics"]["accuracy"]).sum(axis=1).astype(str) + " of " + str(
-            len([c for c in NAMES if c in wide.columns]))
-    return wide.reset_index()
+def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per configuration and seed: how far each implementation's training-loss trajectory is from native
+    PyTorch's over the same batches from the same weights (per step, and as the epoch's running mean)."""
+    finished = runs[runs["status"] == "ok"]
+    rows = []
+    for (cell, layers, bidirectional, seed), group in finished.groupby(["cell", "layers", "bidirectional", "seed"]):
+        by_name = dict(zip(group["implementation"], group["run_id"]))
+        reference = losses.get(by_name.get(REFERENCE, ""), np.array([]))
+        for name, run_id in by_name.items():
+            mine = losses.get(run_id, np.array([]))
+            steps = min(len(mine), len(reference))
+            if name == REFERENCE or steps == 0:
+                continue
+            gap = np.abs(mine[:steps] - reference[:steps])
+            running = np.abs(np.cumsum(mine[:steps]) - np.cumsum(reference[:steps])) / np.arange(1, steps + 1)
+            rows.append(dict(implementation=name, cell=cell, layers=layers, bidirectional=bidirectional, seed=seed,
+                             steps=steps, first_step_gap=float(gap[0]), max_step_gap=float(gap.max()),
+                             mean_step_gap=float(gap.mean()), max_running_mean_gap=float(running.max())))
+    return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers", "seed"])
+
+
+def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy of each implementation minus native PyTorch's, paired by seed (same weights, same batches),
+    with a 95% t interval and a verdict against a margin of ``EQUIVALENCE_MARGIN_POINTS``."""
+    finished = runs[runs["status"] == "ok"]
+    rows = []
+    for (cell, layers, bidirectional), group in finished.groupby(["cell", "layers", "bidirectional"]):
+        reference = group[group["implementation"] == REFERENCE].set_index("seed")["accuracy"]
+        for name, mine in group.groupby("implementation"):
+            if name == REFERENCE:
+                continue
+            paired = mine.set_index("seed")["accuracy"].to_frame("mine").join(reference.rename("ref"), how="inner")
+            if paired.empty:
+                continue
+            mean, low, high = difference_interval((paired["mine"] - paired["ref"]) * 100)
+            margin = EQUIVALENCE_MARGIN_POINTS
+            if not np.isfinite(low):
+                verdict = "no interval (one seed)"
+            elif -margin <= low and high <= margin:
+                verdict = f"equivalent within ±{margin:g} point"
+            elif low > 0 or high < 0:
+                verdict = "higher" if low > 0 else "lower"
+            else:
+                verdict = "inconclusive"
+            rows.append(dict(implementation=name, cell=cell, layers=layers, bidirectional=bidirectional,
+                             seeds=len(paired), difference_points=mean, low=low, high=high, verdict=verdict))
+    return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
+
+
+def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
+    name = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}[cell]
+    return f"{name} {layers}L{' bi' if bidirectional else ''}"
+
+
+def headline(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Configuration rows x implementation columns, one cell per configuration and implementation:
+
+    ``step``: median ms/step [run min-max], ratio to torch (95% interval); ``memory``: peak MB above the
+    baseline; ``accuracy``: mean test accuracy ± sd over seeds; ``time_to_target``: median training
+    seconds to the target validation accuracy (runs that reached it / runs)."""
+    cells = {}
+    for _, row in table.iterrows():
+        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        cells.setdefault(label, {})[row["implementation"]] = _headline_cell(row, value)
+    names = [name for name in NAMES if name in set(table["implementation"])]
+    frame = pd.DataFrame.from_dict(cells, orient="index")
+    return frame.reindex(columns=names).rename_axis("configuration").reset_index().fillna("")
+
+
+def _headline_cell(row, value: str) -> str:
+    if value == "step":
+        text = f"{row['step_ms']:.1f} [{row['step_min_ms']:.1f}-{row['step_max_ms']:.1f}]"
+        if row["implementation"] != REFERENCE and np.isfinite(row.get("vs_torch", np.nan)):
+            interval = (f" ({row['vs_torch_low']:.2f}-{row['vs_torch_high']:.2f})"
+                        if np.isfinite(row["vs_torch_low"]) else "")
+            text += f", {row['vs_torch']:.2f}x{interval}"
+        return text
+    if value == "memory":
+        return f"{row['peak_above_mb']:.0f} [{row['peak_min_mb']:.0f}-{row['peak_max_mb']:.0f}]"
+    if value == "accuracy":
+        sd = f" ± {row['accuracy_sd']:.3f}" if np.isfinite(row["accuracy_sd"]) else ""
+        return f"{row['accuracy']:.3f}{sd}"
+    if value == "time_to_target":
+        if not row.get("reached_target"):
+            return f"not reached (0/{row['runs']})"
+        return f"{row['ttt_wall_s']:.0f} s, CPU {row['ttt_cpu_s']:.0f} s ({row['reached_target']}/{row['runs']})"
+    raise ValueError(value)
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:

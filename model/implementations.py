@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from model.errors import UserError
-from model.spec import KERAS_RNN_PATHS, TF_FASTEST, TF_FORMULATIONS, ModelSpec, TrainSpec
+from model.spec import TF_FASTEST, TF_FORMULATIONS, ModelSpec, TrainSpec
 
 
 class ImplementationError(UserError):
@@ -33,6 +33,7 @@ class Implementation:
     variants: dict[str, tuple] = field(default_factory=dict)  # option -> allowed values, default first
     description: str = ""
     settle: Callable[[dict, ModelSpec], dict] | None = None  # cell-dependent defaults and refusals
+    patch: str | None = None  # where the framework itself is patched; None: the framework as released
 
 
     @property
@@ -48,7 +49,9 @@ def _settle_tf(variant: dict, spec: ModelSpec) -> dict:
     return variant
 
 
-_KERAS_VARIANTS = {"rnn_path": KERAS_RNN_PATHS}
+# Keras' own RNN paths: "generic" (use_cudnn=False, the fastest unpatched path on the CPU) or "auto" (Keras'
+# default). "fused" exists only with the keras-torch-fused patch.
+_KERAS_VARIANTS = {"rnn_path": ("generic", "auto")}
 TABLE = {impl.name: impl for impl in (
     Implementation("keras-torch", "torch", "torch", "model.keras_model:KerasImplementation", _KERAS_VARIANTS,
                    "the one Keras 3 model definition on KERAS_BACKEND=torch"),
@@ -59,8 +62,13 @@ TABLE = {impl.name: impl for impl in (
     Implementation("tensorflow", "tensorflow", None, "model.tf_model:TensorFlowImplementation",
                    {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True)},
                    "native TensorFlow: tf.Module + tf.function + GradientTape", _settle_tf),
+    Implementation("keras-torch-fused", "torch", "torch", "model.keras_model:KerasImplementation",
+                   {"rnn_path": ("fused",)}, "keras-torch with Keras' CUDA-only fused LSTM/GRU path opened to "
+                   "CPU tensors (SimpleRNN keeps the generic loop)", patch="model/keras_fused.py"),
 )}
 NAMES = tuple(TABLE)
+# The four-way comparison: implementations that run their frameworks as released.
+UNPATCHED = tuple(name for name, entry in TABLE.items() if entry.patch is None)
 KERAS_BACKENDS = tuple(impl.keras_backend for impl in TABLE.values() if impl.uses_keras)
 
 
@@ -80,7 +88,7 @@ def resolve(impl: str, backend: str | None = None) -> str:
                                   f"or one of {', '.join(NAMES)}")
     backend = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
     for entry in TABLE.values():
-        if entry.keras_backend == backend:
+        if entry.keras_backend == backend and entry.patch is None:
             return entry.name
     raise ImplementationError(f"unknown or unsupported Keras backend {backend!r}; "
                               f"choose one of {', '.join(KERAS_BACKENDS)}")

@@ -20,8 +20,9 @@ RECURRENT_LAYERS = {"rnn": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.L
 # the CPU the torch backend then falls back to a per-timestep loop that is
 # 2.2x slower than its generic loop (use_cudnn=False); on TensorFlow both
 # settings run the same tf.while_loop. "generic" is the fast default here,
-# "auto" is Keras' own default, kept as a variant to measure.
-RNN_PATHS = {"generic": False, "auto": "auto"}
+# "auto" is Keras' own default, kept as a variant to measure; "fused" is
+# "auto" with model/keras_fused.py's patch of the torch backend installed.
+RNN_PATHS = {"generic": False, "auto": "auto", "fused": "auto"}
 
 
 def build_model(spec: ModelSpec, rnn_path: str = "generic") -> keras.Model:
@@ -109,6 +110,9 @@ class _KernelProbe:
 
     def describe(self) -> str:
         ran = set(self.ran)
+        if ran & {"_cudnn_lstm", "_cudnn_gru"} and keras.backend.backend() == "torch":
+            return ("keras-torch-fused patch: torch._VF.lstm/gru on CPU tensors, one fused call per layer "
+                    "(oneDNN RNN primitive for the LSTM, ATen's loop for the GRU)")
         if ran & {"_cudnn_lstm", "_cudnn_gru"} or (keras.backend.backend() == "tensorflow" and ran & {"lstm", "gru"}):
             return "fused cuDNN kernel"
         if ran & {"_fallback_lstm", "_fallback_gru"}:
@@ -127,6 +131,12 @@ class KerasImplementation:
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic"):
         self.spec, self.train, self.rnn_path = spec, train, rnn_path
+        if rnn_path == "fused":
+            if keras.backend.backend() != "torch":
+                raise ValueError("the fused RNN path is a patch of Keras' torch backend")
+            from model import keras_fused
+
+            keras_fused.install()  # before the probe, which then counts the fused calls too
         self.probe = _KernelProbe()
         self.model = build_model(spec, rnn_path)
         self.model.set_weights(weights)

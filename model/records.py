@@ -114,7 +114,7 @@ def _upgrade_from_1(old: dict) -> dict:
     record["runtime"] = dict(runtime, framework=old.get("framework"), keras_backend=old.get("keras_backend"))
     # Schema 1 validated once, at the end of each epoch, and did not record the training clock there.
     record["validations"] = [dict(epoch=curve["epoch"], step=None, train_wall_s=None, train_cpu_s=None,
-                                  val_loss=curve["val_loss"], val_accuracy=curve["val_accuracy"])
+                                  val_loss=curve.get("val_loss"), val_accuracy=curve.get("val_accuracy"))
                              for curve in old.get("curves", [])]
     record["schema_version"] = SCHEMA_VERSION
     record["upgraded_from"] = 1
@@ -132,6 +132,20 @@ def steady(step_samples: list[list[float]], warmup_steps: int) -> list[float]:
 
 def steady_samples_ms(record: dict) -> list[float]:
     return steady(record["timing"]["step_samples_ms"], record["plan"]["warmup_steps"])
+
+
+def step_losses(record: dict) -> list[float]:
+    """Every training step's loss in order (empty for schema-1 records, which kept epoch means only)."""
+    return [loss for curve in record["curves"] for loss in curve.get("step_losses", [])]
+
+
+def time_to_target(record: dict, target: float) -> dict | None:
+    """The first validation at or above ``target`` accuracy: training wall and CPU seconds (validation
+    excluded) and steps until then; None if the run never reached it."""
+    for validation in record["validations"]:
+        if validation["val_accuracy"] >= target and validation.get("train_wall_s") is not None:
+            return dict(wall_s=validation["train_wall_s"], cpu_s=validation["train_cpu_s"], step=validation["step"])
+    return None
 
 
 def run_state(run_dir: Path) -> str:
@@ -160,6 +174,10 @@ def row(record: dict) -> dict:
         bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
+        run_step_mean_ms=timing["steady_step_ms"]["mean"], steps_per_epoch=record["data"]["steps_per_epoch"],
+        epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),
+        validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),
+        n_val=record["data"]["n_val"],
         epoch_s=sum(epochs) / len(epochs), first_step_s=timing["first_step_s"],
         ready_s=timing["process_start_to_ready_s"], train_wall_s=timing["train_wall_s"],
         train_samples_per_s=timing["train_samples_per_s"],
@@ -171,5 +189,10 @@ def row(record: dict) -> dict:
         epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
         n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],
         threads=runtime["policy"]["intra_op_threads"], flush_denormal=runtime["policy"]["flush_denormal"],
-        jit_compile=runtime["jit_compile"],
+        jit_compile=runtime["jit_compile"], **_quietness(record["cpu"].get("machine_during_training")),
     )
+
+
+def _quietness(machine: dict | None) -> dict:
+    machine = machine or {}
+    return dict(other_cpu_fraction=machine.get("other_fraction"), steal_fraction=machine.get("steal_fraction"))

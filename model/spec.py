@@ -8,8 +8,7 @@ from model.errors import UserError
 
 CELLS = ("rnn", "gru", "lstm")
 MAX_LAYERS = 4
-# Implementation variants, named here so that options can be checked before any framework loads.
-KERAS_RNN_PATHS = ("generic", "auto")
+# Native TensorFlow's formulations of the recurrent loop (a variant in model/implementations.py).
 TF_FORMULATIONS = ("loop", "precomputed", "block")
 # The fastest correct native TF formulation per cell, measured here (table in model/tf_model.py).
 TF_FASTEST = {"lstm": "loop", "gru": "loop", "rnn": "precomputed"}

@@ -86,7 +86,9 @@ SMALL_RUN = ("--train-size", "320", "--test-size", "200", "--epochs", "2", "--ba
 def impl_args(name):
     """The command-line options a user types for an implementation (keras + backend for the Keras ones)."""
     entry = get(name)
-    return ("--impl", "keras", "--backend", entry.keras_backend) if entry.uses_keras else ("--impl", name)
+    if entry.uses_keras and entry.patch is None:
+        return ("--impl", "keras", "--backend", entry.keras_backend)
+    return ("--impl", name)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """Run in a subprocess, one per implementation: what it computes for fixed specs, weights and batch.
 
-For each spec: parameter count, logits (inference mode), the loss of one
-training step and the weights after it, all saved to one .npz.
+For each spec: parameter count, logits (inference mode), the loss of the
+first training step and the weights after ``steps`` steps on the same batch
+(with the spec's own training settings, e.g. a clip norm small enough to
+bind), all saved to one .npz.
 """
 
 import json
@@ -27,8 +29,9 @@ def main(name: str, specs_json: str, out: str) -> None:
     results = {}
     for key, settings in json.loads(specs_json).items():
         count_only = settings.pop("count_only", False)
+        steps = settings.pop("steps", 1)
+        train = TrainSpec(batch_size=16, eval_batch_size=16, **settings.pop("train", {}))
         spec = ModelSpec(**settings)
-        train = TrainSpec(batch_size=16, eval_batch_size=16)
         variant = implementations.resolve_variant(name, {}, spec)
         impl = implementations.create(name, spec, train, initial_weights(spec, seed=7), variant)
         results[f"{key}/count"] = np.int64(impl.info()["parameter_count"])
@@ -37,6 +40,8 @@ def main(name: str, specs_json: str, out: str) -> None:
         tokens, labels = fixed_batch(spec)
         results[f"{key}/logits"] = loop.predict(impl, tokens, train.eval_batch_size)
         results[f"{key}/loss"] = np.float64(loop.train_epoch(impl, tokens, labels, train.batch_size).losses[0])
+        for _ in range(steps - 1):
+            loop.train_epoch(impl, tokens, labels, train.batch_size)
         for i, weight in enumerate(impl.get_weights()):
             results[f"{key}/w{i}"] = weight
     np.savez(out, **results)

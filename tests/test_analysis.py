@@ -16,30 +16,35 @@ ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}
                "packages": {"torch": "2.13.0", "tensorflow-cpu": "2.21.0", "keras": "3.15.1"}}
 
 
-def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0, peak=100.0):
+def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0, peak=100.0, losses=(),
+                   n_train=1280, validations=(), other_cpu=0.01):
     return {
         "schema_version": 2, "status": "ok", "created": "2026-11-27T00:00:00+00:00",
         "plan": {"plan_version": 1, "implementation": implementation,
-                 "model": {"cell": cell, "layers": layers, "bidirectional": False}, "train": {"seed": seed},
-                 "variant": {}, "warmup_steps": 2},
-        "data": {"n_train": 1280, "n_test": 1000},
+                 "model": {"cell": cell, "layers": layers, "bidirectional": False},
+                 "train": {"seed": seed, "epochs": 1, "validations_per_epoch": 1}, "variant": {}, "warmup_steps": 2},
+        "data": {"n_train": n_train, "n_val": 256, "n_test": 1000, "steps_per_epoch": len(steps_ms)},
         "environment": ENVIRONMENT,
         "runtime": {"kernel_path": f"{implementation} path", "jit_compile": False, "framework": implementation,
                     "policy": {"intra_op_threads": 2, "flush_denormal": True}},
-        "timing": {"steady_step_ms": {"median": float(np.median(steps_ms[2:])), "iqr": 1.0},
-                   "step_samples_ms": [list(steps_ms)], "epoch_s": [2.0, 4.0],
-                   "first_step_s": 1.5, "process_start_to_ready_s": 3.0, "train_wall_s": 6.0,
+        "timing": {"steady_step_ms": {"median": float(np.median(steps_ms[2:])) if len(steps_ms) > 2 else None,
+                                      "iqr": 1.0, "mean": float(np.mean(steps_ms[2:])) if len(steps_ms) > 2 else None},
+                   "step_samples_ms": [list(steps_ms)], "epoch_s": [2.0, 4.0], "validation_s": [0.1, 0.1],
+                   "first_step_s": 1.5, "process_start_to_ready_s": 3.0, "train_wall_s": 6.0, "total_wall_s": 8.0,
                    "train_samples_per_s": 300.0,
                    "inference": {"throughput_per_s": 1000.0, "batch_latency_ms": {"median": 50.0}}},
-        "cpu": {"train_cpu_s": 10.0, "train_utilisation": 1.6},
+        "cpu": {"train_cpu_s": 10.0, "train_utilisation": 1.6,
+                "machine_during_training": {"other_fraction": other_cpu, "steal_fraction": 0.0}},
         "memory": {"peak_above_baseline_mb": peak, "peak_rss_mb": 600.0, "rss_after_imports_mb": 300.0,
                    "baseline_ready_mb": 500.0},
         "metrics": {"accuracy": accuracy, "f1": accuracy, "roc_auc": 0.9, "log_loss": 0.4},
-        "curves": [], "early_stopping": {"epochs_run": 2}, "files": [],
+        "curves": [{"epoch": 1, "step_losses": list(losses)}], "validations": list(validations),
+        "early_stopping": {"epochs_run": 2}, "files": [],
     }
 
 
-# Step samples (ms); the first two of each run are warm-up and must be ignored.
+# Step samples (ms) of seed 0; the first two of each run are warm-up and must be ignored. Seeds 1 and 2
+# run 5% slower and faster: run-to-run variation, the same for every implementation.
 STEPS = {
     ("torch", 1): [900, 900, 10, 11, 12, 10, 11],
     ("torch", 2): [900, 900, 20, 21, 22, 20, 21],
@@ -48,74 +53,148 @@ STEPS = {
     ("keras-torch", 1): [5, 5, 40, 44, 48, 40, 44],
     ("keras-torch", 2): [5, 5, 80, 88, 96, 80, 88],
 }
+SEED_FACTORS = (1.0, 1.05, 0.95)
+# Test accuracy per seed: tensorflow half a point above torch on every seed, keras-torch 2-3 points below.
+ACCURACY = {"torch": (0.80, 0.82, 0.81), "tensorflow": (0.805, 0.825, 0.815), "keras-torch": (0.77, 0.80, 0.79)}
+LOSSES = {"torch": [0.70, 0.69, 0.68, 0.66], "tensorflow": [0.70, 0.69, 0.681, 0.661],
+          "keras-torch": [0.70, 0.70, 0.70, 0.70]}
+
+
+def write_results(folder, converged=False, names=("torch", "tensorflow", "keras-torch")):
+    for (implementation, layers), steps in STEPS.items():
+        if implementation not in names:
+            continue
+        for seed, factor in enumerate(SEED_FACTORS):
+            validations = [{"epoch": 1, "step": 10, "train_wall_s": 5.0 * layers, "train_cpu_s": 9.0 * layers,
+                            "val_accuracy": 0.84 if implementation == "keras-torch" else 0.86, "val_loss": 0.4}]
+            write_json_atomic(folder / "runs" / f"{implementation}-lstm{layers}-s{seed}" / "record.json",
+                              fixture_record(implementation, "lstm", layers, [s * factor for s in steps],
+                                             ACCURACY[implementation][seed], seed, peak=100.0 * layers,
+                                             losses=LOSSES[implementation], n_train=22_500 if converged else 1280,
+                                             validations=validations))
+    write_json_atomic(folder / "baseline.json", {"seeds": {str(seed): {"metrics": {"accuracy": 0.805 + seed / 100,
+                      "f1": 0.8, "roc_auc": 0.88}} for seed in range(3)}})
+    profile = {"name": "standard" if converged else "quick", "description": "test profile",
+               "target_accuracy": 0.85 if converged else None}
+    write_json_atomic(folder / "manifest.json", {"profile": profile, "threads": 2, "environment": ENVIRONMENT,
+                      "sessions": [{"started": "now", "command": ["python", "-m", "runners.compare"]}]})
+    return folder
 
 
 @pytest.fixture
 def results(tmp_path):
-    folder = tmp_path / "sweep"
-    for (implementation, layers), steps in STEPS.items():
-        accuracy = {"torch": 0.80, "tensorflow": 0.81, "keras-torch": 0.79}[implementation]
-        write_json_atomic(folder / "runs" / f"{implementation}-lstm{layers}-s0" / "record.json",
-                          fixture_record(implementation, "lstm", layers, steps, accuracy, peak=100.0 * layers))
+    folder = write_results(tmp_path / "sweep")
     write_json_atomic(folder / "runs" / "keras-tensorflow-lstm1-s0" / "failed.json",
                       {"status": "failed", "reason": "timeout", "stderr_tail": "killed",
                        "plan": {"implementation": "keras-tensorflow", "train": {"seed": 0},
                                 "model": {"cell": "lstm", "layers": 1, "bidirectional": False}}})
-    write_json_atomic(folder / "baseline.json", {"metrics": {"accuracy": 0.805, "f1": 0.8, "roc_auc": 0.88}})
-    write_json_atomic(folder / "manifest.json", {"profile": {"name": "quick"}, "threads": 2, "environment":
-                      ENVIRONMENT, "sessions": [{"started": "now", "command": ["python", "-m", "runners.compare"]}]})
     return folder
 
 
-def test_summary_medians_exclude_warmup_and_ratios_are_to_torch(results):
-    runs, samples, _, _ = load(results)
-    summary = tables.summary(runs, samples).set_index(["implementation", "layers"])
-    assert summary.loc[("torch", 1), "step_ms"] == 11.0
-    assert summary.loc[("keras-torch", 1), "step_ms"] == 44.0
+def test_summary_is_over_runs_and_ratios_are_to_torch(results):
+    data = load(results)
+    summary = tables.summary(data.runs).set_index(["implementation", "layers"])
+    assert summary.loc[("torch", 1), "step_ms"] == 11.0  # median of run medians 11, 11.55, 10.45
+    assert summary.loc[("torch", 1), "step_min_ms"] == pytest.approx(10.45)
+    assert summary.loc[("torch", 1), "step_max_ms"] == pytest.approx(11.55)
+    assert summary.loc[("keras-torch", 1), "step_ms"] == 44.0 and summary.loc[("keras-torch", 1), "runs"] == 3
     assert summary.loc[("keras-torch", 2), "vs_torch"] == pytest.approx(88 / 21)
     assert summary.loc[("torch", 1), "vs_torch"] == 1.0
     assert summary.loc[("keras-torch", 1), "vs_torch_low"] > 3.0  # clearly slower: interval far above 1
     low, high = summary.loc[("tensorflow", 1), ["vs_torch_low", "vs_torch_high"]]
-    assert low <= 1.0 <= high  # identical samples: the interval must include a tie
+    assert low <= 1.0 <= high  # identical run medians: the interval must include a tie
     assert summary.loc[("torch", 2), "peak_above_mb"] == 200.0
+    assert summary.loc[("tensorflow", 1), "accuracy"] == pytest.approx(0.815)
+    assert summary.loc[("tensorflow", 1), "accuracy_sd"] == pytest.approx(0.01)
 
 
-def test_ratio_interval_brackets_the_ratio():
+def test_ratio_interval_is_over_runs():
     rng = np.random.default_rng(0)
     a, b = rng.normal(30, 1, 200), rng.normal(10, 1, 200)
     ratio, low, high = tables.ratio_interval(a, b)
     assert low < ratio < high and 2.8 < low and high < 3.2
+    ratio, low, high = tables.ratio_interval([30.0], [10.0])  # one run a side: no interval
+    assert ratio == pytest.approx(3.0) and np.isnan(low) and np.isnan(high)
+    # Runs that disagree by 15% leave a 5% difference undecided.
+    ratio, low, high = tables.ratio_interval([100, 115, 92], [105, 95, 110])
+    assert low < 1.0 < high
 
 
 def test_overhead_and_depth_scaling(results):
-    runs, samples, _, _ = load(results)
-    overhead = tables.overhead(runs, samples)
+    runs = load(results).runs
+    overhead = tables.overhead(runs)
     assert list(overhead["backend"]) == ["torch", "torch"]
     assert overhead.set_index("layers").loc[1, "overhead"] == pytest.approx(4.0)
-    depth = tables.depth_scaling(tables.summary(runs, samples)).set_index("implementation")
+    depth = tables.depth_scaling(tables.summary(runs)).set_index("implementation")
     assert depth.loc["torch", "2x_vs_1"] == pytest.approx(21 / 11)
+    deeper_only = tables.depth_scaling(tables.summary(runs[runs["layers"] == 2]))
+    assert not [c for c in deeper_only.columns if "x_vs_" in c]  # one depth: nothing to scale against
 
 
-def test_accuracy_parity_and_baseline(results):
-    runs, samples, baseline, _ = load(results)
-    parity = tables.accuracy_parity(tables.summary(runs, samples), baseline).set_index("layers")
-    assert parity.loc[1, "spread_points"] == pytest.approx(2.0)
-    assert parity.loc[1, "beats_baseline"] == "1 of 3"
+def test_loss_agreement_against_torch(results):
+    data = load(results)
+    agreement = tables.loss_agreement(data.runs, data.losses).set_index(["implementation", "layers", "seed"])
+    assert agreement.loc[("tensorflow", 1, 0), "first_step_gap"] == 0.0
+    assert agreement.loc[("tensorflow", 1, 0), "max_step_gap"] == pytest.approx(0.001)
+    assert agreement.loc[("keras-torch", 1, 0), "max_step_gap"] == pytest.approx(0.04)
+    assert agreement.loc[("keras-torch", 1, 0), "max_running_mean_gap"] == pytest.approx((0.01 + 0.02 + 0.04) / 4)
 
 
-def test_report_states_only_supported_differences(results):
-    path = report.generate(results)
-    text = path.read_text()
-    assert "Quick profile" in text
-    # torch and tensorflow have identical 1-layer samples: the report must call it a tie, not a win.
-    assert "LSTM, 1 layer: " in text and "are not distinguishable" in text.split("LSTM, 1 layer: ")[1].split("\n")[0]
-    assert "Keras on torch: median overhead" in text
-    assert "tfidf-logreg (reference)" in text and "timeout" in text
-    for name in ("step_time_vs_depth", "accuracy_vs_training_time", "peak_memory", "step_time_distributions"):
+def test_equivalence_is_paired_by_seed(results):
+    equivalence = tables.equivalence(load(results).runs).set_index(["implementation", "layers"])
+    tf = equivalence.loc[("tensorflow", 1)]
+    assert tf["difference_points"] == pytest.approx(0.5) and tf["verdict"] == "equivalent within ±1 point"
+    keras = equivalence.loc[("keras-torch", 1)]
+    assert keras["difference_points"] == pytest.approx(-7 / 3) and keras["high"] < 0 and keras["verdict"] == "lower"
+
+
+def test_quick_report_states_only_supported_differences(results):
+    text = report.generate(results).read_text()
+    assert "**Not converged**" in text and "Test CPU" in text.split("## Findings")[0]
+    # torch and tensorflow have identical 1-layer run medians: the report must call it a tie, not a win.
+    line = text.split("LSTM 1L on Test CPU: ")[1].split("\n")[0]
+    assert "are not distinguishable" in line
+    assert "**keras-torch**" not in text and "keras-torch on torch: median overhead" in text
+    assert "Training-loss agreement" in text and "equivalent within" not in text  # no accuracy verdicts in quick
+    assert "timeout" in text and "Every run trained on a quiet machine" in text
+    for name in ("step_time_vs_depth", "accuracy_vs_training_time", "peak_memory", "step_time_distributions",
+                 "loss_trajectories"):
         assert (results / f"{name}.png").stat().st_size > 1000
-    for name in ("summary", "keras_overhead", "depth_scaling", "accuracy_parity", "runs"):
+    for name in ("summary", "keras_overhead", "depth_scaling", "loss_agreement", "equivalence", "runs"):
         assert (results / "tables" / f"{name}.csv").exists() and (results / "tables" / f"{name}.md").exists()
     assert pd.read_csv(results / "tables" / "summary.csv").shape[0] == 6
+    headline = text.split("## Headline tables (Test CPU)")[1]
+    assert "| LSTM 1L " in headline and "| configuration | keras-torch | torch | tensorflow |" not in headline
+    assert "| configuration | keras-torch | torch | tensorflow |" in headline.replace("  ", " ") or \
+        "keras-torch" in headline.split("\n")[4]
+
+
+def test_converged_report_gives_accuracy_time_to_target_and_equivalence(tmp_path):
+    folder = write_results(tmp_path / "standard", converged=True)
+    text = report.generate(folder).read_text()
+    assert "Not converged" not in text
+    assert "LSTM 1L: tensorflow minus torch +0.50 points" in text and "**equivalent within ±1 point**" in text
+    assert "Time to target on Test CPU" in text
+    assert "LSTM 1L, torch: 5 s wall, 9 s CPU (median; 3/3 runs)" in text
+    assert "LSTM 1L, keras-torch: not reached in 3 runs" in text
+    assert "mean over 3 seed(s)" in text
+
+
+def test_report_without_native_torch_and_with_a_run_without_steady_steps(tmp_path):
+    folder = write_results(tmp_path / "subset", names=("tensorflow", "keras-torch"))
+    write_json_atomic(folder / "runs" / "tensorflow-lstm3-s0" / "record.json",
+                      fixture_record("tensorflow", "lstm", 3, [5.0, 5.0]))  # every step is warm-up
+    text = report.generate(folder).read_text()
+    assert "tensorflow" in text and "vs_torch" not in text.split("## Plots")[0].split("Headline")[0]
+
+
+def test_busy_runs_are_flagged(results):
+    record = json.loads((results / "runs" / "torch-lstm1-s1" / "record.json").read_text())
+    record["cpu"]["machine_during_training"]["other_fraction"] = 0.30
+    write_json_atomic(results / "runs" / "torch-lstm1-s1" / "record.json", record)
+    summary = tables.summary(load(results).runs).set_index(["implementation", "layers"])
+    assert summary.loc[("torch", 1), "noisy_runs"] == 1 and summary.loc[("torch", 2), "noisy_runs"] == 0
+    assert "torch-lstm1-s1" in report.generate(results).read_text().split("How quiet")[1]
 
 
 def test_records_from_different_machines_are_not_pooled(results):
@@ -133,7 +212,7 @@ def test_empty_results_folder_is_a_clear_error(tmp_path):
 
 def version_1_record(record: dict) -> dict:
     """The same run as schema 1 wrote it: settings at the top level, the warm-up inside train_spec and timing."""
-    old = {key: value for key, value in record.items() if key not in ("plan", "created")}
+    old = {key: value for key, value in record.items() if key not in ("plan", "created", "validations")}
     plan = record["plan"]
     old.update(schema_version=1, implementation=plan["implementation"], framework=plan["implementation"],
                keras_backend=None, model_spec=plan["model"], train_spec=dict(plan["train"], warmup_steps=2),
@@ -150,9 +229,28 @@ def test_version_1_records_are_upgraded_and_unknown_versions_refused(results):
     assert upgraded["schema_version"] == 2 and upgraded["upgraded_from"] == 1
     assert records.row(upgraded) == records.row(current)
     assert records.steady_samples_ms(upgraded) == records.steady_samples_ms(current)
-    runs, _, _, _ = load(results)  # a folder mixing both versions still loads
-    assert len(runs) == 7
+    assert len(load(results).runs) == 19  # a folder mixing both versions still loads
     write_json_atomic(run_dir / "record.json", dict(current, schema_version=7))
     with pytest.raises(RecordError, match="schema version 7") as refused:
         load(results)
     assert len(str(refused.value).splitlines()) == 1
+
+
+def test_estimate_costs_each_run_from_mean_steps_and_measured_overheads(results):
+    from analysis import estimate
+    from model.plan import Profile
+
+    costs = estimate.per_run_costs(load(results).runs)
+    torch = costs.loc[("torch", "lstm", 1)]
+    # Mean steady step of seed 0 is 10.8 ms (10, 11, 12, 10, 11); seeds 1 and 2 scale it by 1.05 and 0.95.
+    assert torch["run_step_mean_ms"] == pytest.approx(10.8)
+    assert torch["epoch_overhead_s"] == pytest.approx(3.0 - 7 * 10.8 / 1e3)  # epochs of 2 s and 4 s
+    profile = Profile("target", "", train=dict(epochs=2, validations_per_epoch=4), implementations=("torch",),
+                      cells=("lstm",), layers=(1,), seeds=(0, 1))
+    table = estimate.estimate(costs, profile)
+    steps = 22_500 // 64
+    expected = (3.0 + 2 * (steps * 0.0108 + torch["epoch_overhead_s"]) + (1.5 - 0.0108)
+                + (2 * 4 * 2_500 + 25_000) / 1000.0)
+    assert len(table) == 2 and table["estimated_s"].tolist() == pytest.approx([expected, expected])
+    compared = estimate.compare_with_actual(table, load(results).runs)
+    assert compared.loc[0, "runs"] == 2 and compared.loc[0, "actual_s"] == pytest.approx(2 * (3.0 + 8.0))

@@ -23,6 +23,16 @@ def test_record_is_complete(trained_runs, name):
     assert 0 < timing["steady_step_ms"]["median"] and timing["first_step_s"] > 0
     assert 0.5 < timing["step_time_coverage"] <= 1.0
     assert timing["inference"]["throughput_per_s"] > 0
+    inference = timing["inference"]
+    # One warm-up batch for every implementation, reported on its own; the timed pass covers the whole test set.
+    assert inference["warmup_batches_excluded"] == 1 and inference["first_batch_ms"] > 0
+    assert len(inference["batch_samples_ms"]) == -(-200 // record["plan"]["train"]["eval_batch_size"])
+    assert [v["epoch"] for v in record["validations"]] == list(range(1, record["early_stopping"]["epochs_run"] + 1))
+    assert all(v["train_wall_s"] > 0 and 0 <= v["val_accuracy"] <= 1 for v in record["validations"])
+    assert record["curves"][-1]["val_loss"] == record["validations"][-1]["val_loss"]
+    assert all(len(curve["step_losses"]) == 10 for curve in record["curves"])
+    machine = record["cpu"]["machine_during_training"]
+    assert machine["other_cpu_s"] >= 0 and machine["steal_s"] >= 0 and 0 <= machine["other_fraction"] <= 1
     memory = record["memory"]
     assert memory["peak_rss_mb"] >= memory["baseline_ready_mb"] > memory["rss_after_imports_mb"] > 0
     assert record["cpu"]["train_cpu_s"] > 0
@@ -39,7 +49,7 @@ def test_record_is_complete(trained_runs, name):
 def test_thread_and_denormal_policy_took_effect(trained_runs, name):
     policy = records.read_record(trained_runs[name])["runtime"]["policy"]
     assert policy["intra_op_threads"] == 1 and policy["inter_op_threads"] == 1
-    assert policy["flush_denormal"] is True
+    assert policy["flush_denormal"] is True and policy["flush_denormal_worker_threads"] is True
     assert policy["environment"]["OMP_NUM_THREADS"] == "1"
 
 
@@ -62,6 +72,9 @@ def test_keras_runs_name_their_kernel_path(trained_runs):
     tf_path = records.read_record(trained_runs["keras-tensorflow"])["runtime"]["kernel_path"]
     assert "Python loop" in torch_path and "tf.while_loop" in tf_path
     assert "oneDNN" in records.read_record(trained_runs["torch"])["runtime"]["kernel_path"]
+    fused = records.read_record(trained_runs["keras-torch-fused"])
+    assert "keras-torch-fused patch" in fused["runtime"]["kernel_path"] and fused["plan"]["variant"] == {
+        "rnn_path": "fused"}
 
 
 def test_native_torch_can_turn_flush_to_zero_off(tmp_path, imdb_archive, cache_dir):
@@ -71,3 +84,21 @@ def test_native_torch_can_turn_flush_to_zero_off(tmp_path, imdb_archive, cache_d
     assert done.returncode == 0, done.stderr[-2000:]
     policy = json.loads((tmp_path / "run" / "record.json").read_text())["runtime"]["policy"]
     assert policy["flush_denormal"] is False
+
+
+def test_validation_inside_epochs_is_off_the_training_clock(tmp_path, imdb_archive, cache_dir):
+    done = run_module("runners.train", "--impl", "torch", *SMALL_RUN, "--validations-per-epoch", "4",
+                      "--patience", "2", "--out", str(tmp_path / "run"),
+                      env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = records.read_record(tmp_path / "run")
+    validations = record["validations"]
+    # 10 steps an epoch, 4 checks: after steps 2 (2.5 rounded to even), 5, 8 (7.5) and 10, then 12, 15, 18, 20.
+    assert [v["step"] for v in validations] == [2, 5, 8, 10, 12, 15, 18, 20]
+    clocks = [v["train_wall_s"] for v in validations]
+    assert clocks == sorted(clocks) and clocks[-1] <= record["timing"]["train_wall_s"]
+    assert sum(record["timing"]["validation_s"]) == pytest.approx(sum(v["validation_s"] for v in validations))
+    assert record["cpu"]["validation_cpu_s"] > 0
+    reached = records.time_to_target(record, 0.0)
+    assert reached == dict(wall_s=clocks[0], cpu_s=validations[0]["train_cpu_s"], step=2)
+    assert records.time_to_target(record, 1.01) is None
