@@ -44,6 +44,7 @@ class Results:
     losses: dict[str, np.ndarray]  # run id -> every training step's loss
     baseline: dict | None
     manifest: dict | None
+    roofline: dict | None = None  # the machine's GEMM rates (runners/roofline.py)
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -89,4 +90,6 @@ def load(results: Path) -> Results:
     if not rows:
         raise AnalysisError(f"{results} holds no finished or failed runs yet")
     baseline = _baseline(records.read_json(baseline_file)) if baseline_file.exists() else None
-    return Results(pd.DataFrame(rows), samples, losses, baseline, manifest)
+    roofline_file = results / records.ROOFLINE_FILE
+    roofline = records.read_json(roofline_file) if roofline_file.exists() else None
+    return Results(pd.DataFrame(rows), samples, losses, baseline, manifest, roofline)

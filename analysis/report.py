@@ -260,6 +260,16 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
                 ["first_step_gap", "max_running_mean_gap", "max_step_gap"]].max().reset_index()
             lines += ["Largest training-loss gap to native torch over the same batches (all seeds).", "",
                       tables.to_markdown(largest)]
+    if data.roofline and "gemm_gflop_per_step" in summary and summary["gemm_gflop_per_step"].notna().any():
+        peak, small = data.roofline["peak_gflops"], data.roofline["small_gemm_gflops"]
+        m, k, n = data.roofline["small_gemm_shape"]
+        lines += [f"Roofline ({cpu}, {data.roofline['threads']} threads): achieved GEMM GFLOP/s at the median "
+                  f"step (analytic GEMM work of forward and backward, `model/weights.py`) and its share of the "
+                  f"machine's fp32 peak, {peak:.0f} GFLOP/s on a 2048^3 product. The recurrence multiplies "
+                  f"({m} x {k}) by ({k} x {n}) once per timestep, strictly in sequence; this machine runs that "
+                  f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds every "
+                  "implementation far below the large-GEMM peak.", "",
+                  tables.to_markdown(tables.roofline(summary, peak))]
     lines += [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(overhead),
               "Every column (quality, CPU time, throughput, latency, first step, kernel path) is in "
               "`tables/summary.csv`; one row per run in `tables/runs.csv`.", ""]

@@ -87,7 +87,9 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    cpu_utilisation=group["cpu_utilisation"].median(), peak_above_mb=group["peak_above_mb"].median(),
                    peak_min_mb=group["peak_above_mb"].min(), peak_max_mb=group["peak_above_mb"].max(),
                    rss_after_imports_mb=group["rss_after_imports_mb"].median(),
-                   kernel_path=group["kernel_path"].iloc[0])
+                   kernel_path=group["kernel_path"].iloc[0],
+                   gemm_gflop_per_step=group["gemm_gflop_per_step"].iloc[0] if "gemm_gflop_per_step" in group
+                   else np.nan)
         if "ttt_wall_s" in group and group["target_accuracy"].notna().any():
             reached = group["ttt_wall_s"].notna()
             row.update(target_accuracy=group["target_accuracy"].iloc[0], reached_target=int(reached.sum()),
@@ -214,6 +216,20 @@ def _headline_cell(row, value: str) -> str:
             return f"not reached (0/{row['runs']})"
         return f"{row['ttt_wall_s']:.0f} s, CPU {row['ttt_cpu_s']:.0f} s ({row['reached_target']}/{row['runs']})"
     raise ValueError(value)
+
+
+def roofline(table: pd.DataFrame, peak_gflops: float) -> pd.DataFrame:
+    """Configuration rows x implementation columns: achieved GEMM GFLOP/s at the median step, and its share of
+    the machine's large-GEMM peak."""
+    cells = {}
+    for _, row in table.dropna(subset=["gemm_gflop_per_step"]).iterrows():
+        achieved = row["gemm_gflop_per_step"] / (row["step_ms"] / 1e3)
+        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        cells.setdefault(label, {"GFLOP/step": f"{row['gemm_gflop_per_step']:.2f}"})[row["implementation"]] = (
+            f"{achieved:.1f} ({achieved / peak_gflops:.0%})")
+    names = [name for name in NAMES if name in set(table["implementation"])]
+    frame = pd.DataFrame.from_dict(cells, orient="index")
+    return frame.reindex(columns=["GFLOP/step"] + names).rename_axis("configuration").reset_index().fillna("")
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:

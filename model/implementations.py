@@ -51,7 +51,8 @@ def _settle_tf(variant: dict, spec: ModelSpec) -> dict:
 
 # Keras' own RNN paths: "generic" (use_cudnn=False, the fastest unpatched path on the CPU) or "auto" (Keras'
 # default). "fused" exists only with the keras-torch-fused patch.
-_KERAS_VARIANTS = {"rnn_path": ("generic", "auto")}
+# jit_compile: False (measured faster for these RNNs on torch and TensorFlow) or Keras' "auto" (XLA on jax).
+_KERAS_VARIANTS = {"rnn_path": ("generic", "auto"), "jit_compile": (False, "auto", True)}
 TABLE = {impl.name: impl for impl in (
     Implementation("keras-torch", "torch", "torch", "model.keras_model:KerasImplementation", _KERAS_VARIANTS,
                    "the one Keras 3 model definition on KERAS_BACKEND=torch"),
@@ -62,9 +63,13 @@ TABLE = {impl.name: impl for impl in (
     Implementation("tensorflow", "tensorflow", None, "model.tf_model:TensorFlowImplementation",
                    {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True)},
                    "native TensorFlow: tf.Module + tf.function + GradientTape", _settle_tf),
+    Implementation("keras-jax", "jax", "jax", "model.keras_model:KerasImplementation",
+                   {"rnn_path": ("generic", "auto"), "jit_compile": ("auto", False, True)},
+                   "the same definition, unchanged, on KERAS_BACKEND=jax (Keras' auto jit: the step under XLA)"),
     Implementation("keras-torch-fused", "torch", "torch", "model.keras_model:KerasImplementation",
-                   {"rnn_path": ("fused",)}, "keras-torch with Keras' CUDA-only fused LSTM/GRU path opened to "
-                   "CPU tensors (SimpleRNN keeps the generic loop)", patch="model/keras_fused.py"),
+                   {"rnn_path": ("fused",), "jit_compile": (False,)}, "keras-torch with Keras' CUDA-only fused "
+                   "LSTM/GRU path opened to CPU tensors (SimpleRNN keeps the generic loop)",
+                   patch="model/keras_fused.py"),
 )}
 NAMES = tuple(TABLE)
 # The four-way comparison: implementations that run their frameworks as released.

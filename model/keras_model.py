@@ -108,7 +108,7 @@ class _KernelProbe:
         return {name: count - self.start.get(name, 0) for name, count in self.calls.items()
                 if count > self.start.get(name, 0)}
 
-    def describe(self) -> str:
+    def describe(self, jit: bool = False) -> str:
         ran = set(self.ran)
         if ran & {"_cudnn_lstm", "_cudnn_gru"} and keras.backend.backend() == "torch":
             return ("keras-torch-fused patch: torch._VF.lstm/gru on CPU tensors, one fused call per layer "
@@ -118,6 +118,9 @@ class _KernelProbe:
         if ran & {"_fallback_lstm", "_fallback_gru"}:
             return "keras torch-backend _fallback_lstm/_fallback_gru: Python loop over timesteps, eager"
         if "rnn" in ran:
+            if keras.backend.backend() == "jax":
+                compiled = "inside the train step compiled by XLA" if jit else "eager, op by op"
+                return f"keras generic rnn: jax.lax.scan over timesteps calling the cell, {compiled}"
             if keras.backend.backend() == "tensorflow":
                 return "keras generic rnn: tf.while_loop over timesteps calling the cell, in a tf.function graph"
             return "keras generic rnn: Python loop over timesteps calling the cell, eager torch ops"
@@ -129,7 +132,8 @@ class KerasImplementation:
 
     drives_own_loop = True  # fit() and predict() run the batches; runners.loop only listens
 
-    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic"):
+    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic",
+                 jit_compile: bool | str = False):
         self.spec, self.train, self.rnn_path = spec, train, rnn_path
         if rnn_path == "fused":
             if keras.backend.backend() != "torch":
@@ -145,7 +149,9 @@ class KerasImplementation:
                                             beta_2=train.beta_2, epsilon=train.epsilon,
                                             global_clipnorm=train.clip_global_norm),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
-            jit_compile=False,  # XLA / torch.compile measured slower for these RNNs on the CPU
+            # False for torch and TensorFlow (XLA / torch.compile measured slower for these RNNs on the CPU);
+            # "auto" for jax, whose eager mode runs op by op: Keras then resolves it to True.
+            jit_compile=jit_compile,
         )
 
     def fit_epoch(self, x: np.ndarray, y: np.ndarray, steps) -> None:
@@ -169,7 +175,7 @@ class KerasImplementation:
         return ["model.keras"]
 
     def info(self) -> dict:
-        return dict(kernel_path=self.probe.describe(), kernel_calls=self.probe.ran,
+        return dict(kernel_path=self.probe.describe(bool(self.model.jit_compile)), kernel_calls=self.probe.ran,
                     keras_rnn_path=self.rnn_path, use_cudnn=RNN_PATHS[self.rnn_path],
                     jit_compile=bool(self.model.jit_compile), keras_backend=keras.backend.backend(),
                     training_api="keras.Model.fit", parameter_count=int(self.model.count_params()))

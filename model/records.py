@@ -36,6 +36,7 @@ VOCABULARY_FILE = "vocabulary.json"
 # Files of a results folder.
 MANIFEST_FILE = "manifest.json"
 BASELINE_FILE = "baseline.json"
+ROOFLINE_FILE = "roofline.json"  # the machine's GEMM rates, measured once per sweep
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
@@ -174,7 +175,7 @@ def row(record: dict) -> dict:
         bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
-        run_step_mean_ms=timing["steady_step_ms"]["mean"], steps_per_epoch=record["data"]["steps_per_epoch"],
+        run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"), steps_per_epoch=record["data"]["steps_per_epoch"],
         epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),
         validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),
         n_val=record["data"]["n_val"],

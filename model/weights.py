@@ -70,3 +70,24 @@ def initial_weights(spec: ModelSpec, seed: int) -> list[np.ndarray]:
             weights += [_glorot_uniform(rng, (size, gates)), _orthogonal(rng, (spec.units, gates)), bias]
     weights += [_glorot_uniform(rng, (spec.units * spec.directions, 1)), np.zeros((1,))]
     return [w.astype(np.float32) for w in weights]
+
+
+def gemm_flops_per_training_step(spec: ModelSpec, batch_size: int) -> int:
+    """Analytic GEMM work of one training step (multiply-adds counted as 2 FLOPs); everything else is ignored.
+
+    Per recurrent layer and direction, every timestep multiplies the input by the kernel and the state by the
+    recurrent kernel::
+
+        x_t @ W: (batch, inputs) x (inputs, G*units)    2 * batch * inputs * G*units
+        h_t @ U: (batch, units) x (units, G*units)      2 * batch * units  * G*units
+
+    so the forward pass costs 2 * batch * maxlen * G*units * (inputs + units). The backward pass needs two
+    GEMMs of the same size for each forward one (the gradient with respect to the operand and to the
+    weights), twice the forward work: a training step is three forward passes' worth. The output layer adds
+    2 * batch * features * 3; embedding lookups, gate activations and Adam are not GEMMs.
+    """
+    forward = 0
+    for size in layer_input_sizes(spec):
+        forward += 2 * batch_size * spec.maxlen * GATES[spec.cell] * spec.units * (size + spec.units) * spec.directions
+    forward += 2 * batch_size * spec.units * spec.directions
+    return 3 * forward

@@ -21,7 +21,7 @@ from model.errors import UserError
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "numpy")
+FRAMEWORK_MODULES = ("torch", "tensorflow", "jax", "keras", "numpy")
 
 
 class PolicyError(UserError):
@@ -32,8 +32,8 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def set_thread_environment(threads: int) -> None:
-    """Must run before torch, tensorflow or numpy is imported."""
+def set_thread_environment(threads: int, framework: str | None = None) -> None:
+    """Must run before torch, tensorflow, jax or numpy is imported."""
     if threads < 1:
         raise PolicyError(f"--threads must be at least 1, got {threads}")
     loaded = [name for name in FRAMEWORK_MODULES if name in sys.modules]
@@ -44,6 +44,10 @@ def set_thread_environment(threads: int) -> None:
     # oneDNN is TensorFlow's default CPU path on x86; state it so the record is explicit.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # XLA's CPU runtime has no thread-pool size setting (jax-ml/jax issues 743 and 1539): with fewer threads
+    # than cores, the process is pinned to that many cores before XLA starts its threads, which inherit it.
+    if framework == "jax" and threads < default_threads():
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
 
 
 def configure_torch(threads: int, flush_denormal: bool) -> None:
@@ -58,8 +62,9 @@ def configure_torch(threads: int, flush_denormal: bool) -> None:
 
 def check(framework: str, flush_denormal: bool) -> None:
     """Refuse, before any framework loads, a policy the framework cannot follow."""
-    if framework == "tensorflow" and not flush_denormal:
-        raise PolicyError("TensorFlow always flushes denormals to zero on the CPU; "
+    if framework in ("tensorflow", "jax") and not flush_denormal:
+        name = {"tensorflow": "TensorFlow", "jax": "XLA (jax)"}[framework]
+        raise PolicyError(f"{name} always flushes denormals to zero on the CPU; "
                           "--no-flush-denormal is only possible with torch-based implementations")
 
 
@@ -71,8 +76,14 @@ def configure_tensorflow(threads: int, flush_denormal: bool) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def configure_jax(threads: int, flush_denormal: bool) -> None:
+    """Threads were set by the core pinning in set_thread_environment; XLA flushes denormals on the CPU."""
+    check("jax", flush_denormal)
+
+
 def configure(framework: str, threads: int, flush_denormal: bool) -> None:
-    {"torch": configure_torch, "tensorflow": configure_tensorflow}[framework](threads, flush_denormal)
+    {"torch": configure_torch, "tensorflow": configure_tensorflow, "jax": configure_jax}[framework](
+        threads, flush_denormal)
 
 
 _TINY, _SCALE = 1e-30, 1e-10  # their product, 1e-40, is a float32 denormal
@@ -109,7 +120,26 @@ def probe_tensorflow() -> dict:
                 onednn=os.environ.get("TF_ENABLE_ONEDNN_OPTS"))
 
 
+def probe_jax() -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    multiply = jax.jit(lambda a, b: a * b)
+    main = float(multiply(jnp.float32(_TINY), jnp.float32(_SCALE)))
+    parallel = multiply(jnp.full((_PARALLEL_ELEMENTS,), _TINY, jnp.float32), jnp.float32(_SCALE))
+    workers = bool((parallel == 0).all())
+    cores = len(os.sched_getaffinity(0))
+    return dict(intra_op_threads=cores, inter_op_threads=cores, cores_pinned=cores < default_threads_unpinned(),
+                flush_denormal=main == 0.0 and workers, flush_denormal_main_thread=main == 0.0,
+                flush_denormal_worker_threads=workers, devices=[str(d) for d in jax.devices()],
+                xla_flags=os.environ.get("XLA_FLAGS"))
+
+
+def default_threads_unpinned() -> int:
+    return os.cpu_count() or 1
+
+
 def probe(framework: str) -> dict:
-    result = {"torch": probe_torch, "tensorflow": probe_tensorflow}[framework]()
+    result = {"torch": probe_torch, "tensorflow": probe_tensorflow, "jax": probe_jax}[framework]()
     result["environment"] = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     return result

@@ -24,6 +24,7 @@ from model.plan import RunPlan
 from model.spec import SpecError
 from runners import loop, measure, policy
 from runners.environment import environment
+from model.weights import gemm_flops_per_training_step
 from runners.metrics import binary_cross_entropy, classification_metrics, sigmoid
 
 
@@ -44,10 +45,11 @@ def seed_everything(framework: str, seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
-    else:
+    elif framework == "tensorflow":
         import tensorflow as tf
 
         tf.random.set_seed(seed)
+    # jax has no global generator: Keras' jax backend seeds its generators from Python's random.
 
 
 def default_run_dir(plan: RunPlan) -> Path:
@@ -82,7 +84,7 @@ def run(plan: RunPlan, out: Path | None = None, progress: bool = True) -> Path:
     logits = inference.pop("logits")
     # After training: Keras' kernel path is known only once its layers have run.
     runtime = dict(ready.runtime, **ready.impl.info(), **{f"{module}_imported": sys.modules.get(module) is not None
-                                                           for module in ("keras", "tensorflow", "torch")})
+                                                           for module in ("keras", "tensorflow", "torch", "jax")})
     quality, probabilities = score(ready, logits)
     files = save(ready, out, probabilities)
     timing = dict(trained.pop("timing"), process_start_to_ready_s=ready.ready_s, inference=inference,
@@ -262,7 +264,10 @@ def _epochs(ready: Prepared, display) -> dict:
     steady = records.steady(samples, plan.warmup_steps)
     per_epoch_validation = [sum(v["validation_s"] for v in validations if v["epoch"] == e)
                             for e in range(1, len(epoch_s) + 1)]
-    timing = dict(first_step_s=samples[0][0], steady_step_ms=measure.summarize_ms(steady),
+    flops = gemm_flops_per_training_step(plan.model, train_spec.batch_size)
+    summary = measure.summarize_ms(steady)
+    timing = dict(first_step_s=samples[0][0], steady_step_ms=summary, gemm_gflop_per_step=flops / 1e9,
+                  achieved_gemm_gflops=flops / summary["median"] / 1e6 if summary["median"] else None,
                   step_samples_ms=[[s * 1e3 for s in epoch] for epoch in samples], epoch_s=epoch_s,
                   validation_s=per_epoch_validation, train_wall_s=train_wall,
                   step_time_coverage=sum(map(sum, samples)) / sum(epoch_s),

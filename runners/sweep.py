@@ -10,6 +10,7 @@ re-running the same command resumes where it stopped.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,17 @@ def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
         records.write_json_atomic(path, done)
 
 
+def measure_roofline(results: Path, threads: int) -> None:
+    """The machine's GEMM rates, once per results folder, in a fresh process with the runs' threads."""
+    path = results / records.ROOFLINE_FILE
+    if path.exists():
+        return
+    done = subprocess.run([sys.executable, "-m", "runners.roofline", "--threads", str(threads)], capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode == 0:
+        records.write_json_atomic(path, json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def sweep(results: Path, profile: Profile, threads: int, data: str | None = None, retry_failed: bool = False,
           on_progress=None) -> dict:
     """Run every pending plan of the profile's grid; returns counts of done / failed runs."""
@@ -150,6 +162,7 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
     write_manifest(results, profile, threads, data, len(plans))
     prepare_data(plans)
     run_baselines(results, plans)
+    measure_roofline(results, threads)
     executed, total = 0, len(plans)
     folder = results / records.RUNS_FOLDER
     for index, (name, plan) in enumerate(plans.items(), 1):

@@ -80,7 +80,8 @@ def train(
         implementations.check_installed(run_plan.implementation)
         if out is not None and (out / records.RECORD_FILE).exists():
             fail(f"{out} already holds a finished run; choose another --out")
-        policy.set_thread_environment(run_plan.threads)  # before numpy, torch or tensorflow is imported
+        # Before numpy or any framework is imported.
+        policy.set_thread_environment(run_plan.threads, run_plan.entry.framework)
 
         from runners.session import run
 

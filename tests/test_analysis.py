@@ -30,6 +30,7 @@ def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0,
         "timing": {"steady_step_ms": {"median": float(np.median(steps_ms[2:])) if len(steps_ms) > 2 else None,
                                       "iqr": 1.0, "mean": float(np.mean(steps_ms[2:])) if len(steps_ms) > 2 else None},
                    "step_samples_ms": [list(steps_ms)], "epoch_s": [2.0, 4.0], "validation_s": [0.1, 0.1],
+                   "gemm_gflop_per_step": 0.5 * layers,
                    "first_step_s": 1.5, "process_start_to_ready_s": 3.0, "train_wall_s": 6.0, "total_wall_s": 8.0,
                    "train_samples_per_s": 300.0,
                    "inference": {"throughput_per_s": 1000.0, "batch_latency_ms": {"median": 50.0}}},
@@ -74,6 +75,8 @@ def write_results(folder, converged=False, names=("torch", "tensorflow", "keras-
                                              validations=validations))
     write_json_atomic(folder / "baseline.json", {"seeds": {str(seed): {"metrics": {"accuracy": 0.805 + seed / 100,
                       "f1": 0.8, "roc_auc": 0.88}} for seed in range(3)}})
+    write_json_atomic(folder / "roofline.json", {"threads": 2, "peak_gflops": 100.0, "small_gemm_gflops": 20.0,
+                                                  "small_gemm_shape": [64, 64, 256]})
     profile = {"name": "standard" if converged else "quick", "description": "test profile",
                "target_accuracy": 0.85 if converged else None}
     write_json_atomic(folder / "manifest.json", {"profile": profile, "threads": 2, "environment": ENVIRONMENT,
@@ -186,6 +189,14 @@ def test_report_without_native_torch_and_with_a_run_without_steady_steps(tmp_pat
                       fixture_record("tensorflow", "lstm", 3, [5.0, 5.0]))  # every step is warm-up
     text = report.generate(folder).read_text()
     assert "tensorflow" in text and "vs_torch" not in text.split("## Plots")[0].split("Headline")[0]
+
+
+def test_roofline_gives_each_implementation_its_share_of_the_gemm_peak(results):
+    table = tables.roofline(tables.summary(load(results).runs), peak_gflops=100.0).set_index("configuration")
+    assert table.loc["LSTM 1L", "torch"] == f"{0.5 / 0.011:.1f} (45%)"  # 0.5 GFLOP in 11 ms of a 100 GFLOP/s peak
+    assert table.loc["LSTM 2L", "GFLOP/step"] == "1.00"
+    text = report.generate(results).read_text()
+    assert "Roofline (Test CPU, 2 threads)" in text and "(20% of peak)" in text
 
 
 def test_busy_runs_are_flagged(results):

@@ -20,7 +20,7 @@ def assert_one_line_error(done, *fragments):
     (("--layers", "5"), "layers must be between 1 and 4"),
     (("--maxlen", "0"), "maxlen must be at least 1"),
     (("--impl", "jax"), "unknown implementation"),
-    (("--backend", "jax"), "unknown or unsupported Keras backend"),
+    (("--backend", "cntk"), "unknown or unsupported Keras backend"),
     (("--profile", "huge"), "unknown profile"),
     (("--threads", "0"), "threads must be at least 1"),
     (("--impl", "torch", "--xla"), "--xla does not apply to torch"),

@@ -62,6 +62,18 @@ def test_gru_bias_has_input_and_recurrent_rows():
     assert parameter_count(spec) == 30 + 36 + 48 + 24 + 5
 
 
+def test_gemm_flops_of_a_training_step():
+    from model.weights import gemm_flops_per_training_step
+
+    # Default LSTM: x@W and h@U per step, (64 x 64)(64 x 256) each, over 200 steps; the logit (64 x 64)(64 x 1);
+    # backward twice the forward: 3 * (2*64*200*256*(64+64) + 2*64*64) = 2,516,606,976 (the 2.5 GFLOP).
+    assert gemm_flops_per_training_step(ModelSpec(), 64) == 2_516_606_976
+    bi = ModelSpec(cell="gru", layers=2, bidirectional=True, units=8, embedding_dim=4, maxlen=10)
+    # Layer 1 reads 4 inputs, layer 2 reads 16 (two directions of 8); 3 gates of 8; two directions each.
+    forward = 2 * 2 * 10 * 24 * ((4 + 8) + (16 + 8)) * 2 + 2 * 2 * 16
+    assert gemm_flops_per_training_step(bi, 2) == 3 * forward
+
+
 def test_metrics_against_hand_computed_values():
     labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
     probabilities = np.array([0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.4, 0.7])
