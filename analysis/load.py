@@ -23,7 +23,8 @@ def _failed_row(run_id: str, failure: dict) -> dict:
     spec = plan["model"]
     return dict(run_id=run_id, status=failure["status"], failure=failure["reason"],
                 error=((failure.get("stderr_tail") or "").strip().splitlines() or [""])[-1],
-                implementation=plan["implementation"], cell=spec["cell"], layers=spec["layers"],
+                implementation=records.run_column(plan), base_implementation=plan["implementation"],
+                cell=spec["cell"], layers=spec["layers"],
                 bidirectional=spec["bidirectional"], seed=plan["train"]["seed"])
 
 

@@ -15,7 +15,7 @@ import typer
 from analysis import plots, tables
 from analysis.load import AnalysisError, Results, load
 from model.errors import user_errors
-from model.implementations import NAMES, get, native_of
+from model.implementations import base_name, get, native_of
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -24,7 +24,7 @@ CONVERGED_MIN_TRAIN = 20_000
 
 
 def _present(names) -> list[str]:
-    return [name for name in NAMES if name in set(names)]
+    return tables.ordered(names)
 
 
 def _interval(ratio, low, high) -> str:
@@ -61,12 +61,12 @@ def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[st
     sentences = []
     for keras_name in _present(overhead["implementation"]):
         group = overhead[overhead["implementation"] == keras_name]
-        backend, native = get(keras_name).keras_backend, native_of(keras_name)
+        backend, native = get(base_name(keras_name)).keras_backend, native_of(base_name(keras_name))
         slower, faster = group[group["low"] > 1.0], group[group["high"] < 1.0]
         tied = len(group) - len(slower) - len(faster)
         paths = summary[summary["implementation"] == keras_name]["kernel_path"].unique()
         native_paths = summary[summary["implementation"] == native]["kernel_path"].unique()
-        patch = f" (patched: {get(keras_name).patch})" if get(keras_name).patch else ""
+        patch = f" (patched: {get(base_name(keras_name)).patch})" if get(base_name(keras_name)).patch else ""
         sentences.append(
             f"- {keras_name}{patch} on {backend}: median overhead {group['overhead'].median():.2f}x over native "
             f"{native} (range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} "
@@ -179,7 +179,8 @@ def generate(results: Path) -> Path:
     long_tables = dict(summary=summary, keras_overhead=tables.overhead(data.runs),
                        depth_scaling=tables.depth_scaling(summary),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
-                       equivalence=tables.equivalence(data.runs), runs=data.runs)
+                       equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary),
+                       runs=data.runs)
     out = results / "tables"
     out.mkdir(exist_ok=True)
     for name, table in long_tables.items():
@@ -270,6 +271,12 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
                   f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds every "
                   "implementation far below the large-GEMM peak.", "",
                   tables.to_markdown(tables.roofline(summary, peak))]
+    programming = long_tables["programming_model"]
+    if not programming.empty:
+        lines += [f"Programming model ({cpu}): each variant against its implementation's default on the same "
+                  "configuration. The first step holds tracing or compilation; `break_even_steps` is the number "
+                  "of steady steps after which the variant has paid for it (empty: slower per step, never).", "",
+                  tables.to_markdown(programming)]
     lines += [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(overhead),
               "Every column (quality, CPU time, throughput, latency, first step, kernel path) is in "
               "`tables/summary.csv`; one row per run in `tables/runs.csv`.", ""]

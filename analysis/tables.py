@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.load import KEYS
-from model.implementations import NAMES, get, native_of
+from model.implementations import NAMES, base_name, get, native_of
 
 REFERENCE = "torch"
 CONFIDENCE = 0.95
@@ -59,10 +59,16 @@ def quiet(runs: pd.DataFrame) -> pd.Series:
     return (other <= QUIET_OTHER_CPU) & (steal <= QUIET_STEAL)
 
 
+def ordered(columns) -> list[str]:
+    """Table columns in the table's order: implementations as listed in the table, each followed by its variants."""
+    return sorted(set(columns), key=lambda name: (NAMES.index(base_name(name)), name))
+
+
 def _order(table: pd.DataFrame, sort: list[str]) -> pd.DataFrame:
     if table.empty:
         return table
-    table = table.assign(order=table["implementation"].map({n: i for i, n in enumerate(NAMES)}))
+    rank = {name: i for i, name in enumerate(ordered(table["implementation"]))}
+    table = table.assign(order=table["implementation"].map(rank))
     return table.sort_values(sort + ["order"]).drop(columns="order").reset_index(drop=True)
 
 
@@ -109,11 +115,12 @@ def overhead(runs: pd.DataFrame) -> pd.DataFrame:
     groups = dict(tuple(finished.groupby(KEYS)))
     rows = []
     for (implementation, cell, layers, bidirectional), group in groups.items():
-        native = groups.get((native_of(implementation), cell, layers, bidirectional))
+        native = groups.get((native_of(base_name(implementation)), cell, layers, bidirectional))
         if native is None:
             continue
         ratio, low, high = ratio_interval(group["run_step_ms"], native["run_step_ms"])
-        rows.append(dict(implementation=implementation, backend=get(implementation).keras_backend, cell=cell,
+        rows.append(dict(implementation=implementation, backend=get(base_name(implementation)).keras_backend,
+                         cell=cell,
                          layers=layers, bidirectional=bidirectional, keras_ms=group["run_step_ms"].median(),
                          native_ms=native["run_step_ms"].median(), overhead=ratio, low=low, high=high))
     return _order(pd.DataFrame(rows), ["backend", "cell", "bidirectional", "layers"])
@@ -178,6 +185,33 @@ def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
     return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
 
 
+def programming_model(table: pd.DataFrame) -> pd.DataFrame:
+    """Each variant column (eager vs graph, XLA, torch.compile, Keras jit) against its implementation's default
+    column on the same configuration: the compile or trace time it adds to the first step, the steady-state
+    gain per step, and the number of steps after which it has paid for itself."""
+    rows = []
+    for _, row in table.iterrows():
+        name = row["implementation"]
+        if base_name(name) == name:
+            continue
+        default = table[(table["implementation"] == base_name(name)) & (table["cell"] == row["cell"])
+                        & (table["layers"] == row["layers"]) & (table["bidirectional"] == row["bidirectional"])]
+        if default.empty:
+            continue
+        default = default.iloc[0]
+        extra_first_s = row["first_step_s"] - default["first_step_s"]
+        gain_ms = default["step_ms"] - row["step_ms"]
+        if gain_ms > 0:
+            break_even = max(0.0, extra_first_s) * 1e3 / gain_ms
+        else:
+            break_even = np.nan  # never: slower per step
+        rows.append(dict(variant=name, cell=row["cell"], layers=row["layers"], bidirectional=row["bidirectional"],
+                         default_step_ms=default["step_ms"], variant_step_ms=row["step_ms"],
+                         speedup=default["step_ms"] / row["step_ms"], default_first_step_s=default["first_step_s"],
+                         variant_first_step_s=row["first_step_s"], break_even_steps=break_even))
+    return pd.DataFrame(rows)
+
+
 def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
     name = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}[cell]
     return f"{name} {layers}L{' bi' if bidirectional else ''}"
@@ -193,9 +227,8 @@ def headline(table: pd.DataFrame, value: str) -> pd.DataFrame:
     for _, row in table.iterrows():
         label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
         cells.setdefault(label, {})[row["implementation"]] = _headline_cell(row, value)
-    names = [name for name in NAMES if name in set(table["implementation"])]
     frame = pd.DataFrame.from_dict(cells, orient="index")
-    return frame.reindex(columns=names).rename_axis("configuration").reset_index().fillna("")
+    return frame.reindex(columns=ordered(table["implementation"])).rename_axis("configuration").reset_index().fillna("")
 
 
 def _headline_cell(row, value: str) -> str:
@@ -227,9 +260,9 @@ def roofline(table: pd.DataFrame, peak_gflops: float) -> pd.DataFrame:
         label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
         cells.setdefault(label, {"GFLOP/step": f"{row['gemm_gflop_per_step']:.2f}"})[row["implementation"]] = (
             f"{achieved:.1f} ({achieved / peak_gflops:.0%})")
-    names = [name for name in NAMES if name in set(table["implementation"])]
     frame = pd.DataFrame.from_dict(cells, orient="index")
-    return frame.reindex(columns=["GFLOP/step"] + names).rename_axis("configuration").reset_index().fillna("")
+    return frame.reindex(columns=["GFLOP/step"] + ordered(table["implementation"])).rename_axis(
+        "configuration").reset_index().fillna("")
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:

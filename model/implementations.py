@@ -46,6 +46,8 @@ def _settle_tf(variant: dict, spec: ModelSpec) -> dict:
         variant = {**variant, "formulation": TF_FASTEST[spec.cell]}
     if variant["formulation"] == "block" and spec.cell != "lstm":
         raise ImplementationError("the tensorflow formulation block (fused BlockLSTM) exists only for the lstm cell")
+    if variant["jit_compile"] and not variant["graph"]:
+        raise ImplementationError("tensorflow: XLA (jit_compile) needs the graph (graph=True)")
     return variant
 
 
@@ -58,10 +60,10 @@ TABLE = {impl.name: impl for impl in (
                    "the one Keras 3 model definition on KERAS_BACKEND=torch"),
     Implementation("keras-tensorflow", "tensorflow", "tensorflow", "model.keras_model:KerasImplementation",
                    _KERAS_VARIANTS, "the same definition, unchanged, on KERAS_BACKEND=tensorflow"),
-    Implementation("torch", "torch", None, "model.torch_model:TorchImplementation", {},
+    Implementation("torch", "torch", None, "model.torch_model:TorchImplementation", {"compile": (False, True)},
                    "native PyTorch: torch.nn + a plain training loop"),
     Implementation("tensorflow", "tensorflow", None, "model.tf_model:TensorFlowImplementation",
-                   {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True)},
+                   {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True), "graph": (True, False)},
                    "native TensorFlow: tf.Module + tf.function + GradientTape", _settle_tf),
     Implementation("keras-jax", "jax", "jax", "model.keras_model:KerasImplementation",
                    {"rnn_path": ("generic", "auto"), "jit_compile": ("auto", False, True)},
@@ -114,6 +116,19 @@ def resolve_variant(name: str, given: dict, spec: ModelSpec) -> dict:
                                       f"choose one of {', '.join(map(str, allowed))}")
         variant[option] = value
     return entry.settle(variant, spec) if entry.settle else variant
+
+
+def column(name: str, variant: dict, spec: ModelSpec) -> str:
+    """The name of a run's column in tables: the implementation, plus every variant option it sets away from
+    the default, e.g. ``tensorflow[graph=False]``."""
+    defaults = resolve_variant(name, {}, spec)
+    changed = [f"{option}={value}" for option, value in variant.items() if defaults.get(option, value) != value]
+    return name + "".join(f"[{option}]" for option in changed)
+
+
+def base_name(column_name: str) -> str:
+    """The implementation of a column (``tensorflow[graph=False]`` -> ``tensorflow``)."""
+    return column_name.split("[", 1)[0]
 
 
 def native_of(name: str) -> str | None:

@@ -71,7 +71,8 @@ class RunPlan:
         return cls.from_dict(data)
 
 
-GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s", "target_accuracy")
+GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s", "target_accuracy",
+               "variants")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class Profile:
     seeds: tuple[int, ...] = (0,)
     timeout_s: int = 600  # per run
     target_accuracy: float | None = None  # validation accuracy whose first crossing is the time to target
+    # Extra columns: (implementation, ((option, value), ...)) run beside the defaults, e.g. native TF eagerly.
+    variants: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
 
     def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
         """The specs of one run of this profile; ``None`` overrides are ignored."""
@@ -139,6 +142,16 @@ PROFILES = {profile.name: profile for profile in (
     Profile("full", "all the data, up to 3 epochs, early stopping; x 1-3 layers x uni/bidirectional x 3 seeds",
             train=dict(validations_per_epoch=4), layers=(1, 2, 3), bidirectional=(False, True), seeds=(0, 1, 2),
             timeout_s=4 * 3600, target_accuracy=0.85),
+    # Imperative against declarative: each implementation's default beside its eager, graph, XLA or
+    # torch.compile variant, with quick's data; the report sets compile time against the steady-state gain.
+    Profile("programming", "stratified 2,560 train / 1,000 test reviews, 1 epoch a run; the 1-layer LSTM; native TF "
+            "eager and with XLA, native torch with torch.compile, Keras with jit_compile flipped on each backend; "
+            "3 seeds", train=dict(train_size=2560, test_size=1000, epochs=1), cells=("lstm",), seeds=(0, 1, 2),
+            implementations=("torch", "tensorflow", "keras-torch", "keras-tensorflow", "keras-jax"),
+            variants=(("tensorflow", (("graph", False),)), ("tensorflow", (("jit_compile", True),)),
+                      ("torch", (("compile", True),)), ("keras-torch", (("jit_compile", True),)),
+                      ("keras-tensorflow", (("jit_compile", True),)), ("keras-jax", (("jit_compile", False),))),
+            timeout_s=1200),
     # The published settings that matter most for accuracy: longer reviews, more epochs, patience 2.
     Profile("published", "maxlen 400, up to 8 epochs, patience 2; the default LSTM on all four",
             model=dict(maxlen=400), train=dict(epochs=8, patience=2), cells=("lstm",), timeout_s=4 * 3600),

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from model.errors import UserError
+from model.implementations import base_name, column
+from model.spec import ModelSpec, from_dict
 
 SCHEMA_VERSION = 2
 
@@ -165,13 +167,22 @@ def identity(record: dict) -> tuple:
     return (environment["cpu"]["model"], packages.get("torch"), packages.get("tensorflow-cpu"), packages.get("keras"))
 
 
+def run_column(plan: dict) -> str:
+    """The table column of a run: its implementation, or implementation[option=value] for a variant."""
+    try:
+        return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
+    except (UserError, TypeError, KeyError):  # partial specs (hand-made records) or retired variants: name the implementation
+        return plan["implementation"]
+
+
 def row(record: dict) -> dict:
     """One flat row of the figures the analysis tabulates."""
     plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
     spec, runtime = plan["model"], record["runtime"]
     epochs = timing["epoch_s"]
     return dict(
-        status="ok", implementation=plan["implementation"], cell=spec["cell"], layers=spec["layers"],
+        status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
+        cell=spec["cell"], layers=spec["layers"],
         bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],

@@ -135,8 +135,8 @@ class TensorFlowImplementation:
 
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray],
-                 formulation: str | None = None, jit_compile: bool = False):
-        self.spec, self.train, self.jit_compile = spec, train, jit_compile
+                 formulation: str | None = None, jit_compile: bool = False, graph: bool = True):
+        self.spec, self.train, self.jit_compile, self.graph = spec, train, jit_compile, graph
         self.network = SentimentRNN(spec, weights, formulation)
         variables = self.network.weights
         self.momentums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
@@ -145,8 +145,12 @@ class TensorFlowImplementation:
         # Traced per concrete batch shape, not for a (None, maxlen) signature: the shape-polymorphic
         # graph measured 62.7 ms per LSTM step against 48.4 ms with the batch size known (batch 64).
         # Training batches all have one shape (the last partial batch is dropped), so it traces once.
-        self._train_step = tf.function(self._train_step_eager, jit_compile=jit_compile)
-        self._predict = tf.function(lambda t: self.network(t, training=False), jit_compile=jit_compile)
+        predict = lambda t: self.network(t, training=False)  # noqa: E731
+        if graph:
+            self._train_step = tf.function(self._train_step_eager, jit_compile=jit_compile)
+            self._predict = tf.function(predict, jit_compile=jit_compile)
+        else:  # eager: every op dispatched from Python, the while_loop run as a Python loop
+            self._train_step, self._predict = self._train_step_eager, predict
 
     def _train_step_eager(self, tokens, labels):
         train, variables = self.train, self.network.weights
@@ -189,8 +193,10 @@ class TensorFlowImplementation:
             path = "native TF tf.raw_ops.BlockLSTM fused op"
         else:
             projection = "x@W precomputed for all steps" if self.network.formulation == "precomputed" else "x@W per step"
-            path = f"native TF tf.while_loop cell ({projection}, parallel_iterations=32) in a tf.function graph"
+            where = "in a tf.function graph" if self.graph else "run eagerly (no tf.function)"
+            path = f"native TF tf.while_loop cell ({projection}, parallel_iterations=32) {where}"
         return dict(kernel_path=path + (" compiled by XLA" if self.jit_compile else ""),
                     formulation=self.network.formulation, jit_compile=self.jit_compile,
-                    training_api="tf.function + GradientTape + ResourceApplyAdam",
+                    graph=self.graph, training_api=("tf.function" if self.graph else "eager")
+                    + " + GradientTape + ResourceApplyAdam",
                     parameter_count=int(sum(np.prod(v.shape) for v in self.network.weights)))

@@ -111,10 +111,12 @@ class TorchImplementation:
     """Native PyTorch: eager ``nn.Module``, ``torch.optim.Adam``, global-norm gradient clipping."""
 
 
-    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray]):
-        self.spec, self.train = spec, train
+    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], compile: bool = False):
+        self.spec, self.train, self.compiled = spec, train, compile
         self.module = SentimentRNN(spec)
         load_canonical(self.module, weights)
+        # torch.compile (Inductor): compiled at the first call of each mode, so the first step holds it.
+        self.forward = torch.compile(self.module) if compile else self.module
         self.parameters = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.parameters, lr=train.learning_rate,
                                           betas=(train.beta_1, train.beta_2), eps=train.epsilon)
@@ -128,7 +130,7 @@ class TorchImplementation:
         # Keras' epsilon placement (see module docstring), set for this step.
         self.optimizer.param_groups[0]["eps"] = self.train.epsilon / (1 - self.train.beta_2 ** self.steps) ** 0.5
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_function(self.module(torch.from_numpy(tokens)), torch.from_numpy(labels))
+        loss = self.loss_function(self.forward(torch.from_numpy(tokens)), torch.from_numpy(labels))
         loss.backward()
         nn.utils.clip_grad_norm_(self.parameters, self.train.clip_global_norm)
         self.optimizer.step()
@@ -137,7 +139,7 @@ class TorchImplementation:
     @torch.inference_mode()
     def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
         self.module.eval()
-        return self.module(torch.from_numpy(tokens)).numpy()
+        return self.forward(torch.from_numpy(tokens)).numpy()
 
     def get_weights(self) -> list[np.ndarray]:
         return canonical_weights(self.module)
@@ -150,8 +152,9 @@ class TorchImplementation:
         return ["model.pt"]
 
     def info(self) -> dict:
-        return dict(kernel_path=observed_kernel_path(self.module), jit_compile=False,
-                    training_api="eager nn.Module + torch.optim.Adam",
+        path = observed_kernel_path(self.module) + ("; the module under torch.compile (Inductor)" if self.compiled else "")
+        return dict(kernel_path=path, jit_compile=self.compiled,
+                    training_api=("torch.compile'd" if self.compiled else "eager") + " nn.Module + torch.optim.Adam",
                     parameter_count=sum(p.numel() for p in self.parameters))
 
 

@@ -45,6 +45,7 @@ def compare(
     threads: Annotated[Optional[int], typer.Option(help="threads for every run (default: usable cores)")] = None,
     timeout: Annotated[Optional[int], typer.Option(help="per-run timeout in seconds")] = None,
     retry_failed: Annotated[bool, typer.Option(help="run again the runs recorded as failed")] = False,
+    variants: Annotated[Optional[str], typer.Option(help="extra columns, e.g. 'tensorflow:graph=false,torch:compile=true,keras-jax:jit_compile=false'")] = None,
     data: Annotated[Optional[Path], typer.Option(help="dataset archive or folder (default: $IMDB_DATA, then usual places)")] = None,
     report: Annotated[bool, typer.Option(help="generate REPORT.md, tables and plots at the end")] = True,
 ):
@@ -67,7 +68,7 @@ def compare(
             bidirectional=_names(bidirectional, (False, True), "bidirectional value",
                                  lambda v: {"true": True, "false": False}.get(v.lower(), v)),
             seeds=tuple(range(repeats)) if repeats else None, train_size=train_size, test_size=test_size,
-            epochs=epochs, timeout_s=timeout)
+            epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES))
         folder = results / (name or profile)
         started = time.perf_counter()
         counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
@@ -78,6 +79,24 @@ def compare(
             from analysis.report import generate
 
             typer.echo(f"report: {generate(folder)}")
+
+
+def _variants(text: Optional[str], names) -> tuple | None:
+    """'impl:option=value;option=value,impl:...' -> ((impl, ((option, value), ...)), ...); values true/false become
+    booleans, anything else stays text. Each is checked against the table when its plans are made."""
+    if text is None:
+        return None
+    columns = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, settings = item.partition(":")
+        if name not in names or not settings:
+            fail(f"bad variant {item!r}; write implementation:option=value, e.g. tensorflow:graph=false")
+        pairs = []
+        for setting in settings.split(";"):
+            option, _, value = setting.partition("=")
+            pairs.append((option.strip(), {"true": True, "false": False}.get(value.strip().lower(), value.strip())))
+        columns.append((name, tuple(pairs)))
+    return tuple(columns)
 
 
 def _printer(started: float):

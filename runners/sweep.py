@@ -28,23 +28,26 @@ class SweepError(UserError):
     """A sweep that cannot start as asked (reported to users in one line)."""
 
 
-def run_id(plan: RunPlan) -> str:
+def run_id(plan: RunPlan, variant: tuple = ()) -> str:
     spec = plan.model
-    return f"{plan.implementation}-{spec.cell}{spec.layers}{'-bi' if spec.bidirectional else ''}-s{plan.train.seed}"
+    options = "".join(f"+{option}-{value}" for option, value in variant)
+    return (f"{plan.implementation}{options}-{spec.cell}{spec.layers}{'-bi' if spec.bidirectional else ''}"
+            f"-s{plan.train.seed}")
 
 
 def grid(profile: Profile, threads: int, data: str | None = None) -> dict[str, RunPlan]:
-    """One plan per run, in order: implementations interleaved and rotated so none always follows another."""
+    """One plan per run, in order: implementations (and variant columns) interleaved and rotated so none always
+    follows another."""
     plans = {}
     configurations = itertools.product(profile.seeds, profile.bidirectional, profile.layers, profile.cells)
     for index, (seed, bidirectional, layers, cell) in enumerate(configurations):
-        names = list(profile.implementations)
-        shift = index % len(names)
+        columns = [(name, ()) for name in profile.implementations] + list(profile.variants)
+        shift = index % len(columns)
         model, train = profile.specs(cell=cell, layers=layers, bidirectional=bidirectional, seed=seed)
-        for name in names[shift:] + names[:shift]:
-            plan = RunPlan(implementation=name, model=model, train=train, threads=threads, data=data,
-                           profile=profile.name, save_model=False)
-            plans[run_id(plan)] = plan
+        for name, variant in columns[shift:] + columns[:shift]:
+            plan = RunPlan(implementation=name, model=model, train=train, variant=dict(variant), threads=threads,
+                           data=data, profile=profile.name, save_model=False)
+            plans[run_id(plan, variant)] = plan
     return plans
 
 

@@ -199,6 +199,24 @@ def test_roofline_gives_each_implementation_its_share_of_the_gemm_peak(results):
     assert "Roofline (Test CPU, 2 threads)" in text and "(20% of peak)" in text
 
 
+def test_programming_model_sets_compile_time_against_the_steady_gain(results):
+    # An XLA column for tensorflow: 20% faster per step, 3.5 s more in the first step.
+    for seed, factor in enumerate(SEED_FACTORS):
+        record = fixture_record("tensorflow", "lstm", 1, [s * factor * 0.8 for s in STEPS[("tensorflow", 1)]],
+                                seed=seed)
+        record["plan"]["model"] = {"cell": "lstm", "layers": 1, "bidirectional": False}
+        record["plan"]["variant"] = {"formulation": "loop", "jit_compile": True, "graph": True}
+        record["timing"]["first_step_s"] = 5.0
+        write_json_atomic(results / "runs" / f"tensorflow+jit_compile-True-lstm1-s{seed}" / "record.json", record)
+    summary = tables.summary(load(results).runs)
+    assert "tensorflow[jit_compile=True]" in set(summary["implementation"])
+    row = tables.programming_model(summary).set_index("variant").loc["tensorflow[jit_compile=True]"]
+    assert row["speedup"] == pytest.approx(1.25) and row["variant_first_step_s"] == 5.0
+    assert row["break_even_steps"] == pytest.approx(3.5e3 / (11.0 - 8.8))
+    text = report.generate(results).read_text()
+    assert "Programming model (Test CPU)" in text and "| tensorflow[jit_compile=True] " in text
+
+
 def test_busy_runs_are_flagged(results):
     record = json.loads((results / "runs" / "torch-lstm1-s1" / "record.json").read_text())
     record["cpu"]["machine_during_training"]["other_fraction"] = 0.30

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from model import records
+from model.errors import UserError
 from model.plan import Profile, RunPlan
 from model.spec import SpecError
 from runners import sweep
@@ -31,9 +32,28 @@ def test_grid_interleaves_implementations():
     assert all(p.train.train_size == 384 and p.model.units == 8 and p.threads == 1 for p in plans.values())
 
 
+def test_variant_columns_get_their_own_runs():
+    profile = replace(TINY, implementations=("torch", "tensorflow"), cells=("lstm",), layers=(1,),
+                      variants=(("tensorflow", (("graph", False),)),))
+    plans = sweep.grid(profile, threads=1)
+    assert list(plans) == ["torch-lstm1-s0", "tensorflow-lstm1-s0", "tensorflow+graph-False-lstm1-s0"]
+    eager = plans["tensorflow+graph-False-lstm1-s0"]
+    assert eager.variant == {"formulation": "loop", "jit_compile": False, "graph": False}
+    assert records.run_column(eager.to_dict()) == "tensorflow[graph=False]"
+    assert records.run_column(plans["tensorflow-lstm1-s0"].to_dict()) == "tensorflow"
+    with pytest.raises(UserError, match="needs the graph"):
+        sweep.grid(replace(profile, variants=(("tensorflow", (("graph", False), ("jit_compile", True))),)), 1)
+
+
+def test_compare_rejects_a_malformed_variant(tmp_path):
+    done = run_module("runners.compare", "--variants", "tensorflow-graph", "--results", str(tmp_path))
+    assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+        "error: bad variant 'tensorflow-graph'; write implementation:option=value, e.g. tensorflow:graph=false"]
+
+
 def test_plans_round_trip_through_json(tmp_path):
     plan = sweep.grid(replace(TINY, implementations=("tensorflow",)), threads=2)["tensorflow-rnn1-s0"]
-    assert plan.variant == {"formulation": "precomputed", "jit_compile": False}  # "fastest" resolved per cell
+    assert plan.variant == {"formulation": "precomputed", "jit_compile": False, "graph": True}  # "fastest" per cell
     plan.save(tmp_path / "plan.json")
     assert RunPlan.load(tmp_path / "plan.json") == plan
     with pytest.raises(SpecError, match="plan version 9"):
