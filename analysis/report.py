@@ -57,6 +57,15 @@ def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str) -> li
     return sentences
 
 
+def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str) -> list[str]:
+    """Which Keras backend (as released) is fastest per configuration: the same rule as for implementations."""
+    keras = [name for name in summary["implementation"].unique()
+             if get(base_name(name)).uses_keras and get(base_name(name)).patch is None and base_name(name) == name]
+    if len(keras) < 2:
+        return []
+    return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu)
+
+
 def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     sentences = []
     for keras_name in _present(overhead["implementation"]):
@@ -228,6 +237,10 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
               "each run's median steady step; ratio with a 95% interval over whole runs):", ""]
     lines += fastest_sentences(summary, runs, cpu)
     overhead = long_tables["keras_overhead"]
+    backends = keras_backend_sentences(summary, runs, cpu)
+    if backends:
+        lines += ["", f"**Fastest Keras backend per configuration on {cpu}** (the one model definition, Keras as "
+                  "released, each backend's default jit setting):", ""] + backends
     lines += ["", f"**Keras overhead per backend on {cpu}** (Keras step time / native step time, same backend):", ""]
     lines += overhead_sentences(overhead, summary) if not overhead.empty else ["- (no Keras/native pairs)"]
     lines += ["", "**Depth scaling**:", ""] + depth_sentences(long_tables["depth_scaling"])

@@ -152,6 +152,13 @@ PROFILES = {profile.name: profile for profile in (
                       ("torch", (("compile", True),)), ("keras-torch", (("jit_compile", True),)),
                       ("keras-tensorflow", (("jit_compile", True),)), ("keras-jax", (("jit_compile", False),))),
             timeout_s=1200),
+    # Why Keras on torch is slow on the CPU, step by step: Keras' default (use_cudnn="auto", its per-timestep
+    # _fallback_* loop), the generic loop, the fused patch, native torch; quick's data.
+    Profile("decomposition", "stratified 2,560 train / 1,000 test reviews, 1 epoch a run; keras-torch with Keras' "
+            "default RNN path, with the generic loop, with the fused patch, and native torch; 3 cells x 3 seeds",
+            train=dict(train_size=2560, test_size=1000, epochs=1), seeds=(0, 1, 2),
+            implementations=("keras-torch", "keras-torch-fused", "torch"),
+            variants=(("keras-torch", (("rnn_path", "auto"),)),)),
     # The published settings that matter most for accuracy: longer reviews, more epochs, patience 2.
     Profile("published", "maxlen 400, up to 8 epochs, patience 2; the default LSTM on all four",
             model=dict(maxlen=400), train=dict(epochs=8, patience=2), cells=("lstm",), timeout_s=4 * 3600),
