@@ -22,7 +22,7 @@ def _implementations(table):
     return ordered(table["implementation"])
 
 
-def colour(name: str) -> str:
+def colour_of(name: str) -> str:
     """Variant columns share their implementation's colour."""
     return COLOURS[base_name(name)]
 
@@ -39,7 +39,7 @@ def step_time_vs_depth(table: pd.DataFrame):
                     continue
                 error = [rows["step_ms"] - rows["step_min_ms"], rows["step_max_ms"] - rows["step_ms"]]
                 axis.errorbar(rows["layers"], rows["step_ms"], yerr=error, fmt=style, capsize=3,
-                              color=colour(name), label=name + (" (bi)" if bidirectional else ""))
+                              color=colour_of(name), label=name + (" (bi)" if bidirectional else ""))
         axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
         axis.set_xlabel("recurrent layers")
         axis.set_xticks(sorted(table["layers"].unique()))
@@ -56,7 +56,7 @@ def accuracy_vs_training_time(table: pd.DataFrame, baseline: dict | None):
     figure, axis = plt.subplots(figsize=(7, 5))
     for name in _implementations(table):
         rows = table[table["implementation"] == name]
-        axis.scatter(rows["epoch_s"] * 1.0, rows["accuracy"] * 100, color=colour(name), label=name, alpha=0.8)
+        axis.scatter(rows["epoch_s"] * 1.0, rows["accuracy"] * 100, color=colour_of(name), label=name, alpha=0.8)
         for _, row in rows.iterrows():
             axis.annotate(f"{row['cell']}{row['layers']}", (row["epoch_s"], row["accuracy"] * 100), fontsize=7,
                           xytext=(3, 2), textcoords="offset points")
@@ -85,7 +85,7 @@ def peak_memory(table: pd.DataFrame):
             row = table[(table["implementation"] == name) & (table["cell"] == cell) & (table["layers"] == layers)
                         & (table["bidirectional"] == bidirectional)]
             heights.append(row["peak_above_mb"].iloc[0] if len(row) else np.nan)
-        axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=colour(name), label=name)
+        axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=colour_of(name), label=name)
     axis.set_xticks(np.arange(len(configurations)) + 0.4 - width / 2)
     axis.set_xticklabels([f"{c}{l}{'-bi' if b else ''}" for c, l, b in configurations], rotation=45, fontsize=8)
     axis.set_ylabel("peak RSS above the ready baseline, MB (median over runs)")
@@ -108,7 +108,7 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
             for (bidirectional, layers), group in rows.groupby(["bidirectional", "layers"]):
                 data.append(np.concatenate([samples[i] for i in group["run_id"]]))
                 labels.append(f"{name}\n{layers}L{' bi' if bidirectional else ''}")
-                colours.append(colour(name))
+                colours.append(colour_of(name))
         boxes = axis.boxplot(data, patch_artist=True, showfliers=False)
         for patch, colour in zip(boxes["boxes"], colours):
             patch.set_facecolor(colour)
@@ -140,7 +140,7 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
             series = losses.get(row["run_id"], np.array([]))
             if len(series):
                 axis.plot(np.arange(1, len(series) + 1), np.cumsum(series) / np.arange(1, len(series) + 1),
-                          color=colour(row["implementation"]), label=row["implementation"], linewidth=1.2)
+                          color=colour_of(row["implementation"]), label=row["implementation"], linewidth=1.2)
         axis.set_title(f"{cell.upper() if cell != 'rnn' else 'SimpleRNN'} {layers}L{' bi' if bidirectional else ''}, "
                        f"seed {seed}")
         axis.set_xlabel("training step")

@@ -160,6 +160,9 @@ class KerasImplementation:
                        callbacks=[_StepReporter(steps=steps)])
 
     def predict(self, x: np.ndarray, batch_size: int, clock=None) -> np.ndarray:
+        # Inside fit (validation within an epoch) the jax backend holds the weights outside the model until
+        # they are synced back; torch and TensorFlow train the model's variables in place.
+        getattr(self.model, "jax_state_sync", lambda: None)()
         callbacks = [_StepReporter(clock=clock)] if clock else []
         logits = self.model.predict(x, batch_size=batch_size, verbose=0, callbacks=callbacks)
         return np.asarray(logits, dtype=np.float32).reshape(-1)

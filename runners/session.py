@@ -13,6 +13,7 @@ import json
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -130,6 +131,9 @@ def prepare(plan: RunPlan) -> Prepared:
 
 def train(ready: Prepared, progress: bool) -> tuple[dict, dict]:
     """The measured training phase: (record sections it fills, its memory figures)."""
+    # memory-profiler samples RSS from a forked child that only reads /proc through psutil; it never touches
+    # JAX, whose warning about forking a multithreaded process is therefore noise here.
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
     display = _progress(progress)
     machine_before, own_before, wall_before = measure.machine_cpu_seconds(), measure.own_cpu_seconds(), time.perf_counter()
     with display:

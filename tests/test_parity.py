@@ -10,16 +10,19 @@ import pytest
 from model.spec import ModelSpec
 from model.weights import parameter_count
 from model.implementations import NAMES
-from tests.conftest import run_module
+from tests.conftest import run_module, run_module_code
 
 SMALL = dict(units=8, embedding_dim=6, vocab_size=50, maxlen=12, dropout=0.0)
 PARITY = {f"{cell}-1": dict(cell=cell, layers=1, **SMALL) for cell in ("rnn", "gru", "lstm")}
 PARITY |= {f"{cell}-2-bi": dict(cell=cell, layers=2, bidirectional=True, **SMALL) for cell in ("rnn", "gru", "lstm")}
 # Several steps where the settings matter: Adam moves each weight by about lr on the first step whatever
 # the gradient, so one step cannot see clipping or where epsilon goes; three steps with a clip norm that
-# binds (gradient norms here are about 0.1-1) or an epsilon as large as sqrt(v) can.
-PARITY |= {"lstm-1-clip": dict(cell="lstm", layers=1, steps=3, train=dict(clip_global_norm=1e-3), **SMALL),
-           "lstm-1-noclip": dict(cell="lstm", layers=1, steps=3, train=dict(clip_global_norm=1e6), **SMALL),
+# binds (gradient norms here are about 0.1-1; a much smaller clip would make every update epsilon-bound and
+# the comparison ill-conditioned) or an epsilon as large as sqrt(v) can.
+PARITY |= {"lstm-1-clip": dict(cell="lstm", layers=1, steps=5, train=dict(clip_global_norm=0.05, learning_rate=0.01),
+                               **SMALL),
+           "lstm-1-noclip": dict(cell="lstm", layers=1, steps=5, train=dict(clip_global_norm=1e6, learning_rate=0.01),
+                                 **SMALL),
            "gru-1-eps": dict(cell="gru", layers=1, steps=3, train=dict(epsilon=1e-2), **SMALL),
            "gru-1-steps": dict(cell="gru", layers=1, steps=3, **SMALL)}
 COUNTS = {f"count-{cell}-{layers}-{bi}": dict(cell=cell, layers=layers, bidirectional=bi, count_only=True, **SMALL)
@@ -48,17 +51,38 @@ def test_parameter_counts_are_equal(results, key):
     assert {name: int(result[f"{key}/count"]) for name, result in results.items()} == dict.fromkeys(NAMES, expected)
 
 
+# Known differences, each a finding: Keras 3.15.1's global_clipnorm on the TensorFlow backend computes the norm
+# of the embedding's gradient as tf.IndexedSlices without summing repeated rows (one slice per token occurrence),
+# so whenever the clip binds it scales by another norm than the other implementations (tested directly in
+# test_keras_tensorflow_clips_by_the_norm_of_unaggregated_slices). With clip 1.0 it binds in most steps of the
+# real training. If Keras fixes it, this test fails and the entry goes.
+KNOWN_DIFFERENCES = {("keras-tensorflow", "lstm-1-clip")}
+
+
 @pytest.mark.parametrize("key", sorted(PARITY))
 def test_same_logits_loss_and_updated_weights(results, key):
-    reference = results["keras-tensorflow"]
+    reference = results["torch"]
     for name, result in results.items():
         np.testing.assert_allclose(result[f"{key}/logits"], reference[f"{key}/logits"], rtol=0, atol=1e-4,
                                    err_msg=f"{name} logits")
         assert abs(result[f"{key}/loss"] / reference[f"{key}/loss"] - 1) < 1e-5, name
         weights = sorted(k for k in result if k.startswith(f"{key}/w"))
         assert len(weights) == len([k for k in reference if k.startswith(f"{key}/w")])
-        for weight in weights:
-            np.testing.assert_allclose(result[weight], reference[weight], rtol=0, atol=1e-4, err_msg=f"{name} {weight}")
+        gap = max(float(np.abs(result[w] - reference[w]).max()) for w in weights)
+        if (name, key) in KNOWN_DIFFERENCES:
+            assert gap > 1e-3, f"{name} {key} now matches: remove it from KNOWN_DIFFERENCES"
+        else:
+            assert gap <= 1e-4, f"{name} {key}: weights differ by {gap:.1e}"
+
+
+def test_keras_tensorflow_clips_by_the_norm_of_unaggregated_slices():
+    """The mechanism behind the known difference, shown on Keras' own function in a TensorFlow process."""
+    code = ("import tensorflow as tf\nfrom keras.src.optimizers.base_optimizer import global_norm\n"
+            "g = tf.IndexedSlices(tf.constant([[1.0, 0.0], [1.0, 0.0]]), tf.constant([3, 3]), tf.constant([5, 2]))\n"
+            "print(float(global_norm([g])), float(tf.norm(tf.convert_to_tensor(g))))")
+    done = run_module_code(code, env={"KERAS_BACKEND": "tensorflow"})
+    keras_norm, dense_norm = map(float, done.stdout.split()[-2:])
+    assert dense_norm == pytest.approx(2.0) and keras_norm == pytest.approx(2 ** 0.5)  # row 3 twice: |2| vs sqrt(2)
 
 
 @pytest.mark.parametrize("case, other", [("lstm-1-clip", "lstm-1-noclip"), ("gru-1-eps", "gru-1-steps")])
