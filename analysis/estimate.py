@@ -108,6 +108,12 @@ def main(results: Annotated[Path, typer.Argument(help="a finished sweep's result
             from model.errors import fail
 
             fail(f"{results} has no finished runs matching the {profile} grid")
+        planned = (len(target.implementations) * len(target.cells) * len(target.layers) * len(target.bidirectional)
+                   * len(target.seeds))
+        if len(table) < planned:
+            missing = sorted(set(target.layers) - set(table["layers"])) or "some"
+            typer.echo(f"warning: {results} measured only some of {profile}'s configurations; {len(table)} of "
+                       f"{planned} runs are costed below (depths without measurements: {missing})", err=True)
         hours = table.groupby("implementation")["estimated_s"].sum() / 3600
         typer.echo(f"{profile} on {source.cpu_model}, estimated from {results} (hours per implementation):")
         typer.echo(hours.round(2).to_string())

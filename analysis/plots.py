@@ -146,7 +146,8 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
         axis.set_xlabel("training step")
         axis.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("training loss, running mean")
-    axes[0][-1].legend(fontsize=8)
+    if axes[0][-1].get_legend_handles_labels()[0]:  # schema-1 records have no per-step losses to draw
+        axes[0][-1].legend(fontsize=8)
     figure.suptitle("Training-loss trajectories over identical batches from identical weights")
     figure.tight_layout()
     return figure

@@ -34,6 +34,7 @@ class Implementation:
     description: str = ""
     settle: Callable[[dict, ModelSpec], dict] | None = None  # cell-dependent defaults and refusals
     patch: str | None = None  # where the framework itself is patched; None: the framework as released
+    four_way: bool = True  # one of the four the project compares; the others are extra columns
 
 
     @property
@@ -67,15 +68,15 @@ TABLE = {impl.name: impl for impl in (
                    "native TensorFlow: tf.Module + tf.function + GradientTape", _settle_tf),
     Implementation("keras-jax", "jax", "jax", "model.keras_model:KerasImplementation",
                    {"rnn_path": ("generic", "auto"), "jit_compile": ("auto", False, True)},
-                   "the same definition, unchanged, on KERAS_BACKEND=jax (Keras' auto jit: the step under XLA)"),
+                   "the same definition, unchanged, on KERAS_BACKEND=jax (Keras' auto jit: the step under XLA)",
+                   four_way=False),
     Implementation("keras-torch-fused", "torch", "torch", "model.keras_model:KerasImplementation",
                    {"rnn_path": ("fused",), "jit_compile": (False,)}, "keras-torch with Keras' CUDA-only fused "
                    "LSTM/GRU path opened to CPU tensors (SimpleRNN keeps the generic loop)",
-                   patch="model/keras_fused.py"),
+                   patch="model/keras_fused.py", four_way=False),
 )}
 NAMES = tuple(TABLE)
-# The four-way comparison: implementations that run their frameworks as released.
-UNPATCHED = tuple(name for name, entry in TABLE.items() if entry.patch is None)
+FOUR_WAY = tuple(name for name, entry in TABLE.items() if entry.four_way)
 KERAS_BACKENDS = tuple(impl.keras_backend for impl in TABLE.values() if impl.uses_keras)
 
 

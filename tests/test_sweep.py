@@ -110,7 +110,7 @@ def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
                       env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "mini"
-    assert "10 of 10 runs finished, 0 failed" in done.stdout  # quick: 4 implementations and keras-torch-fused
+    assert "10 of 10 runs finished, 0 failed" in done.stdout  # quick: the four and keras-torch-fused
     assert "[10/10]" in done.stdout and "min left" in done.stdout
     for name in ("REPORT.md", "manifest.json", "baseline.json", "step_time_vs_depth.png",
                  "accuracy_vs_training_time.png", "peak_memory.png", "step_time_distributions.png"):
