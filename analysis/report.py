@@ -216,7 +216,7 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
     cpu, profile = data.cpu_model, data.profile
     converged = int(finished["n_train"].min()) >= CONVERGED_MIN_TRAIN
     n_train, n_test = int(finished["n_train"].iloc[0]), int(finished["n_test"].iloc[0])
-    threads = sorted(finished["threads"].unique().tolist())
+    threads = sorted(int(t) for t in finished["threads"].unique())
     lines = [f"# rnnbench report: {results.name}", "",
              f"**Machine: {cpu}**, {', '.join(map(str, threads))} threads. Every figure below holds for this CPU only; "
              "winners change with the CPU.", ""]
@@ -264,7 +264,8 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
     if converged:
         lines += ["Test accuracy, mean ± sd over seeds.", "", tables.to_markdown(tables.headline(summary, "accuracy"))]
         if "ttt_wall_s" in summary and summary["target_accuracy"].notna().any():
-            lines += ["Time to target validation accuracy (training seconds, validation excluded).", "",
+            lines += ["Time to target validation accuracy, and all training until early stopping (training seconds, "
+                      "median over runs, validation excluded).", "",
                       tables.to_markdown(tables.headline(summary, "time_to_target"))]
         lines += ["Equivalence to native torch (test accuracy, points, paired by seed).", "",
                   tables.to_markdown(long_tables["equivalence"])]

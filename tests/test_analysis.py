@@ -217,6 +217,19 @@ def test_programming_model_sets_compile_time_against_the_steady_gain(results):
     assert "Programming model (Test CPU)" in text and "| tensorflow[jit_compile=True] " in text
 
 
+def test_bidirectional_stacks_are_not_pooled_with_unidirectional_ones(results):
+    from analysis import plots
+
+    record = json.loads((results / "runs" / "torch-lstm1-s0" / "record.json").read_text())
+    record["plan"]["model"]["bidirectional"] = True
+    write_json_atomic(results / "runs" / "torch-lstm1-bi-s0" / "record.json", record)
+    data = load(results)
+    figure = plots.step_time_distributions(data.runs, data.samples)
+    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    assert "torch\n1L" in labels and "torch\n1L bi" in labels
+    assert "| LSTM 1L bi " in report.generate(results).read_text()  # its own row in the headline tables
+
+
 def test_busy_runs_are_flagged(results):
     record = json.loads((results / "runs" / "torch-lstm1-s1" / "record.json").read_text())
     record["cpu"]["machine_during_training"]["other_fraction"] = 0.30

@@ -102,3 +102,13 @@ def test_validation_inside_epochs_is_off_the_training_clock(tmp_path, imdb_archi
     reached = records.time_to_target(record, 0.0)
     assert reached == dict(wall_s=clocks[0], cpu_s=validations[0]["train_cpu_s"], step=2)
     assert records.time_to_target(record, 1.01) is None
+
+
+def test_a_run_with_no_steps_after_warm_up_still_finishes(tmp_path, imdb_archive, cache_dir):
+    """Two steps, three warm-up steps: no steady-state figures, reported as n/a instead of a crash."""
+    done = run_module("runners.train", "--impl", "torch", "--train-size", "64", "--batch-size", "32",
+                      "--test-size", "100", "--epochs", "1", "--units", "8", "--maxlen", "32", "--quiet",
+                      "--out", str(tmp_path / "run"), env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "steady step n/a ms" in done.stdout
+    assert records.read_record(tmp_path / "run")["timing"]["steady_step_ms"]["n"] == 0
