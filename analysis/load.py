@@ -53,14 +53,18 @@ class Results:
 
     @property
     def profile(self) -> dict:
-        profile = (self.manifest or {}).get("profile") or {}
-        return {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan
+        return _profile(self.manifest)
 
     @property
     def cpu_model(self) -> str:
         if self.manifest:
             return self.manifest["environment"]["cpu"]["model"]
         return str(self.finished["cpu_model"].iloc[0]) if "cpu_model" in self.runs else "unknown CPU"
+
+
+def _profile(manifest: dict | None) -> dict:
+    profile = (manifest or {}).get("profile") or {}
+    return {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan named it only
 
 
 def load(results: Path) -> Results:
@@ -70,8 +74,7 @@ def load(results: Path) -> Results:
         raise AnalysisError(f"{results} holds no runs (expected {run_root}/)")
     manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
     manifest = records.read_json(manifest_file) if manifest_file.exists() else None
-    target = ((manifest or {}).get("profile") or {}).get("target_accuracy") if isinstance(
-        (manifest or {}).get("profile"), dict) else None
+    target = _profile(manifest).get("target_accuracy")
     rows, samples, losses, identities = [], {}, {}, set()
     for run_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
         state = records.run_state(run_dir)

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from model.errors import UserError
-from model.implementations import base_name, column
+from model.implementations import column
 from model.spec import ModelSpec, from_dict
 
 SCHEMA_VERSION = 2

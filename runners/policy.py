@@ -129,14 +129,10 @@ def probe_jax() -> dict:
     parallel = multiply(jnp.full((_PARALLEL_ELEMENTS,), _TINY, jnp.float32), jnp.float32(_SCALE))
     workers = bool((parallel == 0).all())
     cores = len(os.sched_getaffinity(0))
-    return dict(intra_op_threads=cores, inter_op_threads=cores, cores_pinned=cores < default_threads_unpinned(),
+    return dict(intra_op_threads=cores, inter_op_threads=cores, cores_pinned=cores < (os.cpu_count() or 1),
                 flush_denormal=main == 0.0 and workers, flush_denormal_main_thread=main == 0.0,
                 flush_denormal_worker_threads=workers, devices=[str(d) for d in jax.devices()],
                 xla_flags=os.environ.get("XLA_FLAGS"))
-
-
-def default_threads_unpinned() -> int:
-    return os.cpu_count() or 1
 
 
 def probe(framework: str) -> dict:

@@ -22,7 +22,6 @@ import psutil
 
 from model import implementations, records
 from model.plan import RunPlan
-from model.spec import SpecError
 from runners import loop, measure, policy
 from runners.environment import environment
 from model.weights import gemm_flops_per_training_step
@@ -117,9 +116,6 @@ def prepare(plan: RunPlan) -> Prepared:
     spec, train_spec = plan.model, plan.train
     prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train_spec.val_fraction, train_spec.seed)
     data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.seed)
-    if len(data.y_train) < train_spec.batch_size:
-        raise SpecError(
-            f"{len(data.y_train)} training reviews do not fill one batch of {train_spec.batch_size}")
     impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
                                   plan.variant)
     runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend, policy=policy.probe(framework),
