@@ -3,14 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+# Optional dependency groups: `make test EXTRAS=test,cluster` adds Ray (CI does).
+EXTRAS ?= test
+comma := ,
+# local (default) or ray; ADDRESS: auto or HOST:PORT of a running Ray cluster.
+EXECUTOR ?= local
+ADDRESS ?= auto
 
 .PHONY: install test train compare report clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 test: install
@@ -20,7 +26,7 @@ train: install
 	$(PY) -m runners.train
 
 compare: install
-	$(PY) -m runners.compare --profile $(PROFILE)
+	$(PY) -m runners.compare --profile $(PROFILE) --executor $(EXECUTOR) $(if $(filter ray,$(EXECUTOR)),--address $(ADDRESS))
 
 report: install
 	$(PY) -m analysis.report results/$(PROFILE)

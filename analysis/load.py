@@ -38,7 +38,8 @@ def _baseline(raw: dict) -> dict:
 
 @dataclass
 class Results:
-    """A results folder, read: one row per run and each run's raw series, the baseline and the manifest."""
+    """Runs of one machine (CPU model, threads, framework versions), read: one row per run and each run's raw
+    series, the baseline, the sweep's manifest, the machine's roofline and the runs' environment."""
 
     runs: pd.DataFrame  # one row per run, finished or failed
     samples: dict[str, np.ndarray]  # run id -> steady-state step times, ms
@@ -46,6 +47,8 @@ class Results:
     baseline: dict | None
     manifest: dict | None
     roofline: dict | None = None  # the machine's GEMM rates (runners/roofline.py)
+    environment: dict | None = None  # of the runs (a Ray sweep's manifest holds the head's, not the workers')
+    sources: tuple = ()  # the results folders read
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -57,9 +60,8 @@ class Results:
 
     @property
     def cpu_model(self) -> str:
-        if self.manifest:
-            return self.manifest["environment"]["cpu"]["model"]
-        return str(self.finished["cpu_model"].iloc[0]) if "cpu_model" in self.runs else "unknown CPU"
+        environment = self.environment or (self.manifest or {}).get("environment")
+        return environment["cpu"]["model"] if environment else "unknown CPU"
 
 
 def _profile(manifest: dict | None) -> dict:
@@ -67,7 +69,21 @@ def _profile(manifest: dict | None) -> dict:
     return {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan named it only
 
 
-def load(results: Path) -> Results:
+@dataclass
+class _Folder:
+    """One results folder as read, before grouping by machine."""
+
+    path: Path
+    rows: list[dict]
+    samples: dict
+    losses: dict
+    environments: dict  # identity -> the environment of its first record
+    manifest: dict | None
+    baseline: dict | None
+    roofline: dict | None
+
+
+def _read(results: Path, prefix: str = "") -> _Folder:
     results = Path(results)
     run_root = results / records.RUNS_FOLDER
     if not run_root.is_dir():
@@ -75,25 +91,71 @@ def load(results: Path) -> Results:
     manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
     manifest = records.read_json(manifest_file) if manifest_file.exists() else None
     target = _profile(manifest).get("target_accuracy")
-    rows, samples, losses, identities = [], {}, {}, set()
+    rows, samples, losses, environments = [], {}, {}, {}
     for run_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
-        state = records.run_state(run_dir)
+        state, run_id = records.run_state(run_dir), prefix + run_dir.name
         if state == "done":
             record = records.read_record(run_dir)
-            identities.add(records.identity(record))
+            identity = records.identity(record)
+            environments.setdefault(identity, record["environment"])
             reached = records.time_to_target(record, target) if target else None
-            rows.append(dict(run_id=run_dir.name, **records.row(record), cpu_model=records.identity(record)[0],
+            rows.append(dict(run_id=run_id, **records.row(record), cpu_model=identity[0], identity=identity,
                              target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
                              ttt_cpu_s=reached and reached["cpu_s"]))
-            samples[run_dir.name] = np.asarray(records.steady_samples_ms(record), dtype=float)
-            losses[run_dir.name] = np.asarray(records.step_losses(record), dtype=float)
+            samples[run_id] = np.asarray(records.steady_samples_ms(record), dtype=float)
+            losses[run_id] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":
-            rows.append(_failed_row(run_dir.name, records.read_json(run_dir / records.FAILED_FILE)))
-    if len(identities) > 1:
-        raise AnalysisError(f"{results} mixes records from different machines or versions: {sorted(identities)}")
-    if not rows:
-        raise AnalysisError(f"{results} holds no finished or failed runs yet")
+            rows.append(dict(_failed_row(run_id, records.read_json(run_dir / records.FAILED_FILE)), identity=None))
     baseline = _baseline(records.read_json(baseline_file)) if baseline_file.exists() else None
     roofline_file = results / records.ROOFLINE_FILE
     roofline = records.read_json(roofline_file) if roofline_file.exists() else None
-    return Results(pd.DataFrame(rows), samples, losses, baseline, manifest, roofline)
+    return _Folder(results, rows, samples, losses, environments, manifest, baseline, roofline)
+
+
+def _machine_roofline(roofline: dict | None, cpu_model: str, threads: int) -> dict | None:
+    """A local sweep measured its one machine; a Ray sweep measured each node (``machines``)."""
+    if not roofline or "machines" not in roofline:
+        return roofline
+    return next((machine for machine in roofline["machines"]
+                 if machine.get("cpu_model") == cpu_model and machine.get("threads") == threads), None)
+
+
+def _results(folders: list[_Folder], identity: tuple) -> Results:
+    rows = [row for folder in folders for row in folder.rows
+            if row["identity"] == identity or (row["identity"] is None and set(folder.environments) == {identity})]
+    ids = {row["run_id"] for row in rows}
+    first = next(folder for folder in folders if identity in folder.environments)
+    return Results(pd.DataFrame(rows).drop(columns="identity"),
+                   {k: v for folder in folders for k, v in folder.samples.items() if k in ids},
+                   {k: v for folder in folders for k, v in folder.losses.items() if k in ids},
+                   first.baseline, first.manifest, _machine_roofline(first.roofline, identity[0], identity[1]),
+                   first.environments[identity], tuple(folder.path for folder in folders
+                                                       if identity in folder.environments))
+
+
+def load(results: Path) -> Results:
+    """One results folder, all of it from one machine (mixed records are refused; see ``load_machines``)."""
+    folder = _read(results)
+    if len(folder.environments) > 1:
+        raise AnalysisError(f"{results} mixes records from different machines or versions: "
+                            f"{sorted(folder.environments, key=str)}")
+    if not folder.rows:
+        raise AnalysisError(f"{results} holds no finished or failed runs yet")
+    if not folder.environments:  # failed runs only
+        return Results(pd.DataFrame(folder.rows).drop(columns="identity"), {}, {}, folder.baseline,
+                       folder.manifest, folder.roofline, None, (folder.path,))
+    return _results([folder], next(iter(folder.environments)))
+
+
+def load_machines(paths: list[Path]) -> tuple[list[Results], pd.DataFrame]:
+    """Records of any number of folders, one ``Results`` per machine (``records.IDENTITY``), never pooled across
+    machines; and the failed runs that no single machine owns (those of a folder with several machines)."""
+    prefix = len(paths) > 1  # run ids stay unique across folders
+    folders = [_read(path, f"{Path(path).name}/" if prefix else "") for path in paths]
+    identities = sorted({identity for folder in folders for identity in folder.environments}, key=str)
+    if not identities:
+        raise AnalysisError(f"{', '.join(map(str, paths))}: no finished runs to analyse")
+    unowned = [row for folder in folders if len(folder.environments) != 1 for row in folder.rows
+               if row["identity"] is None]
+    return ([_results(folders, identity) for identity in identities],
+            pd.DataFrame(unowned).drop(columns="identity", errors="ignore"))

@@ -5,15 +5,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import numpy as np
 import pandas as pd
 import typer
 
 from analysis import plots, tables
-from analysis.load import AnalysisError, Results, load
+from analysis.load import AnalysisError, Results, load_machines
 from model.errors import user_errors
 from model.implementations import base_name, get, native_of
 
@@ -33,27 +34,18 @@ def _interval(ratio, low, high) -> str:
 
 def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str) -> list[str]:
     """Per configuration: the fastest implementation and its margin over the runner-up, over whole runs."""
-    finished = runs[runs["status"] == "ok"]
     sentences = []
-    for (cell, bidirectional, layers), group in summary.groupby(["cell", "bidirectional", "layers"]):
-        if len(group) < 2:
-            continue
-        ranked = group.sort_values("step_ms")
-        best, second = ranked.iloc[0], ranked.iloc[1]
-        per_run = {name: finished[(finished["implementation"] == name) & (finished["cell"] == cell)
-                                  & (finished["layers"] == layers) & (finished["bidirectional"] == bidirectional)]
-                   ["run_step_ms"] for name in (best["implementation"], second["implementation"])}
-        ratio, low, high = tables.ratio_interval(per_run[second["implementation"]], per_run[best["implementation"]])
-        label = tables.configuration_label(cell, layers, bidirectional)
-        runs_note = f"{int(best['runs'])} and {int(second['runs'])} runs"
-        if np.isfinite(low) and low > 1.0:
-            sentences.append(f"- {label} on {cpu}: **{best['implementation']}** is fastest "
-                             f"({best['step_ms']:.1f} ms/step); the runner-up {second['implementation']} takes "
-                             f"{_interval(ratio, low, high)} as long ({runs_note}).")
+    for _, row in tables.fastest(summary, runs).iterrows():
+        runs_note = f"{row['best_runs']} and {row['second_runs']} runs"
+        ratio = _interval(row["ratio"], row["low"], row["high"])
+        if row["clear"]:
+            sentences.append(f"- {row['configuration']} on {cpu}: **{row['best']}** is fastest "
+                             f"({row['best_ms']:.1f} ms/step); the runner-up {row['second']} takes "
+                             f"{ratio} as long ({runs_note}).")
         else:
-            sentences.append(f"- {label} on {cpu}: {best['implementation']} ({best['step_ms']:.1f} ms) and "
-                             f"{second['implementation']} ({second['step_ms']:.1f} ms) are not distinguishable: "
-                             f"ratio {_interval(ratio, low, high)} ({runs_note}).")
+            sentences.append(f"- {row['configuration']} on {cpu}: {row['best']} ({row['best_ms']:.1f} ms) and "
+                             f"{row['second']} ({row['second_ms']:.1f} ms) are not distinguishable: "
+                             f"ratio {ratio} ({runs_note}).")
     return sentences
 
 
@@ -180,36 +172,124 @@ def quietness_sentences(runs: pd.DataFrame) -> list[str]:
     return sentences
 
 
-def generate(results: Path) -> Path:
-    results = Path(results)
-    data = load(results)
+def generate(*paths: Path, out: Path | None = None) -> Path:
+    """REPORT.md, tables and plots. One folder of one machine: the report in that folder. Several folders, or a
+    folder with several machines (a Ray sweep over different CPUs): a report per machine under
+    ``OUT/machines/`` and a cross-machine REPORT.md in OUT (default: the folder, or ``cross-machine`` beside the
+    first of several)."""
+    paths = [Path(path) for path in paths]
+    machines, unowned = load_machines(paths)
+    if len(machines) == 1 and len(paths) == 1:
+        return write(machines[0], out or paths[0], paths[0].name)
+    out = Path(out or (paths[0] if len(paths) == 1 else paths[0].parent / "cross-machine"))
+    labels = machine_labels(machines)
+    for label, data in zip(labels, machines):
+        write(data, out / "machines" / slug(label), label)
+    report = out / "REPORT.md"
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_text(render_machines(paths, machines, labels, unowned))
+    return report
+
+
+def write(data: Results, out: Path, title: str) -> Path:
+    """One machine's report into ``out``."""
     if data.finished.empty:
-        raise AnalysisError(f"{results} has no finished runs to analyse")
+        raise AnalysisError(f"{', '.join(map(str, data.sources)) or out} has no finished runs to analyse")
+    out.mkdir(parents=True, exist_ok=True)
     summary = tables.summary(data.runs)
     long_tables = dict(summary=summary, keras_overhead=tables.overhead(data.runs),
                        depth_scaling=tables.depth_scaling(summary),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
                        equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary),
                        runs=data.runs)
-    out = results / "tables"
-    out.mkdir(exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
     for name, table in long_tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
-        (out / f"{name}.md").write_text(tables.to_markdown(table))
+        table.to_csv(out / "tables" / f"{name}.csv", index=False)
+        (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
     figures = dict(step_time_vs_depth=plots.step_time_vs_depth(summary),
                    accuracy_vs_training_time=plots.accuracy_vs_training_time(summary, data.baseline),
                    peak_memory=plots.peak_memory(summary),
                    step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
                    loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
     for name, figure in figures.items():
-        figure.savefig(results / f"{name}.png", dpi=110)
+        figure.savefig(out / f"{name}.png", dpi=110)
         plots.plt.close(figure)
-    report = results / "REPORT.md"
-    report.write_text(render(results, data, long_tables))
+    report = out / "REPORT.md"
+    report.write_text(render(title, data, long_tables))
     return report
 
 
-def render(results: Path, data: Results, long_tables: dict) -> str:
+def machine_labels(machines: list[Results]) -> list[str]:
+    """'CPU model, N threads', with the framework versions where that alone would name two machines alike."""
+    short = [f"{data.cpu_model}, {int(data.finished['threads'].iloc[0])} threads" for data in machines]
+    return [label if short.count(label) == 1 else f"{label} ({_versions(data.environment)})"
+            for label, data in zip(short, machines)]
+
+
+def _versions(environment: dict) -> str:
+    packages = environment["packages"]
+    return ", ".join(f"{name} {packages.get(name)}" for name in ("torch", "tensorflow-cpu", "keras", "jax"))
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def render_machines(paths: list[Path], machines: list[Results], labels: list[str], unowned: pd.DataFrame) -> str:
+    """The cross-machine report: which machines, each one's headline table, and the winners side by side."""
+    summaries = {label: tables.summary(data.runs) for label, data in zip(labels, machines)}
+    fastest = {label: tables.fastest(summaries[label], data.runs) for label, data in zip(labels, machines)}
+    winners = tables.winners_across(fastest)
+    lines = [f"# rnnbench across machines: {', '.join(path.name for path in paths)}", "",
+             "Records are grouped by machine: CPU model, threads, and the versions of torch, TensorFlow, Keras and "
+             "JAX. Nothing is pooled across machines; each machine's figures come from its own runs, with its own "
+             "run-level intervals, and each has a full report under `machines/`.", "", "## Machines", ""]
+    machine_table = pd.DataFrame([dict(machine=label, report=f"machines/{slug(label)}/REPORT.md",
+                                       runs=len(data.finished), failed=int((data.runs["status"] != "ok").sum()),
+                                       hosts=", ".join(sorted(data.finished.get("hostname", pd.Series(dtype=str))
+                                                              .dropna().unique())),
+                                       versions=_versions(data.environment),
+                                       folders=", ".join(str(path) for path in data.sources))
+                                  for label, data in zip(labels, machines)])
+    lines += [tables.to_markdown(machine_table), "## Findings", ""]
+    lines += machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
+    lines += ["", "## Fastest implementation per configuration and machine", "",
+              "Per machine: the fastest implementation (median over runs of each run's median steady step) and the "
+              "runner-up's step time relative to it with its 95% run-level interval; `≈` where the interval holds "
+              "1. `winner`: `same` where one implementation wins clearly everywhere, `depends on the CPU` where "
+              "clear winners differ, else `unclear`.", "", tables.to_markdown(winners),
+              "## Ratio to native torch per machine", "",
+              "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
+              tables.to_markdown(tables.ratios_across(summaries))]
+    for label, data in zip(labels, machines):
+        lines += [f"## {label}", "", f"{len(data.finished)} finished runs from {', '.join(map(str, data.sources))}. "
+                  "Steady ms/step: median over runs [run min-max], ratio to native torch (95% interval).", "",
+                  tables.to_markdown(tables.headline(summaries[label], "step")),
+                  "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
+                  tables.to_markdown(tables.headline(summaries[label], "memory"))]
+    if not unowned.empty:
+        lines += ["## Failed runs of no single machine", "",
+                  "A folder with several machines' runs cannot say which machine a failed run was on.", "",
+                  tables.to_markdown(unowned[[c for c in ("run_id", "failure", "error") if c in unowned.columns]])]
+    return "\n".join(lines) + "\n"
+
+
+def machine_findings(winners: pd.DataFrame, labels: list[str]) -> list[str]:
+    sentences = []
+    for _, row in winners[winners["winner"] != "one machine"].iterrows():
+        measured = {label: row[label] for label in labels if row[label]}
+        detail = "; ".join(f"{label}: {text}" for label, text in measured.items())
+        if row["winner"] == "depends on the CPU":
+            sentences.append(f"- {row['configuration']}: **the winner depends on the CPU** ({detail}).")
+        elif row["winner"].startswith("same"):
+            sentences.append(f"- {row['configuration']}: {row['winner'].removeprefix('same: ')} is fastest on "
+                             f"every machine ({detail}).")
+        else:
+            sentences.append(f"- {row['configuration']}: no winner on at least one machine ({detail}).")
+    return sentences
+
+
+def render(title: str, data: Results, long_tables: dict) -> str:
     finished, runs = data.finished, data.runs
     failed = runs[runs["status"] != "ok"]
     summary = long_tables["summary"]
@@ -217,7 +297,7 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
     converged = int(finished["n_train"].min()) >= CONVERGED_MIN_TRAIN
     n_train, n_test = int(finished["n_train"].iloc[0]), int(finished["n_test"].iloc[0])
     threads = sorted(int(t) for t in finished["threads"].unique())
-    lines = [f"# rnnbench report: {results.name}", "",
+    lines = [f"# rnnbench report: {title}", "",
              f"**Machine: {cpu}**, {', '.join(map(str, threads))} threads. Every figure below holds for this CPU only; "
              "winners change with the CPU.", ""]
     if profile.get("description"):
@@ -307,7 +387,7 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
             lines.append(f"- {name}: {path}")
     lines += ["", "## Environment and command", ""]
     if data.manifest:
-        environment = data.manifest["environment"]
+        environment = data.environment or data.manifest["environment"]
         packages = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
         lines += [f"- CPU: {environment['cpu']['model']} ({environment['cpu']['usable_cores']} usable cores, "
                   f"governor {environment['cpu']['governor']}), {environment['memory_total_gb']} GB RAM",
@@ -322,10 +402,11 @@ def render(results: Path, data: Results, long_tables: dict) -> str:
 
 
 @app.command()
-def main(results: Annotated[Path, typer.Argument(help="a results folder written by runners.compare")]):
+def main(results: Annotated[list[Path], typer.Argument(help="results folders written by runners.compare (several: one report across machines)")],
+         out: Annotated[Optional[Path], typer.Option(help="where the report goes (default: the folder; for several, cross-machine/ beside the first)")] = None):
     """Regenerate REPORT.md, tables/ and the plots from the run records in RESULTS."""
     with user_errors():
-        typer.echo(generate(results))
+        typer.echo(generate(*results, out=out))
 
 
 if __name__ == "__main__":

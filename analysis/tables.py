@@ -212,6 +212,73 @@ def programming_model(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fastest(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration with two or more implementations: the fastest by median step, the runner-up, and the
+    runner-up's step ratio to it over whole runs with its interval; ``clear`` where the interval excludes 1."""
+    finished = runs[runs["status"] == "ok"]
+    rows = []
+    for (cell, bidirectional, layers), group in table.groupby(["cell", "bidirectional", "layers"]):
+        if len(group) < 2:
+            continue
+        best, second = (row for _, row in group.sort_values("step_ms").head(2).iterrows())
+        per_run = [finished[(finished["implementation"] == row["implementation"]) & (finished["cell"] == cell)
+                            & (finished["layers"] == layers) & (finished["bidirectional"] == bidirectional)]
+                   ["run_step_ms"] for row in (second, best)]
+        ratio, low, high = ratio_interval(*per_run)
+        rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
+                         bidirectional=bidirectional, best=best["implementation"], best_ms=best["step_ms"],
+                         best_runs=int(best["runs"]), second=second["implementation"], second_ms=second["step_ms"],
+                         second_runs=int(second["runs"]), ratio=ratio, low=low, high=high,
+                         clear=bool(np.isfinite(low) and low > 1.0)))
+    return pd.DataFrame(rows)
+
+
+def winners_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Configuration rows x machine columns of ``fastest`` tables, and whether the winner depends on the CPU:
+    ``same`` (one clear winner everywhere), ``depends`` (clear winners differ), else ``unclear``."""
+    cells, verdicts = {}, {}
+    for machine, table in machines.items():
+        for _, row in table.iterrows():
+            margin = f"{row['ratio']:.2f}x" + (f" ({row['low']:.2f}-{row['high']:.2f})" if np.isfinite(row["low"])
+                                               else "")
+            cells.setdefault(row["configuration"], {})[machine] = (
+                f"{row['best']} {row['best_ms']:.1f} ms; {row['second']} {margin}" if row["clear"]
+                else f"{row['best']} ≈ {row['second']} ({margin})")
+            verdicts.setdefault(row["configuration"], []).append((row["best"], row["clear"]))
+    frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")
+    frame["winner"] = [_verdict(verdicts[label]) for label in frame.index]
+    return frame.rename_axis("configuration").reset_index()
+
+
+def _verdict(results: list[tuple[str, bool]]) -> str:
+    clear = {best for best, is_clear in results if is_clear}
+    if len(results) < 2:
+        return "one machine"
+    if len(clear) > 1:
+        return "depends on the CPU"
+    if len(clear) == 1 and all(is_clear and best in clear for best, is_clear in results):
+        return f"same: {clear.pop()}"
+    return "unclear"
+
+
+def ratios_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """(configuration, implementation) rows x machine columns: step ratio to native torch with its interval."""
+    cells = {}
+    for machine, table in machines.items():
+        for _, row in table[table["implementation"] != REFERENCE].iterrows():
+            if not np.isfinite(row.get("vs_torch", np.nan)):
+                continue
+            key = (configuration_label(row["cell"], row["layers"], row["bidirectional"]), row["implementation"])
+            interval = (f" ({row['vs_torch_low']:.2f}-{row['vs_torch_high']:.2f})"
+                        if np.isfinite(row["vs_torch_low"]) else "")
+            cells.setdefault(key, {})[machine] = f"{row['vs_torch']:.2f}x{interval}"
+    if not cells:
+        return pd.DataFrame(columns=["configuration", "implementation", *machines])
+    frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["configuration", "implementation"])
+    return frame.reset_index()
+
+
 def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
     name = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}[cell]
     return f"{name} {layers}L{' bi' if bidirectional else ''}"

@@ -119,13 +119,18 @@ def cache_key(source: Path, vocab_size: int, maxlen: int, val_fraction: float, s
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cache_file(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int,
+               cache_dir: Path | None = None) -> Path:
+    key = cache_key(source, vocab_size, maxlen, val_fraction, seed)
+    return Path(cache_dir or imdb.default_cache_dir()) / "prepared" / f"imdb-{key}.npz"
+
+
 def prepare(source: Path, vocab_size: int, maxlen: int, val_fraction: float = 0.1, seed: int = 0,
             cache_dir: Path | None = None,
             reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS) -> Prepared:
     """Load the encoded dataset from the cache, building the cache entry first if needed."""
-    cache_dir = Path(cache_dir or imdb.default_cache_dir()) / "prepared"
-    key = cache_key(source, vocab_size, maxlen, val_fraction, seed)
-    file = cache_dir / f"imdb-{key}.npz"
+    file = cache_file(source, vocab_size, maxlen, val_fraction, seed, cache_dir)
+    key = file.stem.removeprefix("imdb-")
     if file.exists():
         return _load(file, key, str(source))
     splits = imdb.read(source, reviews_per_class)

@@ -160,11 +160,16 @@ def run_state(run_dir: Path) -> str:
     return "pending"
 
 
+IDENTITY = ("cpu_model", "threads", "torch", "tensorflow-cpu", "keras", "jax")
+
+
 def identity(record: dict) -> tuple:
-    """What must be equal for records to be pooled: CPU model and the versions of the frameworks under test."""
+    """What must be equal for records to be pooled (the ``IDENTITY`` fields): the machine as the runs used it (CPU
+    model, threads) and the versions of the frameworks under test."""
     environment = record["environment"]
     packages = environment["packages"]
-    return (environment["cpu"]["model"], packages.get("torch"), packages.get("tensorflow-cpu"), packages.get("keras"))
+    return (environment["cpu"]["model"], record["runtime"]["policy"]["intra_op_threads"], packages.get("torch"),
+            packages.get("tensorflow-cpu"), packages.get("keras"), packages.get("jax"))
 
 
 def run_column(plan: dict) -> str:
@@ -201,7 +206,8 @@ def row(record: dict) -> dict:
         epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
         n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],
         threads=runtime["policy"]["intra_op_threads"], flush_denormal=runtime["policy"]["flush_denormal"],
-        jit_compile=runtime["jit_compile"], **_quietness(record["cpu"].get("machine_during_training")),
+        jit_compile=runtime["jit_compile"], hostname=record["environment"].get("hostname"),
+        **_quietness(record["cpu"].get("machine_during_training")),
     )
 
 

@@ -48,6 +48,9 @@ def compare(
     variants: Annotated[Optional[str], typer.Option(help="extra columns, e.g. 'tensorflow:graph=false,torch:compile=true,keras-jax:jit_compile=false'")] = None,
     data: Annotated[Optional[Path], typer.Option(help="dataset archive or folder (default: $IMDB_DATA, then usual places)")] = None,
     report: Annotated[bool, typer.Option(help="generate REPORT.md, tables and plots at the end")] = True,
+    executor: Annotated[str, typer.Option(help="local (one run after another here) or ray (a Ray cluster; needs .[cluster])")] = "local",
+    address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
+    placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
 ):
     """Train every configuration of the grid in its own process, then write the report."""
     with user_errors():
@@ -55,8 +58,12 @@ def compare(
         from model.plan import get_profile
         from model.spec import CELLS, MAX_LAYERS
         from runners import policy
-        from runners.sweep import sweep
+        from runners.sweep import LocalExecutor, sweep
 
+        if executor not in ("local", "ray"):
+            fail(f"unknown executor: {executor}; choose from local, ray")
+        if executor == "local" and (address != "auto" or placement != "node"):
+            fail("--address and --placement apply to --executor ray only")
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
         if threads is not None and threads < 1:
@@ -71,8 +78,20 @@ def compare(
             epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES))
         folder = results / (name or profile)
         started = time.perf_counter()
-        counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
-                       retry_failed, on_progress=_printer(started))
+        if executor == "ray":
+            from runners.cluster import RayExecutor
+
+            runner = RayExecutor(address, placement)
+            threads = threads or runner.default_threads()
+            typer.echo(runner.summary(threads))
+        else:
+            runner = LocalExecutor()
+        try:
+            counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
+                           retry_failed, on_progress=_printer(), executor=runner)
+        finally:
+            if executor == "ray":
+                runner.close()
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "
                    f"{counts['executed']} run now in {time.perf_counter() - started:.0f} s -> {folder}")
         if report:
@@ -99,22 +118,27 @@ def _variants(text: Optional[str], names) -> tuple | None:
     return tuple(columns)
 
 
-def _printer(started: float):
-    """One line per run: index, run, state, elapsed and estimated time left (from runs executed so far)."""
-    starts, durations = {}, []
+def _printer():
+    """One line per run: position, run, state, where, elapsed and estimated time left. The estimate divides the
+    runs left by the throughput since the first run started, so it holds for one machine and for a cluster."""
+    first, lines, finished = [], {}, [0]
 
-    def show(index, total, run_id, state):
+    def show(position, total, run_id, state, seconds=None, where=None):
         now = time.perf_counter()
-        if state == "running":
-            starts[run_id] = now
-            typer.echo(f"[{index}/{total}] {run_id} ...", nl=False)
-        elif run_id in starts:
-            durations.append(now - starts.pop(run_id))
-            left = total - index
-            eta = f", ~{left * sum(durations) / len(durations) / 60:.1f} min left" if left else ""
-            typer.echo(f" {state} in {durations[-1]:.0f} s (elapsed {(now - started) / 60:.1f} min{eta})")
-        else:
-            typer.echo(f"[{index}/{total}] {run_id} {state} earlier, skipped")
+        if state in ("running", "queued"):
+            first[:] = first or [now]
+            if state == "running":  # one machine: the line is finished when the run is
+                lines[run_id] = True
+                typer.echo(f"[{position}/{total}] {run_id} ...", nl=False)
+            return
+        if seconds is None:
+            typer.echo(f"[{position}/{total}] {run_id} {state}, skipped")
+            return
+        finished[0] += 1
+        left, elapsed = total - position, now - first[0]
+        eta = f", ~{left * elapsed / finished[0] / 60:.1f} min left" if left else ""
+        text = f"{state} in {seconds:.0f} s{f' on {where}' if where else ''} (elapsed {elapsed / 60:.1f} min{eta})"
+        typer.echo(f" {text}" if lines.pop(run_id, False) else f"[{position}/{total}] {run_id} {text}")
 
     return show
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -13,6 +14,8 @@ PACKAGES = ("torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib", "
             "pandas", "memory-profiler", "typer", "psutil")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "fma", "sse3")
 REPO = Path(__file__).resolve().parent.parent
+# Set by the Ray executor for the runs it starts (runners/cluster.py).
+EXECUTOR_VARIABLE, GIT_VARIABLE = "RNNBENCH_EXECUTOR", "RNNBENCH_GIT"
 
 
 def package_versions() -> dict:
@@ -62,8 +65,15 @@ def git_commit() -> dict:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return dict(commit=None, dirty=None)
+        commit = dirty = None
+    if commit is None and os.environ.get(GIT_VARIABLE):  # code shipped by the Ray executor, without .git
+        return json.loads(os.environ[GIT_VARIABLE])
     return dict(commit=commit, dirty=None if dirty is None else bool(dirty))
+
+
+def executor() -> dict:
+    """Where the run was started from: the local sweep or a command (name local), or a Ray task (its node)."""
+    return json.loads(os.environ.get(EXECUTOR_VARIABLE) or '{"name": "local"}')
 
 
 def environment() -> dict:
@@ -71,4 +81,5 @@ def environment() -> dict:
                 os=platform.platform(), kernel=platform.release(), hostname=platform.node(),
                 cpu=cpu_info(), memory_total_gb=memory_total_gb(),
                 load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                packages=package_versions(), git=git_commit(), command=[sys.executable, *sys.argv])
+                packages=package_versions(), git=git_commit(), executor=executor(),
+                command=[sys.executable, *sys.argv])

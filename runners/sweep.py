@@ -5,10 +5,14 @@ The sweep writes one plan per run (``runs/<id>/plan.json``) and starts
 recorded (``failed.json``) and the sweep goes on; a run counts as finished
 once its ``record.json`` exists (written atomically by the run itself), so
 re-running the same command resumes where it stopped.
+
+Where runs execute is the executor's business: ``LocalExecutor`` (here, the default) runs them one after another
+on this machine; ``runners.cluster.RayExecutor`` runs the same plans, with the same command, on a Ray cluster.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import os
@@ -22,6 +26,9 @@ from pathlib import Path
 from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class SweepError(UserError):
@@ -64,16 +71,23 @@ def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
                              "options, or give --name a new results folder")
 
 
-def execute(plan: RunPlan, run_dir: Path, timeout_s: float) -> str:
-    """One run in a fresh process; returns its final state. Ctrl-C stops the child too and propagates."""
+def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | None = None,
+            env: dict | None = None, tied: bool = False) -> str:
+    """One run in a fresh process; returns its final state. Ctrl-C stops the child too and propagates.
+
+    For the Ray executor: ``cores`` pins the child to those cores, ``env`` adds to its environment, and ``tied``
+    has the kernel kill it with its parent (a killed Ray worker must not leave a training process running beside
+    the next measured run)."""
     for leftover in run_dir.glob("*") if run_dir.exists() else []:  # an interrupted earlier attempt
         if leftover.is_file():
             leftover.unlink()
     plan.save(run_dir / records.PLAN_FILE)
     command = train_command(run_dir / records.PLAN_FILE, run_dir)
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)  # its own group: killed whole on timeout
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True,  # its own group: killed whole on timeout
+                             env={**os.environ, **env} if env else None,
+                             preexec_fn=_pinned_and_tied(cores, tied) if cores or tied else None)
     try:
         stdout, stderr = child.communicate(timeout=timeout_s)
         outcome = "ok" if child.returncode == 0 else "error"
@@ -87,11 +101,28 @@ def execute(plan: RunPlan, run_dir: Path, timeout_s: float) -> str:
         raise
     if outcome == "ok" and (run_dir / records.RECORD_FILE).exists():
         return "done"
-    records.write_json_atomic(run_dir / records.FAILED_FILE, dict(
-        status="failed", reason=outcome, returncode=child.returncode, plan=plan.to_dict(),
-        wall_s=time.perf_counter() - start, timeout_s=timeout_s, command=command, stderr_tail=_tail(stderr),
-        stdout_tail=_tail(stdout), created=datetime.now(timezone.utc).isoformat()))
+    record_failure(run_dir, plan, outcome, time.perf_counter() - start, timeout_s, command=command,
+                   returncode=child.returncode, stderr=stderr, stdout=stdout)
     return "failed"
+
+
+def record_failure(run_dir: Path, plan: RunPlan, reason: str, wall_s: float, timeout_s: float,
+                   command: list[str] | None = None, returncode: int | None = None, stderr: str = "",
+                   stdout: str = "") -> None:
+    """``failed.json``: why a run has no record. Reasons: error, timeout, lost (its worker or node died)."""
+    records.write_json_atomic(run_dir / records.FAILED_FILE, dict(
+        status="failed", reason=reason, returncode=returncode, plan=plan.to_dict(), wall_s=wall_s,
+        timeout_s=timeout_s, command=command, stderr_tail=_tail(stderr), stdout_tail=_tail(stdout),
+        created=datetime.now(timezone.utc).isoformat()))
+
+
+def _pinned_and_tied(cores: list[int] | None, tied: bool):
+    def setup():  # runs in the child between fork and exec
+        if tied:
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cores:
+            os.sched_setaffinity(0, cores)
+    return setup
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -100,7 +131,8 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(kept[-lines:])
 
 
-def write_manifest(results: Path, profile: Profile, threads: int, data: str | None, runs: int) -> None:
+def write_manifest(results: Path, profile: Profile, threads: int, data: str | None, runs: int,
+                   executor: dict | None = None) -> None:
     from runners.environment import environment
 
     path = results / records.MANIFEST_FILE
@@ -108,7 +140,8 @@ def write_manifest(results: Path, profile: Profile, threads: int, data: str | No
     sessions = previous.get("sessions", []) + [dict(started=datetime.now(timezone.utc).isoformat(),
                                                     command=[sys.executable, *sys.argv])]
     records.write_json_atomic(path, dict(profile=profile.to_dict(), threads=threads, data=data, runs=runs,
-                                         environment=environment(), sessions=sessions))
+                                         environment=environment(), executor=executor or LocalExecutor().describe(),
+                                         sessions=sessions))
 
 
 def prepare_data(plans: dict[str, RunPlan]) -> None:
@@ -151,34 +184,62 @@ def measure_roofline(results: Path, threads: int) -> None:
         records.write_json_atomic(path, json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+class LocalExecutor:
+    """Runs one after another on this machine, each in a fresh process: the default, with nothing else running."""
+
+    def describe(self) -> dict:
+        return dict(name="local")
+
+    def measure_roofline(self, results: Path, threads: int) -> None:
+        measure_roofline(results, threads)
+
+    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report) -> None:
+        for name, plan in pending:
+            report(name, "running")
+            start = time.perf_counter()
+            state = execute(plan, folder / name, timeout_s)
+            report(name, state, time.perf_counter() - start)
+
+
 def sweep(results: Path, profile: Profile, threads: int, data: str | None = None, retry_failed: bool = False,
-          on_progress=None) -> dict:
+          on_progress=None, executor=None) -> dict:
     """Run every pending plan of the profile's grid; returns counts of done / failed runs."""
     plans = grid(profile, threads, data)
-    return run_plans(results, plans, profile, threads, data, retry_failed, on_progress)
+    return run_plans(results, plans, profile, threads, data, retry_failed, on_progress, executor)
 
 
 def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int, data: str | None,
-              retry_failed: bool = False, on_progress=None) -> dict:
+              retry_failed: bool = False, on_progress=None, executor=None) -> dict:
+    """``on_progress(position, total, run_id, state, seconds=None, where=None)`` hears of every run: skipped
+    ("done earlier", "failed earlier"), started ("running", local) or submitted ("queued", Ray), and finished."""
+    executor = executor or LocalExecutor()
     check_resumable(results, plans)
     results.mkdir(parents=True, exist_ok=True)
-    write_manifest(results, profile, threads, data, len(plans))
+    write_manifest(results, profile, threads, data, len(plans), executor.describe())
     prepare_data(plans)
     run_baselines(results, plans)
-    measure_roofline(results, threads)
-    executed, total = 0, len(plans)
-    folder = results / records.RUNS_FOLDER
-    for index, (name, plan) in enumerate(plans.items(), 1):
-        current = records.run_state(folder / name)
-        if current == "done" or (current == "failed" and not retry_failed):
-            if on_progress:
-                on_progress(index, total, name, current)
-            continue
+    executor.measure_roofline(results, threads)
+    folder, total, finished = results / records.RUNS_FOLDER, len(plans), 0
+
+    def report(name: str, state: str, seconds: float | None = None, where: str | None = None) -> None:
+        nonlocal finished
+        waiting = state in ("running", "queued")
+        finished += not waiting
         if on_progress:
-            on_progress(index, total, name, "running")
-        finished = execute(plan, folder / name, profile.timeout_s)
-        executed += 1
-        if on_progress:
-            on_progress(index, total, name, finished)
+            on_progress(finished + waiting, total, name, state, seconds, where)
+
+    pending = []
+    for name, plan in plans.items():
+        state = records.run_state(folder / name)
+        if state == "done" or (state == "failed" and not retry_failed and not _lost(folder / name)):
+            report(name, f"{state} earlier")
+        else:
+            pending.append((name, plan))
+    executor.run(folder, pending, profile.timeout_s, report)
     states = [records.run_state(folder / name) for name in plans]
-    return dict(total=total, executed=executed, done=states.count("done"), failed=states.count("failed"))
+    return dict(total=total, executed=len(pending), done=states.count("done"), failed=states.count("failed"))
+
+
+def _lost(run_dir: Path) -> bool:
+    """A run whose worker or node died was not at fault: a re-run runs it again without being asked."""
+    return records.read_json(run_dir / records.FAILED_FILE).get("reason") == "lost"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import report, tables
-from analysis.load import AnalysisError, load
+from analysis.load import AnalysisError, load, load_machines
 from model import records
 from model.records import RecordError, write_json_atomic
 
@@ -296,3 +296,64 @@ def test_estimate_costs_each_run_from_mean_steps_and_measured_overheads(results)
     assert len(table) == 2 and table["estimated_s"].tolist() == pytest.approx([expected, expected])
     compared = estimate.compare_with_actual(table, load(results).runs)
     assert compared.loc[0, "runs"] == 2 and compared.loc[0, "actual_s"] == pytest.approx(2 * (3.0 + 8.0))
+
+
+def machine_folder(folder, cpu, tensorflow_factor):
+    """The fixture sweep as measured on another CPU: native TensorFlow's steps scaled by ``tensorflow_factor``."""
+    write_results(folder)
+    for record_file in (folder / "runs").glob("*/record.json"):
+        record = json.loads(record_file.read_text())
+        record["environment"] = dict(ENVIRONMENT, cpu=dict(ENVIRONMENT["cpu"], model=cpu), hostname=cpu.split()[0])
+        if record["plan"]["implementation"] == "tensorflow":
+            steps = [step * tensorflow_factor for step in record["timing"]["step_samples_ms"][0]]
+            record["timing"]["step_samples_ms"] = [steps]
+            record["timing"]["steady_step_ms"].update(median=float(np.median(steps[2:])),
+                                                      mean=float(np.mean(steps[2:])))
+        write_json_atomic(record_file, record)
+    return folder
+
+
+def test_reports_across_machines_keep_machines_apart_and_find_cpu_dependent_winners(tmp_path):
+    # Native TF 1.3x torch's step time on one CPU, 0.7x on the other: the winner flips with the CPU.
+    xeon = machine_folder(tmp_path / "xeon", "Xeon Test CPU", 1.3)
+    epyc = machine_folder(tmp_path / "epyc", "EPYC Test CPU", 0.7)
+    machines, _ = load_machines([xeon, epyc])
+    assert [m.cpu_model for m in machines] == ["EPYC Test CPU", "Xeon Test CPU"]
+    assert all(len(m.finished) == 18 for m in machines)  # never pooled: each holds only its own 18 runs
+    text = report.generate(xeon, epyc).read_text()
+    assert (tmp_path / "cross-machine" / "REPORT.md").exists()
+    for machine in ("xeon-test-cpu-2-threads", "epyc-test-cpu-2-threads"):
+        assert (tmp_path / "cross-machine" / "machines" / machine / "step_time_vs_depth.png").exists()
+    assert "**Machine: Xeon Test CPU**" in (tmp_path / "cross-machine" / "machines" / "xeon-test-cpu-2-threads"
+                                            / "REPORT.md").read_text()
+    winners = text.split("## Fastest implementation per configuration and machine")[1].split("##")[0]
+    lstm1 = next(line for line in winners.splitlines() if line.startswith("| LSTM 1L"))
+    # Xeon: torch 11.0 ms vs tensorflow 1.30x; EPYC: tensorflow 7.7 ms vs torch 1/0.7 = 1.43x.
+    assert "torch 11.0 ms; tensorflow 1.30x" in lstm1 and "tensorflow 7.7 ms; torch 1.43x" in lstm1
+    assert lstm1.rstrip(" |").endswith("depends on the CPU")
+    assert "- LSTM 1L: **the winner depends on the CPU**" in text and "- LSTM 2L: **the winner depends" in text
+    ratios = text.split("## Ratio to native torch per machine")[1].split("##")[0]
+    rows = [[cell.strip() for cell in line.strip(" |").split("|")] for line in ratios.splitlines()
+            if line.startswith("| LSTM")]
+    # Same seed factors on both machines: the interval is that of the run-to-run spread around 0.70 and 1.30.
+    assert ["LSTM 1L", "tensorflow", "0.70x (0.62-0.78)", "1.30x (1.16-1.46)"] in rows  # columns: EPYC, Xeon
+    assert "## Xeon Test CPU, 2 threads" in text and "## EPYC Test CPU, 2 threads" in text
+
+
+def test_a_folder_holding_two_machines_gets_a_report_per_machine(tmp_path):
+    # A Ray sweep over two CPU models writes both into one folder.
+    folder = machine_folder(tmp_path / "cluster", "Xeon Test CPU", 1.3)
+    other = machine_folder(tmp_path / "other", "EPYC Test CPU", 0.7)
+    for run in (other / "runs").iterdir():
+        run.rename(folder / "runs" / f"{run.name}-epyc")
+    write_json_atomic(folder / "runs" / "torch-lstm9-s0" / "failed.json",
+                      {"status": "failed", "reason": "lost", "stderr_tail": "NodeDiedError: node gone",
+                       "plan": {"implementation": "torch", "train": {"seed": 0},
+                                "model": {"cell": "lstm", "layers": 9, "bidirectional": False}}})
+    with pytest.raises(AnalysisError, match="different machines"):
+        load(folder)
+    text = report.generate(folder).read_text()
+    assert text.startswith("# rnnbench across machines: cluster")
+    assert "**the winner depends on the CPU**" in text
+    assert "torch-lstm9-s0" in text.split("## Failed runs of no single machine")[1]
+    assert (folder / "machines" / "epyc-test-cpu-2-threads" / "REPORT.md").exists()
