@@ -2,6 +2,7 @@
 
     python -m analysis.estimate results/quick --profile standard
     python -m analysis.estimate results/quick --profile standard --actual results/standard
+    python -m analysis.estimate results/quick --profile full --nodes 1,4,16     # on a Ray cluster of such nodes
 
 Every profile trains the same network shape, batch and maxlen, so each run of
 the target profile is costed from the source sweep's runs of the same
@@ -15,15 +16,20 @@ implementation, cell and depth:
 
 with mean (not median) step times, because the sum of a run's steps is its
 mean times their number. It assumes every run trains all its epochs (early
-stopping shortens it) and costs a bidirectional stack at twice the
-unidirectional step (an assumption until the profile's own records replace
-it); run-to-run spread of 10-15% on these VMs can lengthen or shorten it. It
-is an estimate, not a bound. The saving, record writing and process exit of
+stopping shortens it) and costs a bidirectional stack the source sweep did
+not measure at twice the unidirectional step and inference; run-to-run
+spread of 10-15% on these VMs can lengthen or shorten it. It is an estimate, not a bound. The saving, record writing and process exit of
 each run (about a second) are not in the records and not in the estimate.
+
+On N nodes of the same CPU (the Ray executor, one run per node at a time), the
+runs are dealt in the sweep's order to whichever node is free first, as Ray
+does; the wall time is the last node's finish. The head's preparation (data
+caches and the TF-IDF baseline per seed) comes before and is not in it.
 """
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,7 +37,7 @@ import pandas as pd
 import typer
 
 from analysis.load import load
-from model.errors import user_errors
+from model.errors import fail, user_errors
 from model.imdb import LABELS, REVIEWS_PER_CLASS
 from model.plan import Profile, get_profile
 
@@ -51,12 +57,12 @@ def split_sizes(val_fraction: float, train_size: int | None, test_size: int | No
 
 
 def per_run_costs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The measured figures of each (implementation, cell, depth) of a unidirectional sweep, averaged over runs."""
-    finished = runs[(runs["status"] == "ok") & (~runs["bidirectional"].astype(bool))].copy()
+    """The measured figures of each (implementation, cell, depth, direction) of a sweep, averaged over runs."""
+    finished = runs[runs["status"] == "ok"].copy()
     finished["epoch_overhead_s"] = (finished["epoch_s"]
                                     - finished["steps_per_epoch"] * finished["run_step_mean_ms"] / 1e3)
-    return finished.groupby(CONFIGURATION)[["ready_s", "run_step_mean_ms", "first_step_s", "epoch_overhead_s",
-                                            "inference_per_s"]].mean()
+    return finished.groupby(CONFIGURATION + ["bidirectional"])[
+        ["ready_s", "run_step_mean_ms", "first_step_s", "epoch_overhead_s", "inference_per_s"]].mean()
 
 
 def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -67,13 +73,17 @@ def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     rows = []
     for seed in profile.seeds:
         for bidirectional in profile.bidirectional:
-            factor = 2.0 if bidirectional else 1.0
             for implementation in profile.implementations:
                 for cell in profile.cells:
                     for layers in profile.layers:
-                        if (implementation, cell, layers) not in costs.index:
+                        measured = (implementation, cell, layers, bidirectional)
+                        unidirectional = (implementation, cell, layers, False)
+                        if measured in costs.index:
+                            c, factor = costs.loc[measured], 1.0
+                        elif unidirectional in costs.index:  # a bidirectional stack not measured: twice the steps
+                            c, factor = costs.loc[unidirectional], 2.0
+                        else:
                             continue
-                        c = costs.loc[(implementation, cell, layers)]
                         step_s = c["run_step_mean_ms"] / 1e3 * factor
                         inference = (train.epochs * train.validations_per_epoch * n_val + n_test) / c["inference_per_s"]
                         seconds = (c["ready_s"] + train.epochs * (steps * step_s + c["epoch_overhead_s"])
@@ -81,6 +91,15 @@ def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                         rows.append(dict(implementation=implementation, cell=cell, layers=layers,
                                          bidirectional=bidirectional, seed=seed, estimated_s=seconds))
     return pd.DataFrame(rows)
+
+
+def on_nodes(estimated: pd.DataFrame, nodes: int) -> float:
+    """Wall seconds of the runs on ``nodes`` identical nodes, each run to the first free node in sweep order."""
+    ordered = estimated.sort_values(["seed", "bidirectional", "layers", "cell"], kind="stable")
+    finish = [0.0] * nodes
+    for seconds in ordered["estimated_s"]:
+        heapq.heapreplace(finish, finish[0] + seconds)
+    return max(finish)
 
 
 def compare_with_actual(estimated: pd.DataFrame, actual_runs: pd.DataFrame) -> pd.DataFrame:
@@ -98,15 +117,14 @@ def compare_with_actual(estimated: pd.DataFrame, actual_runs: pd.DataFrame) -> p
 @app.command()
 def main(results: Annotated[Path, typer.Argument(help="a finished sweep's results folder (e.g. results/quick)")],
          profile: Annotated[str, typer.Option(help="the profile to estimate")] = "full",
-         actual: Annotated[Optional[Path], typer.Option(help="results of that profile, to compare with")] = None):
+         actual: Annotated[Optional[Path], typer.Option(help="results of that profile, to compare with")] = None,
+         nodes: Annotated[Optional[str], typer.Option(help="comma-separated node counts, e.g. 1,4,16: wall time on a Ray cluster of such machines")] = None):
     """Estimate a profile's duration on this machine from a finished sweep's records."""
     with user_errors():
-        target = get_profile(profile)
+        target, counts = get_profile(profile), _counts(nodes)
         source = load(results)
         table = estimate(per_run_costs(source.runs), target)
         if table.empty:
-            from model.errors import fail
-
             fail(f"{results} has no finished runs matching the {profile} grid")
         planned = (len(target.implementations) * len(target.cells) * len(target.layers) * len(target.bidirectional)
                    * len(target.seeds))
@@ -120,10 +138,27 @@ def main(results: Annotated[Path, typer.Argument(help="a finished sweep's result
         typer.echo(f"{profile}: {len(table)} runs, about {table['estimated_s'].sum() / 3600:.1f} hours of runs "
                    "(assumes every run trains all its epochs; early stopping shortens it, run-to-run spread moves "
                    "it either way)")
+        for count in counts:
+            wall = on_nodes(table, count)
+            bound = max(table["estimated_s"].sum() / count, table["estimated_s"].max())
+            typer.echo(f"on {count} node(s) like this one, one run per node at a time: about {wall / 3600:.2f} hours "
+                       f"of runs (no schedule beats {bound / 3600:.2f})")
         if actual is not None:
             compared = compare_with_actual(table, load(actual).runs)
             typer.echo(f"estimate vs actual for the {int(compared['runs'].sum())} runs in {actual}:")
             typer.echo(compared.round(2).to_string(index=False))
+
+
+def _counts(text: Optional[str]) -> list[int]:
+    if text is None:
+        return []
+    try:
+        counts = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        fail(f"--nodes takes node counts of at least 1, e.g. 1,4,16; got {text!r}")
+    return counts
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from analysis import report, tables
 from analysis.load import AnalysisError, load, load_machines
 from model import records
 from model.records import RecordError, write_json_atomic
+from tests.conftest import run_module
 
 ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}, "memory_total_gb": 24,
                "os": "Linux", "python": "3.11", "git": {"commit": "abc", "dirty": False},
@@ -283,7 +284,7 @@ def test_estimate_costs_each_run_from_mean_steps_and_measured_overheads(results)
     from model.plan import Profile
 
     costs = estimate.per_run_costs(load(results).runs)
-    torch = costs.loc[("torch", "lstm", 1)]
+    torch = costs.loc[("torch", "lstm", 1, False)]
     # Mean steady step of seed 0 is 10.8 ms (10, 11, 12, 10, 11); seeds 1 and 2 scale it by 1.05 and 0.95.
     assert torch["run_step_mean_ms"] == pytest.approx(10.8)
     assert torch["epoch_overhead_s"] == pytest.approx(3.0 - 7 * 10.8 / 1e3)  # epochs of 2 s and 4 s
@@ -357,3 +358,21 @@ def test_a_folder_holding_two_machines_gets_a_report_per_machine(tmp_path):
     assert "**the winner depends on the CPU**" in text
     assert "torch-lstm9-s0" in text.split("## Failed runs of no single machine")[1]
     assert (folder / "machines" / "epyc-test-cpu-2-threads" / "REPORT.md").exists()
+
+
+def test_wall_time_on_nodes_deals_runs_in_sweep_order_to_the_first_free_node(results):
+    from analysis import estimate
+
+    table = pd.DataFrame(dict(seed=[0, 0, 0, 1], bidirectional=False, layers=1, cell="lstm",
+                              estimated_s=[10.0, 10.0, 10.0, 30.0]))
+    assert estimate.on_nodes(table, 1) == 60.0
+    assert estimate.on_nodes(table, 2) == 40.0  # 10 | 10, then 10 on the first, 30 on the second: 20 and 40
+    assert estimate.on_nodes(table, 16) == 30.0  # the longest run
+    done = run_module(
+        "analysis.estimate", str(results), "--profile", "quick", "--nodes", "1,2")
+    assert done.returncode == 0, done.stderr
+    assert "on 1 node(s) like this one" in done.stdout and "on 2 node(s)" in done.stdout
+    refused = run_module(
+        "analysis.estimate", str(results), "--nodes", "0")
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+        "error: --nodes takes node counts of at least 1, e.g. 1,4,16; got '0'"]
