@@ -29,7 +29,7 @@ from pathlib import Path
 from model import records
 from model.plan import RunPlan
 from runners.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
-from runners.sweep import SweepError, execute, record_failure
+from runners.sweep import SweepError, execute, record_failure, start_afresh
 
 NODE_RESOURCE, CORES_RESOURCE = "rnnbench_node", "rnnbench_cores"
 PLACEMENTS = {"node": NODE_RESOURCE, "cores": CORES_RESOURCE}
@@ -114,16 +114,12 @@ class RayExecutor:
         threads = pending[0][1].threads
         shipped = self._ship([plan for _, plan in pending])
         task, inflight = self._task(_run_on_node, threads), {}
-        for name, plan in pending:
-            run_dir = folder / name
-            for leftover in run_dir.glob("*") if run_dir.exists() else []:  # an interrupted earlier attempt
-                if leftover.is_file():
-                    leftover.unlink()
-            plan.save(run_dir / records.PLAN_FILE)  # the resume check reads it
-            ref = task.remote(plan.to_dict(), timeout_s, self.placement, shipped)
-            inflight[ref] = (name, plan, time.perf_counter())
-            report(name, "queued")
         try:
+            for name, plan in pending:
+                start_afresh(folder / name, plan)  # the plan on the head: the resume check reads it
+                ref = task.remote(plan.to_dict(), timeout_s, self.placement, shipped)
+                inflight[ref] = (name, plan, time.perf_counter())
+                report(name, "queued")
             while inflight:
                 [ref], _ = self.ray.wait(list(inflight), num_returns=1)
                 name, plan, submitted = inflight.pop(ref)
@@ -145,8 +141,9 @@ class RayExecutor:
             raise
 
     def _ship(self, plans: list[RunPlan]) -> dict:
-        """(path, size, mtime_ns, [object]) for the dataset and every prepared-arrays file the runs read. The
-        object sits in a list so that Ray does not fetch it for a task that finds the file already there."""
+        """The data source path for the runs, the head's git state, and (path, in the cache?, size, mtime_ns,
+        [object]) for the dataset and every prepared-arrays file the runs read. The object sits in a list so that
+        Ray does not fetch it for a task that finds the file already there."""
         from model import imdb, preprocess
 
         files = {}

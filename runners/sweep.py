@@ -78,10 +78,7 @@ def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | N
     For the Ray executor: ``cores`` pins the child to those cores, ``env`` adds to its environment, and ``tied``
     has the kernel kill it with its parent (a killed Ray worker must not leave a training process running beside
     the next measured run)."""
-    for leftover in run_dir.glob("*") if run_dir.exists() else []:  # an interrupted earlier attempt
-        if leftover.is_file():
-            leftover.unlink()
-    plan.save(run_dir / records.PLAN_FILE)
+    start_afresh(run_dir, plan)
     command = train_command(run_dir / records.PLAN_FILE, run_dir)
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -104,6 +101,14 @@ def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | N
     record_failure(run_dir, plan, outcome, time.perf_counter() - start, timeout_s, command=command,
                    returncode=child.returncode, stderr=stderr, stdout=stdout)
     return "failed"
+
+
+def start_afresh(run_dir: Path, plan: RunPlan) -> None:
+    """The run folder holds the plan and nothing left from an interrupted earlier attempt."""
+    for leftover in run_dir.glob("*") if run_dir.exists() else []:
+        if leftover.is_file():
+            leftover.unlink()
+    plan.save(run_dir / records.PLAN_FILE)
 
 
 def record_failure(run_dir: Path, plan: RunPlan, reason: str, wall_s: float, timeout_s: float,

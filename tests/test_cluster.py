@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 
 import psutil
@@ -23,7 +24,8 @@ SWEEP = ("--implementations", "torch,tensorflow", "--cells", "rnn", "--layers", 
 
 @pytest.fixture(scope="module")
 def two_nodes(imdb_archive, cache_dir, tmp_path_factory):
-    """A head that lends nothing (Ray's daemons run no measured run) and two nodes lending one bench slot each.
+    """A head that lends nothing (Ray's daemons run no measured run), two nodes lending one bench slot each and one
+    lending two cores.
     The nodes' cache folder is empty: what they need must come through Ray, as on machines of their own."""
     from ray.cluster_utils import Cluster
 
@@ -34,6 +36,8 @@ def two_nodes(imdb_archive, cache_dir, tmp_path_factory):
     ray_cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, include_dashboard=False))
     for _ in range(2):
         ray_cluster.add_node(num_cpus=1, resources={ray_executor.NODE_RESOURCE: 1}, object_store_memory=400 << 20)
+    # A third lends its two cores one by one, for the `cores` placement.
+    ray_cluster.add_node(num_cpus=0, resources={ray_executor.CORES_RESOURCE: 2}, object_store_memory=400 << 20)
     ray_cluster.wait_for_nodes()
     for name, value in saved.items():
         if value is None:
@@ -114,6 +118,40 @@ def test_a_killed_worker_is_recorded_as_lost_and_a_rerun_finishes_it(two_nodes, 
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "1 of 1 runs finished, 0 failed; 1 run now" in rerun.stdout  # no --retry-failed needed for a lost run
     assert records.run_state(tmp_path / "quick" / "runs" / "torch-rnn1-s0") == "done"
+
+
+def test_core_set_placement_pins_each_run_to_cores_of_its_own(two_nodes, imdb_archive, cache_dir, tmp_path):
+    ray_cluster, _ = two_nodes
+    env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
+    done = compare(tmp_path, "--executor", "ray", "--address", ray_cluster.address, "--placement", "cores",
+                   "--no-report", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 benchmark node(s), 2 run(s) at a time (cores placement), 1 thread(s) per run" in done.stdout
+    pinned = []
+    for run in (tmp_path / "quick" / "runs").iterdir():
+        record = records.read_record(run)
+        executor = record["environment"]["executor"]
+        assert executor["placement"] == "cores" and record["environment"]["cpu"]["usable_cores"] == 1
+        pinned.append(tuple(executor["pinned_cores"]))
+    # One core each, from the node's own; that two runs at once hold different sets is the lock's test below.
+    assert len(pinned) == 2 and all(len(cores) == 1 and set(cores) <= os.sched_getaffinity(0) for cores in pinned)
+    missing = run_module("runners.compare", "--executor", "ray", "--address", ray_cluster.address, "--placement",
+                         "cores", "--results", str(tmp_path), env=env)
+    assert missing.returncode != 0 and missing.stderr.strip().splitlines() == [
+        "error: --placement cores needs --threads (the cores of each run)"]
+
+
+def test_a_core_set_is_held_until_its_run_ends(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    with ray_executor._core_set("cores", 2) as first, ray_executor._core_set("cores", 2) as second:
+        assert (first, second) == ([0, 1], [2, 3])
+        with pytest.raises(RuntimeError, match="no free set of 2 cores"):
+            ray_executor._core_set("cores", 2).__enter__()
+    with ray_executor._core_set("cores", 2) as again:
+        assert again == [0, 1]  # released when the run ended
+    with ray_executor._core_set("node", 2) as whole:
+        assert whole is None
 
 
 def _wait_for_training(timeout_s: float) -> psutil.Process:
