@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_module_code
 
 PACKAGES = ("model", "runners", "analysis")
 
@@ -57,3 +57,23 @@ def test_the_graph_is_read():
     graph = project_imports()
     assert "model.records" in graph["analysis.load"] and "model.plan" in graph["runners.train"]
     assert Path(REPO / "model" / "implementations.py").exists()
+
+
+def test_ray_is_imported_by_the_ray_executor_only():
+    """Ray is an optional dependency: the local sweep, the runs and the analysis must work without it."""
+    importers = []
+    for package in PACKAGES:
+        for file in sorted((REPO / package).glob("*.py")):
+            for node in ast.walk(ast.parse(file.read_text(), str(file))):
+                names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                         else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                if any(name.split(".")[0] == "ray" for name in names):
+                    importers.append(f"{package}/{file.name}")
+    assert sorted(set(importers)) == ["runners/cluster.py"]
+
+
+def test_without_ray_the_ray_executor_is_refused_in_one_line():
+    done = run_module_code("import sys; sys.modules['ray'] = None  # as if not installed\n"
+                           "from runners.compare import app; app(['--executor', 'ray'])", check=False)
+    assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+        "error: --executor ray needs Ray: pip install -e '.[cluster]'"]
