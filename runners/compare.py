@@ -2,6 +2,7 @@
 
     python -m runners.compare                  # quick profile, results/quick/
     python -m runners.compare --profile full   # the full study (see README for its duration)
+    python -m runners.compare --profile full --executor ray --address HOST:PORT   # on a Ray cluster
     python -m runners.train --profile quick    # one run with the quick profile's settings
     python -m analysis.report results/quick    # regenerate tables and plots from the records
 """
@@ -82,16 +83,16 @@ def compare(
             from runners.cluster import RayExecutor
 
             runner = RayExecutor(address, placement)
-            threads = threads or runner.default_threads()
-            typer.echo(runner.summary(threads))
         else:
             runner = LocalExecutor()
         try:
+            if executor == "ray":
+                threads = threads or runner.default_threads()
+                typer.echo(runner.summary(threads))
             counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
                            retry_failed, on_progress=_printer(), executor=runner)
         finally:
-            if executor == "ray":
-                runner.close()
+            runner.close()
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "
                    f"{counts['executed']} run now in {time.perf_counter() - started:.0f} s -> {folder}")
         if report:

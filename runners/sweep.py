@@ -195,6 +195,9 @@ class LocalExecutor:
     def describe(self) -> dict:
         return dict(name="local")
 
+    def close(self) -> None:
+        pass
+
     def measure_roofline(self, results: Path, threads: int) -> None:
         measure_roofline(results, threads)
 
