@@ -18,8 +18,9 @@ with mean (not median) step times, because the sum of a run's steps is its
 mean times their number. It assumes every run trains all its epochs (early
 stopping shortens it) and costs a bidirectional stack the source sweep did
 not measure at twice the unidirectional step and inference; run-to-run
-spread of 10-15% on these VMs can lengthen or shorten it. It is an estimate, not a bound. The saving, record writing and process exit of
-each run (about a second) are not in the records and not in the estimate.
+spread of 10-15% on these VMs can lengthen or shorten it. It is an
+estimate, not a bound. The saving, record writing and process exit of each
+run (about a second) are not in the records and not in the estimate.
 
 On N nodes of the same CPU (the Ray executor, one run per node at a time), the
 runs are dealt in the sweep's order to whichever node is free first, as Ray

@@ -148,7 +148,7 @@ def load(results: Path) -> Results:
 
 
 def load_machines(paths: list[Path]) -> tuple[list[Results], pd.DataFrame]:
-    """Records of any number of folders, one ``Results`` per machine (``records.IDENTITY``), never pooled across
+    """Records of any number of folders, one ``Results`` per machine (``records.identity``), never pooled across
     machines; and the failed runs that no single machine owns (those of a folder with several machines)."""
     prefix = len(paths) > 1  # run ids stay unique across folders
     folders = [_read(path, f"{Path(path).name}/" if prefix else "") for path in paths]

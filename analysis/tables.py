@@ -72,12 +72,16 @@ def _order(table: pd.DataFrame, sort: list[str]) -> pd.DataFrame:
     return table.sort_values(sort + ["order"]).drop(columns="order").reset_index(drop=True)
 
 
+def timed_groups(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """Finished runs with a steady step time, by (implementation, cell, layers, bidirectional)."""
+    return dict(tuple(runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"]).groupby(KEYS)))
+
+
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (implementation, cell, layers, bidirectional): speed over runs, quality over seeds, CPU,
     memory, and the run-level ratio to native PyTorch."""
-    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
     rows = []
-    groups = dict(tuple(finished.groupby(KEYS)))
+    groups = timed_groups(runs)
     for key, group in groups.items():
         implementation, cell, layers, bidirectional = key
         row = dict(zip(KEYS, key), runs=len(group), noisy_runs=int((~quiet(group)).sum()),
@@ -111,8 +115,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def overhead(runs: pd.DataFrame) -> pd.DataFrame:
     """Each Keras implementation against the native one on its backend, per configuration, over runs."""
-    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
-    groups = dict(tuple(finished.groupby(KEYS)))
+    groups = timed_groups(runs)
     rows = []
     for (implementation, cell, layers, bidirectional), group in groups.items():
         native = groups.get((native_of(base_name(implementation)), cell, layers, bidirectional))
@@ -215,16 +218,13 @@ def programming_model(table: pd.DataFrame) -> pd.DataFrame:
 def fastest(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per configuration with two or more implementations: the fastest by median step, the runner-up, and the
     runner-up's step ratio to it over whole runs with its interval; ``clear`` where the interval excludes 1."""
-    finished = runs[runs["status"] == "ok"]
-    rows = []
+    groups, rows = timed_groups(runs), []
     for (cell, bidirectional, layers), group in table.groupby(["cell", "bidirectional", "layers"]):
         if len(group) < 2:
             continue
         best, second = (row for _, row in group.sort_values("step_ms").head(2).iterrows())
-        per_run = [finished[(finished["implementation"] == row["implementation"]) & (finished["cell"] == cell)
-                            & (finished["layers"] == layers) & (finished["bidirectional"] == bidirectional)]
-                   ["run_step_ms"] for row in (second, best)]
-        ratio, low, high = ratio_interval(*per_run)
+        ratio, low, high = ratio_interval(*(groups[(row["implementation"], cell, layers, bidirectional)]["run_step_ms"]
+                                            for row in (second, best)))
         rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
                          bidirectional=bidirectional, best=best["implementation"], best_ms=best["step_ms"],
                          best_runs=int(best["runs"]), second=second["implementation"], second_ms=second["step_ms"],

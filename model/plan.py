@@ -102,12 +102,8 @@ class Profile:
         (names of ModelSpec/TrainSpec fields) replaced; ``None`` keeps a value."""
         changes = {k: v for k, v in changes.items() if v is not None}
         axes = {k: changes.pop(k) for k in list(changes) if k in GRID_FIELDS}
-        model_names, train_names = set(ModelSpec.__dataclass_fields__), set(TrainSpec.__dataclass_fields__)
-        unknown = set(changes) - model_names - train_names
-        if unknown:
-            raise SpecError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        model = {**self.model, **{k: v for k, v in changes.items() if k in model_names}}
-        train = {**self.train, **{k: v for k, v in changes.items() if k in train_names}}
+        model_changes, train_changes = split_settings(changes)
+        model, train = {**self.model, **model_changes}, {**self.train, **train_changes}
         build_specs(model, train, {})  # refuse bad settings now, not in the first run
         return replace(self, model=model, train=train, **axes)
 
@@ -115,15 +111,19 @@ class Profile:
         return asdict(self)
 
 
-def build_specs(model_settings: dict, train_settings: dict, overrides: dict) -> tuple[ModelSpec, TrainSpec]:
+def split_settings(settings: dict) -> tuple[dict, dict]:
+    """Settings by the spec they belong to (ModelSpec, TrainSpec); any other name is refused."""
     model_names, train_names = set(ModelSpec.__dataclass_fields__), set(TrainSpec.__dataclass_fields__)
-    unknown = set(overrides) - model_names - train_names
+    unknown = set(settings) - model_names - train_names
     if unknown:
         raise SpecError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    model = ModelSpec(**{**model_settings, **{k: v for k, v in given.items() if k in model_names}})
-    train = TrainSpec(**{**train_settings, **{k: v for k, v in given.items() if k in train_names}})
-    return model, train
+    return ({k: v for k, v in settings.items() if k in model_names},
+            {k: v for k, v in settings.items() if k in train_names})
+
+
+def build_specs(model_settings: dict, train_settings: dict, overrides: dict) -> tuple[ModelSpec, TrainSpec]:
+    model_overrides, train_overrides = split_settings({k: v for k, v in overrides.items() if v is not None})
+    return (ModelSpec(**{**model_settings, **model_overrides}), TrainSpec(**{**train_settings, **train_overrides}))
 
 
 PROFILES = {profile.name: profile for profile in (

@@ -160,12 +160,9 @@ def run_state(run_dir: Path) -> str:
     return "pending"
 
 
-IDENTITY = ("cpu_model", "threads", "torch", "tensorflow-cpu", "keras", "jax")
-
-
 def identity(record: dict) -> tuple:
-    """What must be equal for records to be pooled (the ``IDENTITY`` fields): the machine as the runs used it (CPU
-    model, threads) and the versions of the frameworks under test."""
+    """What must be equal for records to be pooled: the machine as the runs used it (CPU model, threads) and the
+    versions of the frameworks under test (torch, tensorflow-cpu, keras, jax)."""
     environment = record["environment"]
     packages = environment["packages"]
     return (environment["cpu"]["model"], record["runtime"]["policy"]["intra_op_threads"], packages.get("torch"),
@@ -176,8 +173,8 @@ def run_column(plan: dict) -> str:
     """The table column of a run: its implementation, or implementation[option=value] for a variant."""
     try:
         return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
-    except (UserError, TypeError, KeyError):  # partial specs (hand-made records) or retired variants: name the implementation
-        return plan["implementation"]
+    except (UserError, TypeError, KeyError):
+        return plan["implementation"]  # partial specs (hand-made records) or retired variants
 
 
 def row(record: dict) -> dict:
@@ -191,7 +188,8 @@ def row(record: dict) -> dict:
         bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
-        run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"), steps_per_epoch=record["data"]["steps_per_epoch"],
+        run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
+        steps_per_epoch=record["data"]["steps_per_epoch"],
         epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),
         validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),
         n_val=record["data"]["n_val"],

@@ -29,7 +29,7 @@ from pathlib import Path
 from model import records
 from model.plan import RunPlan
 from runners.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
-from runners.sweep import SweepError, execute, record_failure, start_afresh
+from runners.sweep import SweepError, data_settings, execute, record_failure, start_afresh
 
 NODE_RESOURCE, CORES_RESOURCE = "rnnbench_node", "rnnbench_cores"
 PLACEMENTS = {"node": NODE_RESOURCE, "cores": CORES_RESOURCE}
@@ -144,20 +144,16 @@ class RayExecutor:
         """The data source path for the runs, the head's git state, and (path, in the cache?, size, mtime_ns,
         [object]) for the dataset and every prepared-arrays file the runs read. The object sits in a list so that
         Ray does not fetch it for a task that finds the file already there."""
-        from model import imdb, preprocess
+        from model import preprocess
 
-        files = {}
-        for plan in plans:
-            source = imdb.locate(plan.data)
-            spec, train = plan.model, plan.train
-            cached = preprocess.cache_file(source, spec.vocab_size, spec.maxlen, train.val_fraction, train.seed)
-            for path, cache in ((source, False), (cached, True)):
+        settings, files = data_settings(plans), {}
+        for source, *rest in settings:
+            for path, cache in ((source, False), (preprocess.cache_file(source, *rest), True)):
                 if path.is_file() and path not in files:
                     stat = path.stat()
                     files[path] = (str(path.resolve()), cache, stat.st_size, stat.st_mtime_ns,
                                    [self.ray.put(path.read_bytes())])
-        return dict(source=str(imdb.locate(plans[0].data).resolve()), files=list(files.values()),
-                    git=git_commit())
+        return dict(source=str(settings[0][0].resolve()), files=list(files.values()), git=git_commit())
 
 
 def _reachable(address: str) -> None:

@@ -42,7 +42,8 @@ def measure(threads: int, batch: int = 64, units: int = 64, gates: int = 4) -> d
     from runners.environment import cpu_info
 
     torch.set_num_threads(threads)
-    return dict(cpu_model=cpu_info()["model"], hostname=platform.node(), threads=threads, library=f"torch {torch.__version__} torch.mm (float32)",
+    return dict(cpu_model=cpu_info()["model"], hostname=platform.node(), threads=threads,
+                library=f"torch {torch.__version__} torch.mm (float32)",
                 peak_gflops=max(gemm_rate(2048, 2048, 2048) for _ in range(2)),
                 small_gemm_gflops=gemm_rate(batch, units, gates * units),
                 small_gemm_shape=[batch, units, gates * units])

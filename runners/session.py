@@ -131,7 +131,8 @@ def train(ready: Prepared, progress: bool) -> tuple[dict, dict]:
     # JAX, whose warning about forking a multithreaded process is therefore noise here.
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
     display = _progress(progress)
-    machine_before, own_before, wall_before = measure.machine_cpu_seconds(), measure.own_cpu_seconds(), time.perf_counter()
+    machine_before, own_before = measure.machine_cpu_seconds(), measure.own_cpu_seconds()
+    wall_before = time.perf_counter()
     with display:
         trained, memory = measure.measure_peak(lambda: _epochs(ready, display))
     trained["cpu"]["machine_during_training"] = measure.quietness(
@@ -284,7 +285,8 @@ class _EarlyStopping:
     """Stop after ``patience`` epochs without a lower validation loss; keep the best weights to restore."""
 
     def __init__(self, patience: int):
-        self.patience, self.best_loss, self.best_epoch, self.best_weights, self.stopped = patience, float("inf"), 0, None, None
+        self.patience, self.best_loss, self.best_epoch = patience, float("inf"), 0
+        self.best_weights, self.stopped = None, None
 
     def update(self, epoch: int, val_loss: float, impl) -> bool:
         if val_loss < self.best_loss:

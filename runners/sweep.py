@@ -137,7 +137,7 @@ def _tail(text: str, lines: int = 15) -> str:
 
 
 def write_manifest(results: Path, profile: Profile, threads: int, data: str | None, runs: int,
-                   executor: dict | None = None) -> None:
+                   executor: dict) -> None:
     from runners.environment import environment
 
     path = results / records.MANIFEST_FILE
@@ -145,18 +145,25 @@ def write_manifest(results: Path, profile: Profile, threads: int, data: str | No
     sessions = previous.get("sessions", []) + [dict(started=datetime.now(timezone.utc).isoformat(),
                                                     command=[sys.executable, *sys.argv])]
     records.write_json_atomic(path, dict(profile=profile.to_dict(), threads=threads, data=data, runs=runs,
-                                         environment=environment(), executor=executor or LocalExecutor().describe(),
+                                         environment=environment(), executor=executor,
                                          sessions=sessions))
+
+
+def data_settings(plans) -> list[tuple]:
+    """(source, vocab_size, maxlen, val_fraction, seed) of every data cache entry the runs read, once each."""
+    from model import imdb
+
+    settings = {(plan.data, plan.model.vocab_size, plan.model.maxlen, plan.train.val_fraction, plan.train.seed)
+                for plan in plans}
+    return [(imdb.locate(data), *rest) for data, *rest in sorted(settings, key=str)]
 
 
 def prepare_data(plans: dict[str, RunPlan]) -> None:
     """Build every data cache entry the runs will read (one per seed), so that no measured run builds one."""
-    from model import imdb, preprocess
+    from model import preprocess
 
-    settings = {(plan.data, plan.model.vocab_size, plan.model.maxlen, plan.train.val_fraction, plan.train.seed)
-                for plan in plans.values()}
-    for data, vocab_size, maxlen, val_fraction, seed in sorted(settings, key=str):
-        preprocess.prepare(imdb.locate(data), vocab_size, maxlen, val_fraction, seed)
+    for settings in data_settings(plans.values()):
+        preprocess.prepare(*settings)
 
 
 def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
