@@ -33,7 +33,8 @@ def _baseline(raw: dict) -> dict:
     per_seed = raw["seeds"] if "seeds" in raw else {"0": raw}  # one result: sweeps before per-seed baselines
     metrics = {name: float(np.mean([result["metrics"][name] for result in per_seed.values()]))
                for name in ("accuracy", "f1", "roc_auc")}
-    return dict(metrics=metrics, seeds=per_seed)
+    unigram = [result["unigram"]["metrics"]["accuracy"] for result in per_seed.values() if "unigram" in result]
+    return dict(metrics=metrics, seeds=per_seed, unigram_accuracy=float(np.mean(unigram)) if unigram else None)
 
 
 @dataclass
@@ -101,7 +102,8 @@ def _read(results: Path, prefix: str = "") -> _Folder:
             reached = records.time_to_target(record, target) if target else None
             rows.append(dict(run_id=run_id, **records.row(record), cpu_model=identity[0], identity=identity,
                              target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
-                             ttt_cpu_s=reached and reached["cpu_s"]))
+                             ttt_cpu_s=reached and reached["cpu_s"],
+                             ttt_eval_wall_s=reached and reached["wall_with_validation_s"]))
             samples[run_id] = np.asarray(records.steady_samples_ms(record), dtype=float)
             losses[run_id] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":

@@ -52,6 +52,28 @@ def step_time_vs_depth(table: pd.DataFrame):
     return figure
 
 
+def accuracy_vs_cpu_minutes(runs: pd.DataFrame, baseline: dict | None):
+    """Every run: test accuracy against the CPU time its training took, with the two linear references."""
+    figure, axis = plt.subplots(figsize=(7, 5))
+    runs = runs[runs["status"] == "ok"]
+    for name in _implementations(runs):
+        rows = runs[runs["implementation"] == name]
+        axis.scatter(rows["train_cpu_s"] / 60, rows["accuracy"] * 100, color=colour_of(name), label=name, alpha=0.8)
+    if baseline:
+        for accuracy, label, style in ((baseline["metrics"]["accuracy"], "TF-IDF uni+bigrams + LR", ":"),
+                                       (baseline.get("unigram_accuracy"), "TF-IDF unigrams + LR", "--")):
+            if accuracy is not None:
+                axis.axhline(accuracy * 100, color="grey", linestyle=style, label=label)
+    axis.set_xscale("log")
+    axis.set_xlabel("training CPU-minutes, validation excluded (log scale)")
+    axis.set_ylabel("test accuracy, %")
+    axis.set_title("Accuracy per CPU-minute: every run (up and left is better)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def accuracy_vs_training_time(table: pd.DataFrame, baseline: dict | None):
     figure, axis = plt.subplots(figsize=(7, 5))
     for name in _implementations(table):

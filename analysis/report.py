@@ -134,8 +134,10 @@ def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline
         sentences.append(f"- {label}: {row['implementation']} minus torch {row['difference_points']:+.2f} points "
                          f"({interval}, paired over {int(row['seeds'])} seeds): **{row['verdict']}**.")
     if baseline:
+        unigram = baseline.get("unigram_accuracy")
         sentences.append(f"- The TF-IDF + logistic-regression baseline reaches {baseline['metrics']['accuracy']:.4f} "
-                         f"on the same rows (mean over {len(baseline['seeds'])} seed(s)).")
+                         "with unigrams and bigrams" + (f", {unigram:.4f} with unigrams only," if unigram else "")
+                         + f" on the same rows (mean over {len(baseline['seeds'])} seed(s)).")
     return sentences
 
 
@@ -150,7 +152,8 @@ def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[
         label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
         if row["reached_target"]:
             sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_wall_s']:.0f} s wall, "
-                             f"{row['ttt_cpu_s']:.0f} s CPU (median; {row['reached_target']}/{row['runs']} runs).")
+                             f"{row['ttt_cpu_s']:.0f} s CPU; {row['ttt_eval_wall_s']:.0f} s wall with validation on "
+                             f"the clock (medians; {row['reached_target']}/{row['runs']} runs).")
         else:
             sentences.append(f"  - {label}, {row['implementation']}: not reached in {row['runs']} runs.")
     return sentences
@@ -208,6 +211,7 @@ def write(data: Results, out: Path, title: str) -> Path:
         (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
     figures = dict(step_time_vs_depth=plots.step_time_vs_depth(summary),
                    accuracy_vs_training_time=plots.accuracy_vs_training_time(summary, data.baseline),
+                   accuracy_vs_cpu_minutes=plots.accuracy_vs_cpu_minutes(data.runs, data.baseline),
                    peak_memory=plots.peak_memory(summary),
                    step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
                    loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
@@ -379,7 +383,8 @@ def render(title: str, data: Results, long_tables: dict) -> str:
         lines += ["## Failed runs", "", tables.to_markdown(failed[[c for c in ("run_id", "failure", "error")
                                                                   if c in failed.columns]])]
     lines += ["## Plots", "", "![step time vs depth](step_time_vs_depth.png)", "",
-              "![accuracy vs training time](accuracy_vs_training_time.png)", "", "![peak memory](peak_memory.png)",
+              "![accuracy vs training time](accuracy_vs_training_time.png)", "",
+              "![accuracy vs training CPU-minutes](accuracy_vs_cpu_minutes.png)", "", "![peak memory](peak_memory.png)",
               "", "![step-time distributions](step_time_distributions.png)", "",
               "![training-loss trajectories](loss_trajectories.png)", "", "## Kernel paths", ""]
     for name in _present(summary["implementation"]):

@@ -104,7 +104,8 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             reached = group["ttt_wall_s"].notna()
             row.update(target_accuracy=group["target_accuracy"].iloc[0], reached_target=int(reached.sum()),
                        ttt_wall_s=group.loc[reached, "ttt_wall_s"].median() if reached.any() else np.nan,
-                       ttt_cpu_s=group.loc[reached, "ttt_cpu_s"].median() if reached.any() else np.nan)
+                       ttt_cpu_s=group.loc[reached, "ttt_cpu_s"].median() if reached.any() else np.nan,
+                       ttt_eval_wall_s=group.loc[reached, "ttt_eval_wall_s"].median() if reached.any() else np.nan)
         reference = groups.get((REFERENCE, cell, layers, bidirectional))
         if reference is not None:
             row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = ratio_interval(

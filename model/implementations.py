@@ -173,8 +173,11 @@ def import_framework(name: str) -> None:
     importlib.import_module(entry.framework)
 
 
-def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None):
-    """Build one implementation from canonical weights; its framework is imported first."""
+def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None,
+           total_steps: int = 1):
+    """Build one implementation from canonical weights; its framework is imported first. ``total_steps`` (all
+    epochs') is the horizon of the learning-rate schedule."""
     import_framework(name)
     module, _, cls = get(name).builder.partition(":")
-    return getattr(importlib.import_module(module), cls)(spec, train, weights, **(variant or {}))
+    return getattr(importlib.import_module(module), cls)(spec, train, weights, total_steps=total_steps,
+                                                         **(variant or {}))

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
-from model.spec import ModelSpec, TrainSpec
+from model.spec import ModelSpec, TrainSpec, warmup_steps
 
 RECURRENT_LAYERS = {"rnn": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
 
@@ -25,12 +25,47 @@ RECURRENT_LAYERS = {"rnn": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.L
 RNN_PATHS = {"generic": False, "auto": "auto", "fused": "auto"}
 
 
-def build_model(spec: ModelSpec, rnn_path: str = "generic") -> keras.Model:
+@keras.saving.register_keras_serializable(package="rnnbench")
+class Segments(layers.Layer):
+    """(batch, time, features) -> (batch * time / length, length, features): each segment a row of its own."""
+
+    def __init__(self, length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+
+    def call(self, x):
+        return ops.reshape(x, (-1, self.length, x.shape[-1]))
+
+    def compute_output_shape(self, shape):
+        return (None, self.length, shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length}
+
+
+@keras.saving.register_keras_serializable(package="rnnbench")
+class MaxOverReview(layers.Layer):
+    """[(batch * segments, length, features), tokens (batch, time)] -> (batch, features): the max over every
+    timestep of every segment of a review."""
+
+    def call(self, inputs):
+        x, tokens = inputs
+        return ops.max(ops.reshape(x, (ops.shape(tokens)[0], -1, x.shape[-1])), axis=1)
+
+    def compute_output_shape(self, shapes):
+        return (shapes[1][0], shapes[0][-1])
+
+
+def build_model(spec: ModelSpec, rnn_path: str = "generic", variable_width: bool = False) -> keras.Model:
     options = {} if spec.cell == "rnn" else {"use_cudnn": RNN_PATHS[rnn_path]}
-    # Integer token ids, padded at the front to maxlen.
-    tokens = keras.Input(shape=(spec.maxlen,), dtype="int32", name="tokens")
+    # Integer token ids, padded at the front to maxlen (or, for length-bucketed batches, to the batch's width).
+    tokens = keras.Input(shape=(None if variable_width else spec.maxlen,), dtype="int32", name="tokens")
     # Each token id becomes a learned embedding_dim vector.
     x = layers.Embedding(spec.vocab_size, spec.embedding_dim, name="embedding")(tokens)
+    if spec.embedding_dropout:
+        x = layers.Dropout(spec.embedding_dropout, name="embedding_dropout")(x)
+    if spec.segment_len:
+        x = Segments(spec.segment_len, name="segments")(x)
     # A stack of recurrent layers, each returning its whole output sequence.
     for depth in range(1, spec.layers + 1):
         recurrent = RECURRENT_LAYERS[spec.cell](spec.units, return_sequences=True,
@@ -39,7 +74,10 @@ def build_model(spec: ModelSpec, rnn_path: str = "generic") -> keras.Model:
             recurrent = layers.Bidirectional(recurrent, name=f"bidirectional_{spec.cell}_{depth}")
         x = recurrent(x)
     # Pool over time: the strongest evidence anywhere in the review, not just the last state.
-    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
+    if spec.segment_len:
+        x = MaxOverReview(name="max_over_review")([x, tokens])
+    else:
+        x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
     x = layers.Dropout(spec.dropout, name="dropout")(x)
     # One logit; the loss applies the sigmoid.
     logit = layers.Dense(1, name="logit")(x)
@@ -133,7 +171,7 @@ class KerasImplementation:
     drives_own_loop = True  # fit() and predict() run the batches; runners.loop only listens
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic",
-                 jit_compile: bool | str = False):
+                 jit_compile: bool | str = False, total_steps: int = 1):
         self.spec, self.train, self.rnn_path = spec, train, rnn_path
         if rnn_path == "fused":
             if keras.backend.backend() != "torch":
@@ -142,10 +180,15 @@ class KerasImplementation:
 
             keras_fused.install()  # before the probe, which then counts the fused calls too
         self.probe = _KernelProbe()
-        self.model = build_model(spec, rnn_path)
+        self.model = build_model(spec, rnn_path, variable_width=train.bucket_pool > 0)
         self.model.set_weights(weights)
+        learning_rate = train.learning_rate
+        if train.schedule == "warmup_cosine":  # model.spec.learning_rate_at is this formula
+            warmup = warmup_steps(train, total_steps)
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                0.0, total_steps - warmup, warmup_target=train.learning_rate, warmup_steps=warmup)
         self.model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=train.learning_rate, beta_1=train.beta_1,
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=train.beta_1,
                                             beta_2=train.beta_2, epsilon=train.epsilon,
                                             global_clipnorm=train.clip_global_norm),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
@@ -154,10 +197,19 @@ class KerasImplementation:
             jit_compile=jit_compile,
         )
 
-    def fit_epoch(self, x: np.ndarray, y: np.ndarray, steps) -> None:
-        """One pass over x in its given order (whole batches only), reporting each step to ``steps``."""
-        self.model.fit(x, y, batch_size=self.train.batch_size, epochs=1, shuffle=False, verbose=0,
-                       callbacks=[_StepReporter(steps=steps)])
+    def fit_epoch(self, batches: list, steps) -> None:
+        """One pass over the (tokens, labels) batches in their order, reporting each step to ``steps``."""
+        reporter = _StepReporter(steps=steps)
+        if len({tokens.shape for tokens, _ in batches}) == 1:  # one shape: Keras' own array path
+            x, y = (np.concatenate(part) for part in zip(*batches))
+            self.model.fit(x, y, batch_size=len(batches[0][1]), epochs=1, shuffle=False, verbose=0,
+                           callbacks=[reporter])
+            return
+        # Length-bucketed batches of several widths: fit's data adapters fix the width from its first two
+        # batches on the TensorFlow backend, so each batch goes through Keras' own train_on_batch.
+        for tokens, labels in batches:
+            steps.begin()
+            steps.end(float(self.model.train_on_batch(tokens, labels, return_dict=True)["loss"]))
 
     def predict(self, x: np.ndarray, batch_size: int, clock=None) -> np.ndarray:
         # Inside fit (validation within an epoch) the jax backend holds the weights outside the model until
@@ -166,6 +218,35 @@ class KerasImplementation:
         callbacks = [_StepReporter(clock=clock)] if clock else []
         logits = self.model.predict(x, batch_size=batch_size, verbose=0, callbacks=callbacks)
         return np.asarray(logits, dtype=np.float32).reshape(-1)
+
+    def gradients(self, tokens: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+        """d loss / d each canonical weight on one batch, before clipping (training mode; no step is taken).
+        Keras has no backend-neutral gradient call: each backend's own autodiff, as its trainer uses it."""
+        getattr(self.model, "jax_state_sync", lambda: None)()
+        variables, backend = self.model.trainable_variables, keras.backend.backend()
+        loss = lambda logits: self.model.loss(labels, logits)  # noqa: E731
+        if backend == "torch":
+            import torch
+
+            values = [v.value for v in variables]
+            gradients = torch.autograd.grad(loss(self.model(tokens, training=True)), values)
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                value = loss(self.model(tokens, training=True))
+            gradients = [tf.convert_to_tensor(g) for g in tape.gradient(value, variables)]
+        else:
+            import jax
+
+            fixed = [v.value for v in self.model.non_trainable_variables]
+            gradients = jax.grad(lambda trainable: loss(self.model.stateless_call(
+                trainable, fixed, tokens, training=True)[0]))([v.value for v in variables])
+        return [np.array(keras.ops.convert_to_numpy(g), dtype=np.float32) for g in gradients]
+
+    def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
+        getattr(self.model, "jax_state_sync", lambda: None)()
+        return np.asarray(self.model.predict_on_batch(tokens), dtype=np.float32).reshape(-1)
 
     def get_weights(self) -> list[np.ndarray]:
         return [np.array(w, dtype=np.float32, copy=True) for w in self.model.get_weights()]
@@ -181,4 +262,5 @@ class KerasImplementation:
         return dict(kernel_path=self.probe.describe(bool(self.model.jit_compile)), kernel_calls=self.probe.ran,
                     keras_rnn_path=self.rnn_path, use_cudnn=RNN_PATHS[self.rnn_path],
                     jit_compile=bool(self.model.jit_compile), keras_backend=keras.backend.backend(),
-                    training_api="keras.Model.fit", parameter_count=int(self.model.count_params()))
+                    training_api="keras.Model.train_on_batch" if self.train.bucket_pool else "keras.Model.fit",
+                    parameter_count=int(self.model.count_params()))

@@ -1,11 +1,14 @@
 """Framework-neutral text preprocessing shared by all four implementations.
 
-One tokenizer, one vocabulary (from the official training split only), one
+One tokenizer (two spellings: ``words``, the default, and ``punct``, which also
+keeps ``!``, ``?`` and ratings such as ``7/10``), one vocabulary (from the rows
+a run trains on: the official training split less the validation rows), one
 seeded stratified validation split carved from train, int32 token arrays
-padded at the front and truncated from the front, so that every review keeps
-its ending (where reviewers tend to state their verdict) and the recurrent
-state at the last step has just read real words. The result is cached on disk
-as an uncompressed ``.npz``, keyed by everything that changes it.
+padded at the front. Long reviews lose their beginning (``head_tokens=0``), so
+that every review keeps its ending (where reviewers tend to state their
+verdict) and the recurrent state at the last step has just read real words, or
+keep their first ``head_tokens`` and their end. The result is cached on disk as
+an uncompressed ``.npz``, keyed by everything that changes it.
 """
 
 from __future__ import annotations
@@ -22,19 +25,24 @@ import numpy as np
 
 from model import imdb
 
-PREPROCESS_VERSION = 1  # bump when tokenizing or encoding changes
+PREPROCESS_VERSION = 2  # bump when tokenizing or encoding changes (2: vocabulary without the validation rows)
 PAD, OOV = 0, 1
 RESERVED = ("<pad>", "<oov>")
 PADDING = "pre"
 TRUNCATING = "pre"
 
 _MARKUP = re.compile(r"<[^>]+>")
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+TOKEN_PATTERNS = {
+    "words": re.compile(r"[a-z0-9]+(?:'[a-z]+)?"),
+    # Ratings ("7/10", "4/5") and "!"/"?" carry sentiment that the word pattern throws away.
+    "punct": re.compile(r"[0-9]+(?:\.[0-9]+)?/[0-9]+|[a-z0-9]+(?:'[a-z]+)?|[!?]"),
+}
+TOKENIZERS = tuple(TOKEN_PATTERNS)
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words; HTML line breaks (``<br />``) and other tags are dropped."""
-    return _TOKEN.findall(_MARKUP.sub(" ", text.lower()))
+def tokenize(text: str, tokenizer: str = "words") -> list[str]:
+    """Lower-cased tokens; HTML line breaks (``<br />``) and other tags are dropped."""
+    return TOKEN_PATTERNS[tokenizer].findall(_MARKUP.sub(" ", text.lower()))
 
 
 def build_vocabulary(token_lists, size: int) -> list[str]:
@@ -49,19 +57,39 @@ def build_vocabulary(token_lists, size: int) -> list[str]:
     return list(RESERVED) + [word for word, _ in ranked[: size - len(RESERVED)]]
 
 
-def encode(token_lists, vocabulary: list[str], maxlen: int) -> np.ndarray:
-    """(n, maxlen) int32: the last ``maxlen`` tokens, left-padded with ``PAD``."""
+def truncate(tokens: list, maxlen: int, head_tokens: int = 0) -> list:
+    """At most ``maxlen`` tokens: the first ``head_tokens`` and the last ``maxlen - head_tokens``."""
+    if len(tokens) <= maxlen:
+        return tokens
+    return tokens[:head_tokens] + tokens[len(tokens) - (maxlen - head_tokens):]
+
+
+def encode(token_lists, vocabulary: list[str], maxlen: int, head_tokens: int = 0) -> np.ndarray:
+    """(n, maxlen) int32: each review's tokens after ``truncate``, left-padded with ``PAD``."""
     index = {word: i for i, word in enumerate(vocabulary)}
     out = np.zeros((len(token_lists), maxlen), dtype=np.int32)
     for row, tokens in enumerate(token_lists):
-        ids = [index.get(word, OOV) for word in tokens[-maxlen:]]
+        ids = [index.get(word, OOV) for word in truncate(tokens, maxlen, head_tokens)]
         if ids:
             out[row, maxlen - len(ids):] = ids
     return out
 
 
-def encode_texts(texts, vocabulary: list[str], maxlen: int) -> np.ndarray:
-    return encode([tokenize(text) for text in texts], vocabulary, maxlen)
+def encode_texts(texts, vocabulary: list[str], maxlen: int, tokenizer: str = "words",
+                 head_tokens: int = 0) -> np.ndarray:
+    return encode([tokenize(text, tokenizer) for text in texts], vocabulary, maxlen, head_tokens)
+
+
+def lengths(x: np.ndarray) -> np.ndarray:
+    """Tokens per row of a front-padded array (``PAD`` appears only as padding)."""
+    first = np.where((x != PAD).any(axis=1), (x != PAD).argmax(axis=1), x.shape[1])
+    return (x.shape[1] - first).astype(np.int64)
+
+
+def settings(model, train) -> dict:
+    """The keyword arguments of ``prepare``/``cache_file`` for a run's ModelSpec and TrainSpec."""
+    return dict(vocab_size=model.vocab_size, maxlen=model.maxlen, val_fraction=train.val_fraction, seed=train.seed,
+                tokenizer=model.tokenizer, head_tokens=model.head_tokens)
 
 
 @dataclass
@@ -112,44 +140,46 @@ def source_fingerprint(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def cache_key(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int) -> str:
+def cache_key(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int, tokenizer: str = "words",
+              head_tokens: int = 0) -> str:
     settings = dict(version=PREPROCESS_VERSION, source=source_fingerprint(source), vocab_size=vocab_size,
                     maxlen=maxlen, val_fraction=val_fraction, seed=seed, padding=PADDING,
-                    truncating=TRUNCATING)
+                    truncating=TRUNCATING, tokenizer=tokenizer, head_tokens=head_tokens)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cache_file(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int,
-               cache_dir: Path | None = None) -> Path:
-    key = cache_key(source, vocab_size, maxlen, val_fraction, seed)
+def cache_file(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int, tokenizer: str = "words",
+               head_tokens: int = 0, cache_dir: Path | None = None) -> Path:
+    key = cache_key(source, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens)
     return Path(cache_dir or imdb.default_cache_dir()) / "prepared" / f"imdb-{key}.npz"
 
 
 def prepare(source: Path, vocab_size: int, maxlen: int, val_fraction: float = 0.1, seed: int = 0,
-            cache_dir: Path | None = None,
+            tokenizer: str = "words", head_tokens: int = 0, cache_dir: Path | None = None,
             reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS) -> Prepared:
     """Load the encoded dataset from the cache, building the cache entry first if needed."""
-    file = cache_file(source, vocab_size, maxlen, val_fraction, seed, cache_dir)
+    file = cache_file(source, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, cache_dir)
     key = file.stem.removeprefix("imdb-")
     if file.exists():
         return _load(file, key, str(source))
     splits = imdb.read(source, reviews_per_class)
-    prepared = _build(splits, vocab_size, maxlen, val_fraction, seed, key, str(source))
+    prepared = _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, key, str(source))
     _save(prepared, file)
     return prepared
 
 
-def _build(splits, vocab_size, maxlen, val_fraction, seed, key, source) -> Prepared:
+def _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, key, source) -> Prepared:
     from sklearn.model_selection import train_test_split
 
-    train_tokens = [tokenize(text) for text in splits["train"].texts]
-    vocabulary = build_vocabulary(train_tokens, vocab_size)
-    x_all = encode(train_tokens, vocabulary, maxlen)
+    train_tokens = [tokenize(text, tokenizer) for text in splits["train"].texts]
     y_all = splits["train"].labels.astype(np.float32)
     rows = np.arange(len(y_all))
     train_rows, val_rows = train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=y_all)
     train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
-    x_test = encode_texts(splits["test"].texts, vocabulary, maxlen)
+    # The validation rows stand in for unseen reviews: their words must not shape the vocabulary.
+    vocabulary = build_vocabulary([train_tokens[i] for i in train_rows], vocab_size)
+    x_all = encode(train_tokens, vocabulary, maxlen, head_tokens)
+    x_test = encode_texts(splits["test"].texts, vocabulary, maxlen, tokenizer, head_tokens)
     return Prepared(x_all[train_rows], y_all[train_rows], x_all[val_rows], y_all[val_rows], x_test,
                     splits["test"].labels.astype(np.float32), val_rows, vocabulary, key, source)
 

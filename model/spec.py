@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from model.errors import UserError
 
 CELLS = ("rnn", "gru", "lstm")
+TOKENIZERS = ("words", "punct")  # model/preprocess.py defines them
+SCHEDULES = ("constant", "warmup_cosine")
 MAX_LAYERS = 4
 # Native TensorFlow's formulations of the recurrent loop (a variant in model/implementations.py).
 TF_FORMULATIONS = ("loop", "precomputed", "block")
@@ -20,7 +23,12 @@ class SpecError(UserError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Embedding -> ``layers`` x recurrent layer -> max over time -> dropout -> one logit."""
+    """Embedding -> ``layers`` x recurrent layer -> max over time -> dropout -> one logit.
+
+    With ``segment_len``, each review is cut into consecutive segments of that many tokens that run through the
+    recurrent stack as rows of their own (Johnson & Zhang 2016), and the max is taken over every timestep of
+    every segment of the review: fewer sequential steps, larger matrix products.
+    """
 
     cell: str = "lstm"
     layers: int = 1
@@ -30,6 +38,10 @@ class ModelSpec:
     dropout: float = 0.5
     vocab_size: int = 10_000
     maxlen: int = 200
+    tokenizer: str = "words"
+    head_tokens: int = 0  # tokens kept from the start of a long review; the rest of maxlen from its end
+    embedding_dropout: float = 0.0  # dropout on the embedded tokens
+    segment_len: int = 0  # 0: the review is one sequence
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -42,12 +54,25 @@ class ModelSpec:
             raise SpecError("units and embedding_dim must be at least 1")
         if self.vocab_size < 3:
             raise SpecError(f"vocab_size must be at least 3 (padding, unknown word, one word), got {self.vocab_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise SpecError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise SpecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.tokenizer not in TOKENIZERS:
+            raise SpecError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+        if not 0 <= self.head_tokens < self.maxlen:
+            raise SpecError(f"head_tokens must be in [0, maxlen), got {self.head_tokens}")
+        if self.segment_len < 0 or (self.segment_len and self.maxlen % self.segment_len):
+            raise SpecError(f"segment_len must be 0 or divide maxlen {self.maxlen}, got {self.segment_len}")
 
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def width_multiple(self) -> int:
+        """Every length-bucketed batch's width (tokens per row) is a multiple of this: a few distinct widths,
+        so that graph frameworks trace a few step functions, not one per review length."""
+        return self.segment_len or 32
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,13 @@ class TrainSpec:
     test_size: int | None = None  # None: the whole official 25k test set
     eval_batch_size: int = 500
     validations_per_epoch: int = 1  # evenly spaced; the last at the end of the epoch (early stopping reads it)
+    # constant, or warmup_cosine: linear from 0 to learning_rate over warmup_fraction of the steps of all
+    # epochs, then a cosine to 0 (keras.optimizers.schedules.CosineDecay's formula; learning_rate_at below)
+    schedule: str = "constant"
+    warmup_fraction: float = 0.1
+    # Batches of reviews of similar length, each cut to its longest review (rounded up to the segment length):
+    # the seeded permutation is cut into pools of bucket_pool batches, each pool sorted by length.
+    bucket_pool: int = 0  # 0: no bucketing, every batch is maxlen wide
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "patience", "eval_batch_size", "validations_per_epoch"):
@@ -81,6 +113,12 @@ class TrainSpec:
                 raise SpecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.seed < 0:
             raise SpecError(f"seed must be at least 0, got {self.seed}")
+        if self.schedule not in SCHEDULES:
+            raise SpecError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise SpecError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.bucket_pool < 0:
+            raise SpecError(f"bucket_pool must be at least 0, got {self.bucket_pool}")
         if not 0.0 < self.val_fraction < 0.5:
             raise SpecError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
         for name in ("train_size", "test_size"):
@@ -89,6 +127,22 @@ class TrainSpec:
                 raise SpecError(f"{name} must be at least 4 reviews, got {value}")
         if self.train_size is not None and self.train_size < self.batch_size:
             raise SpecError(f"train_size {self.train_size} does not fill one batch of {self.batch_size}")
+
+
+def warmup_steps(train: TrainSpec, total_steps: int) -> int:
+    return int(train.warmup_fraction * total_steps)
+
+
+def learning_rate_at(train: TrainSpec, step: int, total_steps: int) -> float:
+    """The learning rate of 0-based step ``step`` of ``total_steps``: Keras' CosineDecay(0, total - warmup,
+    warmup_target=learning_rate, warmup_steps=warmup), which the Keras implementation uses as is."""
+    if train.schedule == "constant":
+        return train.learning_rate
+    warmup = warmup_steps(train, total_steps)
+    step = min(step, total_steps)
+    if step < warmup:
+        return train.learning_rate * step / warmup
+    return train.learning_rate * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total_steps - warmup)))
 
 
 def from_dict(cls, data: dict):

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.spec import TF_FASTEST, ModelSpec, TrainSpec
+from model.spec import TF_FASTEST, ModelSpec, TrainSpec, learning_rate_at
 from model.spec import TF_FORMULATIONS as FORMULATIONS
 
 
@@ -110,6 +110,11 @@ class SentimentRNN(tf.Module):
     def __call__(self, tokens, training: bool = False, dropout_seed=None):
         spec = self.spec
         x = tf.gather(self.weights[0], tokens)  # (batch, time, embedding)
+        if training and spec.embedding_dropout > 0:
+            x = tf.nn.experimental.stateless_dropout(x, rate=spec.embedding_dropout,
+                                                     seed=tf.random.experimental.stateless_fold_in(dropout_seed, 1))
+        if spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
+            x = tf.reshape(x, (-1, spec.segment_len, x.shape[-1]))
         x = tf.transpose(x, (1, 0, 2))  # time-major for the loop
         rest = iter(self.weights[1:-2])
         for _ in range(spec.layers):
@@ -124,7 +129,9 @@ class SentimentRNN(tf.Module):
                                           precompute=self.formulation == "precomputed")
                 directions.append(tf.reverse(y, axis=[0]) if direction else y)
             x = tf.concat(directions, axis=-1) if len(directions) > 1 else directions[0]
-        x = tf.reduce_max(x, axis=0)  # max over time: (batch, directions * units)
+        x = tf.reduce_max(x, axis=0)  # max over time: (rows, directions * units)
+        if spec.segment_len:  # and over a review's segments
+            x = tf.reduce_max(tf.reshape(x, (tf.shape(tokens)[0], -1, x.shape[-1])), axis=1)
         if training and spec.dropout > 0:
             x = tf.nn.experimental.stateless_dropout(x, rate=spec.dropout, seed=dropout_seed)
         return tf.squeeze(tf.matmul(x, self.weights[-2]) + self.weights[-1], axis=-1)
@@ -135,8 +142,9 @@ class TensorFlowImplementation:
 
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray],
-                 formulation: str | None = None, jit_compile: bool = False, graph: bool = True):
+                 formulation: str | None = None, jit_compile: bool = False, graph: bool = True, total_steps: int = 1):
         self.spec, self.train, self.jit_compile, self.graph = spec, train, jit_compile, graph
+        self.total_steps, self.steps = total_steps, 0
         self.network = SentimentRNN(spec, weights, formulation)
         variables = self.network.weights
         self.momentums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
@@ -152,27 +160,40 @@ class TensorFlowImplementation:
         else:  # eager: every op dispatched from Python, the while_loop run as a Python loop
             self._train_step, self._predict = self._train_step_eager, predict
 
-    def _train_step_eager(self, tokens, labels):
+    def _train_step_eager(self, tokens, labels, learning_rate):
         train, variables = self.train, self.network.weights
         self.step.assign_add(1)
         seed = tf.stack([tf.constant(train.seed, tf.int64), self.step])
-        with tf.GradientTape() as tape:
-            logits = self.network(tokens, training=True, dropout_seed=seed)
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
-        # The embedding's gradient arrives as IndexedSlices; Keras' Adam densifies it, so do we.
-        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        loss, gradients = self._loss_and_gradients(tokens, labels, seed)
         gradients, _ = tf.clip_by_global_norm(gradients, train.clip_global_norm)
         step = tf.cast(self.step, tf.float32)
         beta_1_power, beta_2_power = train.beta_1 ** step, train.beta_2 ** step
         for variable, m, v, gradient in zip(variables, self.momentums, self.velocities, gradients):
             tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
-                                         beta2_power=beta_2_power, lr=train.learning_rate, beta1=train.beta_1,
+                                         beta2_power=beta_2_power, lr=learning_rate, beta1=train.beta_1,
                                          beta2=train.beta_2, epsilon=train.epsilon, grad=gradient)
         return loss
 
+    def _loss_and_gradients(self, tokens, labels, dropout_seed):
+        with tf.GradientTape() as tape:
+            logits = self.network(tokens, training=True, dropout_seed=dropout_seed)
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        # The embedding's gradient arrives as IndexedSlices; Keras' Adam densifies it, so do we.
+        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.network.weights)]
+
+    def gradients(self, tokens: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+        """d loss / d each canonical weight on one batch, before clipping (training mode; no step is taken)."""
+        _, gradients = self._loss_and_gradients(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels),
+                                                tf.constant([self.train.seed, 0], tf.int64))
+        return [g.numpy() for g in gradients]
+
     def train_step(self, tokens: np.ndarray, labels: np.ndarray) -> tf.Tensor:
         """One Adam step on one batch; returns the loss (a scalar tensor, not yet read)."""
-        return self._train_step(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels))
+        # The learning rate is an argument (a tensor: no retracing) so that one formula serves every step.
+        learning_rate = learning_rate_at(self.train, self.steps, self.total_steps)
+        self.steps += 1
+        return self._train_step(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels),
+                                tf.constant(learning_rate, tf.float32))
 
     def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
         return self._predict(tf.convert_to_tensor(tokens)).numpy()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.spec import ModelSpec, TrainSpec
+from model.spec import ModelSpec, TrainSpec, learning_rate_at
 from model.weights import GATES
 
 RECURRENT_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -35,6 +35,7 @@ class SentimentRNN(nn.Module):
         super().__init__()
         self.spec = spec
         self.embedding = nn.Embedding(spec.vocab_size, spec.embedding_dim)
+        self.embedding_dropout = nn.Dropout(spec.embedding_dropout)
         self.recurrent = RECURRENT_MODULES[spec.cell](spec.embedding_dim, spec.units, num_layers=spec.layers,
                                                       batch_first=True, bidirectional=spec.bidirectional)
         self.dropout = nn.Dropout(spec.dropout)
@@ -45,9 +46,11 @@ class SentimentRNN(nn.Module):
                     parameter.requires_grad_(False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(tokens)  # (batch, time, embedding)
-        x, _ = self.recurrent(x)  # (batch, time, directions * units)
-        x = x.amax(dim=1)  # max over time
+        x = self.embedding_dropout(self.embedding(tokens))  # (batch, time, embedding)
+        if self.spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
+            x = x.reshape(-1, self.spec.segment_len, x.shape[-1])
+        x, _ = self.recurrent(x)  # (rows, time, directions * units)
+        x = x.reshape(tokens.shape[0], -1, x.shape[-1]).amax(dim=1)  # max over time (and a review's segments)
         return self.logit(self.dropout(x)).squeeze(-1)  # (batch,)
 
 
@@ -94,8 +97,20 @@ def load_canonical(module: SentimentRNN, weights: list[np.ndarray]) -> None:
 
 
 def canonical_weights(module: SentimentRNN) -> list[np.ndarray]:
-    spec = module.spec
-    state = {name: value.detach().cpu().numpy().copy() for name, value in module.state_dict().items()}
+    return to_canonical(module.spec, {name: value.detach().cpu().numpy().copy()
+                                      for name, value in module.state_dict().items()})
+
+
+def canonical_gradients(module: SentimentRNN) -> list[np.ndarray]:
+    """Each parameter's ``.grad`` in the canonical layout. The frozen recurrent biases of the LSTM and SimpleRNN
+    have none, and the canonical bias is their sum with the input bias: its gradient is the input bias's."""
+    return to_canonical(module.spec, {name: (np.zeros(tuple(p.shape), np.float32) if p.grad is None
+                                             else p.grad.detach().cpu().numpy().copy())
+                                      for name, p in module.named_parameters()})
+
+
+def to_canonical(spec: ModelSpec, state: dict) -> list[np.ndarray]:
+    """torch's parameter names and layouts -> the canonical list (``model/weights.py``)."""
     out = [state["embedding.weight"]]
     for suffix in _suffixes(spec):
         out.append(_from_torch_gates(state[f"recurrent.weight_ih{suffix}"].T, spec.cell))
@@ -111,8 +126,9 @@ class TorchImplementation:
     """Native PyTorch: eager ``nn.Module``, ``torch.optim.Adam``, global-norm gradient clipping."""
 
 
-    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], compile: bool = False):
-        self.spec, self.train, self.compiled = spec, train, compile
+    def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], compile: bool = False,
+                 total_steps: int = 1):
+        self.spec, self.train, self.compiled, self.total_steps = spec, train, compile, total_steps
         self.module = SentimentRNN(spec)
         load_canonical(self.module, weights)
         # torch.compile (Inductor): compiled at the first call of each mode, so the first step holds it.
@@ -128,13 +144,24 @@ class TorchImplementation:
         self.module.train()
         self.steps += 1
         # Keras' epsilon placement (see module docstring), set for this step.
-        self.optimizer.param_groups[0]["eps"] = self.train.epsilon / (1 - self.train.beta_2 ** self.steps) ** 0.5
+        group = self.optimizer.param_groups[0]
+        group["eps"] = self.train.epsilon / (1 - self.train.beta_2 ** self.steps) ** 0.5
+        group["lr"] = learning_rate_at(self.train, self.steps - 1, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_function(self.forward(torch.from_numpy(tokens)), torch.from_numpy(labels))
         loss.backward()
         nn.utils.clip_grad_norm_(self.parameters, self.train.clip_global_norm)
         self.optimizer.step()
         return loss.detach()
+
+    def gradients(self, tokens: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+        """d loss / d each canonical weight on one batch, before clipping (training mode; no step is taken)."""
+        self.module.train()
+        self.module.zero_grad(set_to_none=True)
+        self.loss_function(self.forward(torch.from_numpy(tokens)), torch.from_numpy(labels)).backward()
+        gradients = canonical_gradients(self.module)
+        self.module.zero_grad(set_to_none=True)
+        return gradients
 
     @torch.inference_mode()
     def predict_batch(self, tokens: np.ndarray) -> np.ndarray:

@@ -147,8 +147,8 @@ class RayExecutor:
         from model import preprocess
 
         settings, files = data_settings(plans), {}
-        for source, *rest in settings:
-            for path, cache in ((source, False), (preprocess.cache_file(source, *rest), True)):
+        for source, rest in settings:
+            for path, cache in ((source, False), (preprocess.cache_file(source, **rest), True)):
                 if path.is_file() and path not in files:
                     stat = path.stat()
                     files[path] = (str(path.resolve()), cache, stat.st_size, stat.st_mtime_ns,

@@ -2,6 +2,7 @@
 
     python -m runners.compare                  # quick profile, results/quick/
     python -m runners.compare --profile full   # the full study (see README for its duration)
+    python -m runners.compare --profile competitive --implementations torch   # the recipe above 89%, native torch
     python -m runners.compare --profile full --executor ray --address HOST:PORT   # on a Ray cluster
     python -m runners.train --profile quick    # one run with the quick profile's settings
     python -m analysis.report results/quick    # regenerate tables and plots from the records
@@ -32,7 +33,7 @@ def _names(text: Optional[str], allowed, kind: str, convert=str):
 
 @app.command()
 def compare(
-    profile: Annotated[str, typer.Option(help="quick (subset of the data, minutes), full (all 25k/25k, hours) or published")] = "quick",
+    profile: Annotated[str, typer.Option(help="quick (subset of the data, minutes), standard, full (all 25k/25k, hours), programming, decomposition, published or competitive (the recipe worth training)")] = "quick",
     name: Annotated[Optional[str], typer.Option(help="results folder name under --results (default: the profile)")] = None,
     results: Annotated[Path, typer.Option(help="where result folders go")] = Path("results"),
     implementations: Annotated[Optional[str], typer.Option(help="comma-separated subset of the implementations (default: the profile's)")] = None,

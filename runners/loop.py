@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model.batches import gather, inference_batches
 from runners.measure import StepClock
 
 
@@ -35,30 +36,33 @@ class Steps:
             self.on_step(len(self.clock.samples), loss)
 
 
-def train_epoch(impl, x: np.ndarray, y: np.ndarray, batch_size: int, on_step=None) -> Steps:
-    """One pass over ``x`` in its given order; the last partial batch is dropped, as in every implementation."""
+def train_epoch(impl, batches: list, on_step=None) -> Steps:
+    """One pass over ``batches``, a list of (tokens, labels) arrays, in their order (``model.batches``)."""
     steps = Steps(on_step=on_step)
-    usable = len(x) // batch_size * batch_size
     if getattr(impl, "drives_own_loop", False):
-        impl.fit_epoch(x[:usable], y[:usable], steps)
+        impl.fit_epoch(batches, steps)
         return steps
-    for start in range(0, usable, batch_size):
+    for tokens, labels in batches:
         steps.begin()
-        loss = impl.train_step(x[start:start + batch_size], y[start:start + batch_size])
+        loss = impl.train_step(tokens, labels)
         # float() copies the loss to the host, which waits for the whole step (forward, backward,
         # update) to finish: without it the clock could stop while queued work is still running.
         steps.end(float(loss))
     return steps
 
 
-def predict(impl, x: np.ndarray, batch_size: int, clock: StepClock | None = None) -> np.ndarray:
-    """Logits for every row of ``x`` (float32), in batches of ``batch_size``, each batch timed if a clock is given."""
-    if getattr(impl, "drives_own_loop", False):
+def predict(impl, x: np.ndarray, batch_size: int, clock: StepClock | None = None, bucket: bool = False,
+            multiple: int = 1) -> np.ndarray:
+    """Logits for every row of ``x`` (float32), in batches of ``batch_size``, each batch timed if a clock is given.
+
+    With ``bucket``, rows run in length order, each batch cut to its longest row (``model.batches``)."""
+    if not bucket and getattr(impl, "drives_own_loop", False):
         return impl.predict(x, batch_size, clock)
     clock = clock or StepClock()
-    out = []
-    for start in range(0, len(x), batch_size):
+    plan = inference_batches(x, batch_size, bucket, multiple)
+    out = np.empty(len(x), dtype=np.float32)
+    for (rows, _), (tokens, _) in zip(plan, gather(x, None, plan)):
         clock.start()
-        out.append(impl.predict_batch(x[start:start + batch_size]))  # a NumPy array: the batch has finished
+        out[rows] = impl.predict_batch(tokens)  # a NumPy array: the batch has finished
         clock.stop()
-    return np.concatenate(out).astype(np.float32)
+    return out

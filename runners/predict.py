@@ -40,7 +40,7 @@ def load_predictor(run_dir: Path):
             model.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
 
     def predict(texts: list[str]):
-        tokens = preprocess.encode_texts(texts, vocabulary, spec.maxlen)
+        tokens = preprocess.encode_texts(texts, vocabulary, spec.maxlen, spec.tokenizer, spec.head_tokens)
         return sigmoid(np.asarray(model.predict(tokens, batch_size=256, verbose=0)).reshape(-1))
 
     return predict

@@ -8,7 +8,6 @@ written last, atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import sys
@@ -26,13 +25,6 @@ from runners import loop, measure, policy
 from runners.environment import environment
 from model.weights import gemm_flops_per_training_step
 from runners.metrics import binary_cross_entropy, classification_metrics, sigmoid
-
-
-def batch_order(seed: int, epoch: int, n: int):
-    """The shared, seeded permutation of the training rows for one epoch."""
-    import numpy as np
-
-    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def seed_everything(framework: str, seed: int) -> None:
@@ -114,15 +106,26 @@ def prepare(plan: RunPlan) -> Prepared:
     from model.weights import initial_weights
 
     spec, train_spec = plan.model, plan.train
-    prepared = preprocess.prepare(source, spec.vocab_size, spec.maxlen, train_spec.val_fraction, train_spec.seed)
+    prepared = preprocess.prepare(source, **preprocess.settings(spec, train_spec))
     data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.seed)
     impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
-                                  plan.variant)
+                                  plan.variant, total_steps=train_spec.epochs * steps_per_epoch(plan, data))
     runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend, policy=policy.probe(framework),
                    threads_requested=plan.threads, flush_denormal_requested=plan.flush_denormal,
                    tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
     return Prepared(plan, source, prepared, data, impl, runtime, dict(rss_after_imports_mb=rss_after_imports),
                     ready_s=time.time() - process_start)
+
+
+def steps_per_epoch(plan: RunPlan, data) -> int:
+    return len(data.y_train) // plan.train.batch_size
+
+
+def predict(ready: Prepared, x, clock=None):
+    """Logits for ``x``, length-bucketed when training is (cut to each batch's longest review)."""
+    plan = ready.plan
+    return loop.predict(ready.impl, x, plan.train.eval_batch_size, clock, bucket=plan.train.bucket_pool > 0,
+                        multiple=plan.model.width_multiple)
 
 
 def train(ready: Prepared, progress: bool) -> tuple[dict, dict]:
@@ -152,9 +155,9 @@ def infer(ready: Prepared) -> tuple[dict, dict]:
 
     def predict_test():
         first = measure.StepClock()
-        loop.predict(ready.impl, x_test[:batch_size], batch_size, first)
+        predict(ready, x_test[:batch_size], first)
         cpu_start, wall_start = measure.cpu_seconds(), time.perf_counter()
-        logits = loop.predict(ready.impl, x_test, batch_size, clock)
+        logits = predict(ready, x_test, clock)
         return logits, time.perf_counter() - wall_start, measure.cpu_seconds() - cpu_start, first.samples[0]
 
     (logits, wall, cpu, first_s), memory = measure.measure_peak(predict_test)
@@ -190,9 +193,11 @@ def record(ready: Prepared, out: Path, **sections) -> None:
     sections["data"] = dict(
         source=str(ready.source), cache_key=ready.prepared.key, n_train=len(data.y_train), n_val=len(data.y_val),
         n_test=len(data.y_test), padding=preprocess.PADDING, truncating=preprocess.TRUNCATING,
-        steps_per_epoch=len(data.y_train) // plan.train.batch_size, drop_last_partial_batch=True,
-        batch_order=dict(rule="numpy default_rng([seed, epoch]).permutation(n_train)",
-                         sha256=sections.pop("order_digests")))
+        steps_per_epoch=steps_per_epoch(plan, data), drop_last_partial_batch=True,
+        batch_order=dict(rule="model.batches.epoch_batches: numpy default_rng([seed, epoch]).permutation(n_train)"
+                         + (f", length-bucketed in pools of {plan.train.bucket_pool} batches"
+                            if plan.train.bucket_pool else ""), sha256=sections.pop("order_digests")),
+        tokens_per_epoch=sections.pop("tokens_per_epoch"))
     records.write_record(out, plan=plan.to_dict(), environment=environment(), **sections)
 
 
@@ -211,20 +216,22 @@ def _epochs(ready: Prepared, display) -> dict:
     which early stopping reads). Validation is timed on its own and left out of the training clocks."""
     import numpy as np
 
+    from model import batches
+
     plan, impl, data, train_spec = ready.plan, ready.impl, ready.data, ready.plan.train
-    steps_per_epoch = len(data.y_train) // train_spec.batch_size
-    every = min(train_spec.validations_per_epoch, steps_per_epoch)
-    checkpoints = {round(j * steps_per_epoch / every) for j in range(1, every + 1)}
-    samples, epoch_s, curves, digests, validations = [], [], [], [], []
+    per_epoch = steps_per_epoch(plan, data)
+    every = min(train_spec.validations_per_epoch, per_epoch)
+    checkpoints = {round(j * per_epoch / every) for j in range(1, every + 1)}
+    samples, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], []
     stopper = _EarlyStopping(train_spec.patience)
     wall_start, cpu_start = time.perf_counter(), measure.cpu_seconds()
     paused = dict(wall=0.0, cpu=0.0)  # validation so far, left out of the training clocks
 
     def validate(epoch: int, step: int) -> None:
         wall, cpu = time.perf_counter(), measure.cpu_seconds()
-        logits = loop.predict(impl, data.x_val, train_spec.eval_batch_size)
+        logits = predict(ready, data.x_val)
         took, took_cpu = time.perf_counter() - wall, measure.cpu_seconds() - cpu
-        validations.append(dict(epoch=epoch, step=(epoch - 1) * steps_per_epoch + step,
+        validations.append(dict(epoch=epoch, step=(epoch - 1) * per_epoch + step,
                                 train_wall_s=wall - wall_start - paused["wall"],
                                 train_cpu_s=cpu - cpu_start - paused["cpu"],
                                 val_loss=binary_cross_entropy(data.y_val, logits),
@@ -234,8 +241,10 @@ def _epochs(ready: Prepared, display) -> dict:
         paused["cpu"] += took_cpu
 
     for epoch in range(1, train_spec.epochs + 1):
-        order = batch_order(train_spec.seed, epoch, len(data.y_train))
-        digests.append(hashlib.sha256(order.tobytes()).hexdigest()[:16])
+        plan_batches = batches.epoch_batches(data.x_train, train_spec.batch_size, train_spec.seed, epoch,
+                                             train_spec.bucket_pool, plan.model.width_multiple)
+        digests.append(batches.digest(plan_batches))
+        tokens.append(sum(len(rows) * width for rows, width in plan_batches))
         show = _display_step(display, epoch, train_spec, len(data.y_train))
 
         def after_step(step, loss, epoch=epoch, show=show):
@@ -245,8 +254,7 @@ def _epochs(ready: Prepared, display) -> dict:
                 validate(epoch, step)
 
         epoch_start, paused_before = time.perf_counter(), paused["wall"]
-        steps = loop.train_epoch(impl, data.x_train[order], data.y_train[order], train_spec.batch_size,
-                                 on_step=after_step)
+        steps = loop.train_epoch(impl, batches.gather(data.x_train, data.y_train, plan_batches), on_step=after_step)
         epoch_s.append(time.perf_counter() - epoch_start - (paused["wall"] - paused_before))
         samples.append(steps.clock.samples)
         train_loss, last = float(np.mean(steps.losses)), validations[-1]
@@ -265,7 +273,9 @@ def _epochs(ready: Prepared, display) -> dict:
     steady = records.steady(samples, plan.warmup_steps)
     per_epoch_validation = [sum(v["validation_s"] for v in validations if v["epoch"] == e)
                             for e in range(1, len(epoch_s) + 1)]
-    flops = gemm_flops_per_training_step(plan.model, train_spec.batch_size)
+    # Per step at maxlen, scaled to the tokens the epochs' batches really held (less with length bucketing).
+    flops = gemm_flops_per_training_step(plan.model, train_spec.batch_size) * (
+        sum(tokens) / (len(tokens) * per_epoch * train_spec.batch_size * plan.model.maxlen))
     summary = measure.summarize_ms(steady)
     timing = dict(first_step_s=samples[0][0], steady_step_ms=summary, gemm_gflop_per_step=flops / 1e9,
                   achieved_gemm_gflops=flops / summary["median"] / 1e6 if summary["median"] else None,
@@ -275,7 +285,7 @@ def _epochs(ready: Prepared, display) -> dict:
                   train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s))
     return dict(timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall,
                                         validation_cpu_s=paused["cpu"]),
-                curves=curves, validations=validations, order_digests=digests,
+                curves=curves, validations=validations, order_digests=digests, tokens_per_epoch=tokens,
                 early_stopping=dict(monitor="val_loss", patience=train_spec.patience, best_epoch=stopper.best_epoch,
                                     best_val_loss=stopper.best_loss, stopped_after_epoch=stopper.stopped,
                                     epochs_run=len(epoch_s), restored_best_weights=restored))

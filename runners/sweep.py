@@ -150,20 +150,19 @@ def write_manifest(results: Path, profile: Profile, threads: int, data: str | No
 
 
 def data_settings(plans) -> list[tuple]:
-    """(source, vocab_size, maxlen, val_fraction, seed) of every data cache entry the runs read, once each."""
-    from model import imdb
+    """(source, ``preprocess.prepare`` keyword arguments) of every data cache entry the runs read, once each."""
+    from model import imdb, preprocess
 
-    settings = {(plan.data, plan.model.vocab_size, plan.model.maxlen, plan.train.val_fraction, plan.train.seed)
-                for plan in plans}
-    return [(imdb.locate(data), *rest) for data, *rest in sorted(settings, key=str)]
+    settings = {(plan.data, tuple(sorted(preprocess.settings(plan.model, plan.train).items()))) for plan in plans}
+    return [(imdb.locate(data), dict(rest)) for data, rest in sorted(settings, key=str)]
 
 
 def prepare_data(plans: dict[str, RunPlan]) -> None:
     """Build every data cache entry the runs will read (one per seed), so that no measured run builds one."""
     from model import preprocess
 
-    for settings in data_settings(plans.values()):
-        preprocess.prepare(*settings)
+    for source, settings in data_settings(plans.values()):
+        preprocess.prepare(source, **settings)
 
 
 def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
@@ -179,9 +178,9 @@ def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
         if str(train.seed) in done["seeds"]:
             continue
         source = imdb.locate(plan.data)
-        prepared = preprocess.prepare(source, model.vocab_size, model.maxlen, train.val_fraction, train.seed)
+        prepared = preprocess.prepare(source, **preprocess.settings(model, train))
         done["seeds"][str(train.seed)] = tfidf_logistic_regression(source, prepared, train.train_size,
-                                                                   train.test_size, train.seed)
+                                                                   train.test_size, train.seed, model.tokenizer)
         records.write_json_atomic(path, done)
 
 

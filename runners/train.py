@@ -27,7 +27,7 @@ VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xl
 def train(
     impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch, tensorflow, or a full name such as keras-torch")] = "keras",
     backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow (default: $KERAS_BACKEND, else tensorflow)")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, standard, full or published (maxlen 400, 8 epochs); default: none")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, standard, full, programming, decomposition, published (maxlen 400, 8 epochs) or competitive (the recipe worth training); default: none")] = None,
     cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
     layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
     units: Annotated[Optional[int], typer.Option(help=f"hidden units per direction (default: {M.units})")] = None,
@@ -36,9 +36,16 @@ def train(
     dropout: Annotated[Optional[float], typer.Option(help=f"dropout before the output layer (default: {M.dropout})")] = None,
     vocab_size: Annotated[Optional[int], typer.Option(help=f"vocabulary size incl. padding and unknown (default: {M.vocab_size})")] = None,
     maxlen: Annotated[Optional[int], typer.Option(help=f"tokens kept per review, from its end (default: {M.maxlen})")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help=f"words, or punct (also keeps ! ? and ratings such as 7/10) (default: {M.tokenizer})")] = None,
+    head_tokens: Annotated[Optional[int], typer.Option(help=f"tokens kept from the start of a long review, the rest from its end (default: {M.head_tokens})")] = None,
+    embedding_dropout: Annotated[Optional[float], typer.Option(help=f"dropout on the embedded tokens (default: {M.embedding_dropout})")] = None,
+    segment_len: Annotated[Optional[int], typer.Option(help=f"cut reviews into segments of this many tokens, run as rows of their own; 0: off (default: {M.segment_len})")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"(default: {T.batch_size})")] = None,
     epochs: Annotated[Optional[int], typer.Option(help=f"maximum epochs (default: {T.epochs})")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help=f"Adam learning rate (default: {T.learning_rate})")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help=f"Adam learning rate (the peak with a schedule) (default: {T.learning_rate})")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help=f"constant, or warmup_cosine (linear warm-up, then a cosine to 0 over all epochs) (default: {T.schedule})")] = None,
+    warmup_fraction: Annotated[Optional[float], typer.Option(help=f"share of all steps spent warming up (default: {T.warmup_fraction})")] = None,
+    bucket_pool: Annotated[Optional[int], typer.Option(help=f"length-bucket batches within pools of this many batches; 0: off (default: {T.bucket_pool})")] = None,
     epsilon: Annotated[Optional[float], typer.Option(help=f"Adam epsilon, on sqrt(v) as Keras/TF apply it (default: {T.epsilon})")] = None,
     clip_norm: Annotated[Optional[float], typer.Option(help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
     patience: Annotated[Optional[int], typer.Option(help=f"early-stopping patience in epochs (default: {T.patience})")] = None,
@@ -58,8 +65,10 @@ def train(
 ):
     """Train on the IMDB training split, stop early on a validation split, test on the official 25k test set."""
     settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
-                    dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, batch_size=batch_size, epochs=epochs,
-                    learning_rate=learning_rate, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
+                    dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, tokenizer=tokenizer, head_tokens=head_tokens,
+                    embedding_dropout=embedding_dropout, segment_len=segment_len, batch_size=batch_size, epochs=epochs,
+                    learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
+                    bucket_pool=bucket_pool, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
                     validations_per_epoch=validations_per_epoch, seed=seed, train_size=train_size, test_size=test_size)
     variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla)
     with user_errors():

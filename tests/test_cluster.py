@@ -87,7 +87,7 @@ def test_a_sweep_through_two_nodes_matches_the_local_executor(two_nodes, imdb_ar
     # The nodes had no prepared arrays: they came through Ray, byte for byte, with the head's modification time.
     plan = json.loads((ray_runs / "torch-rnn1-s0" / "plan.json").read_text())
     cached = preprocess.cache_file(imdb_archive, plan["model"]["vocab_size"], plan["model"]["maxlen"],
-                                   plan["train"]["val_fraction"], plan["train"]["seed"], cache_dir)
+                                   plan["train"]["val_fraction"], plan["train"]["seed"], cache_dir=cache_dir)
     shipped = node_cache / "prepared" / cached.name
     assert shipped.read_bytes() == cached.read_bytes() and shipped.stat().st_mtime_ns == cached.stat().st_mtime_ns
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())

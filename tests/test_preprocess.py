@@ -18,6 +18,18 @@ def test_vocabulary_reserves_padding_and_unknown_and_ranks_by_frequency():
     assert vocabulary == ["<pad>", "<oov>", "b", "a"]  # "a" beats "c" on count; "c" does not fit
 
 
+def test_the_punct_tokenizer_keeps_ratings_and_exclamations():
+    assert preprocess.tokenize("Great<br />FILM!! isn't it? 7/10, 3.5/5", "punct") == [
+        "great", "film", "!", "!", "isn't", "it", "?", "7/10", "3.5/5"]
+
+
+def test_head_and_tail_truncation_keeps_both_ends():
+    vocabulary = ["<pad>", "<oov>"] + list("abcdefg")
+    x = preprocess.encode([list("abcdefg"), list("ab")], vocabulary, maxlen=5, head_tokens=2)
+    assert x.tolist() == [[2, 3, 6, 7, 8], [0, 0, 0, 2, 3]]  # a b + e f g; a short review is untouched
+    assert preprocess.lengths(x).tolist() == [5, 2]
+
+
 def test_vocabulary_ties_break_alphabetically():
     assert preprocess.build_vocabulary([["z", "y", "x"]], size=5) == ["<pad>", "<oov>", "x", "y", "z"]
 
@@ -49,14 +61,23 @@ def test_cache_key_changes_with_every_setting(tiny_archive):
     assert len({base, preprocess.cache_key(tiny_archive, 51, 8, 0.25, 1),
                 preprocess.cache_key(tiny_archive, 50, 9, 0.25, 1),
                 preprocess.cache_key(tiny_archive, 50, 8, 0.2, 1),
-                preprocess.cache_key(tiny_archive, 50, 8, 0.25, 2)}) == 5
+                preprocess.cache_key(tiny_archive, 50, 8, 0.25, 2),
+                preprocess.cache_key(tiny_archive, 50, 8, 0.25, 1, "punct"),
+                preprocess.cache_key(tiny_archive, 50, 8, 0.25, 1, "words", 2)}) == 7
 
 
 def test_vocabulary_comes_from_the_training_split_only(tiny_archive, tmp_path):
     prepared = preprocess.prepare(tiny_archive, vocab_size=500, maxlen=8, val_fraction=0.25, seed=0,
                                   cache_dir=tmp_path, reviews_per_class=4)
-    assert "train0" in prepared.vocabulary  # tokens "#train0" in training reviews
     assert not any(word.startswith("test") for word in prepared.vocabulary)
+    # The validation rows stand in for unseen reviews: the vocabulary is what the other training rows hold.
+    from model import imdb
+
+    texts = imdb.read(tiny_archive, 4)["train"].texts
+    kept = [preprocess.tokenize(text) for i, text in enumerate(texts) if i not in set(prepared.val_index.tolist())]
+    assert prepared.vocabulary == preprocess.build_vocabulary(kept, 500)
+    everything = preprocess.build_vocabulary([preprocess.tokenize(text) for text in texts], 500)
+    assert set(everything) - set(prepared.vocabulary)  # the held-out rows had words of their own
 
 
 def test_subset_is_stratified_and_seeded(tiny_archive, tmp_path):

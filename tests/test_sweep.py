@@ -132,8 +132,8 @@ def test_compare_rejects_unknown_names(tmp_path):
 def test_every_seeds_data_is_prepared_before_the_first_run(tmp_path, monkeypatch):
     """A cache entry built inside a measured run would inflate its ready time and memory baseline."""
     events = []
-    monkeypatch.setattr("model.preprocess.prepare", lambda source, vocab, maxlen, fraction, seed, *a, **k:
-                        events.append(("prepare", seed)))
+    monkeypatch.setattr("model.preprocess.prepare", lambda source, **settings:
+                        events.append(("prepare", settings["seed"])))
     monkeypatch.setattr("model.imdb.locate", lambda data=None: tmp_path)
     monkeypatch.setattr(sweep, "run_baselines", lambda results, plans: events.append(("baselines",)))
     monkeypatch.setattr(sweep, "execute", lambda plan, run_dir, timeout_s: events.append(("run", plan.train.seed))

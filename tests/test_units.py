@@ -124,3 +124,14 @@ def test_high_water_mark_resets():
     block = np.ones(50 * 2**20 // 8)  # 50 MB, touched
     assert measure.high_water_mark_mb() >= before + 45
     del block
+
+
+def test_warmup_cosine_learning_rate_against_hand_computed_values():
+    from model.spec import TrainSpec, learning_rate_at
+
+    train = TrainSpec(learning_rate=1e-3, schedule="warmup_cosine", warmup_fraction=0.1)
+    # 100 steps: 10 of linear warm-up from 0, then a cosine over 90 steps to 0.
+    expected = {0: 0.0, 5: 5e-4, 10: 1e-3, 55: 5e-4, 100: 0.0, 150: 0.0}
+    for step, value in expected.items():
+        assert abs(learning_rate_at(train, step, 100) - value) < 1e-12, step
+    assert learning_rate_at(TrainSpec(learning_rate=3e-3), 57, 100) == 3e-3
