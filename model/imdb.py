@@ -30,6 +30,8 @@ SPLITS = ("train", "test")
 LABELS = {"neg": 0, "pos": 1}
 
 _REVIEW = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_URLS = re.compile(r"(?:^|/)aclImdb/(train|test)/urls_(pos|neg)\.txt$")
+_TITLE = re.compile(r"tt\d+")
 
 
 class DatasetError(UserError):
@@ -43,6 +45,7 @@ class Split:
     texts: list[str]
     labels: "np.ndarray"  # (n,) int8, 1 = positive
     ratings: "np.ndarray"  # (n,) int8, the 1-10 star rating in the file name
+    movies: list[str]  # the IMDb title each review is about (urls_<label>.txt, line = review id); "" if unknown
 
 
 def default_cache_dir() -> Path:
@@ -101,40 +104,51 @@ def read(path: str | os.PathLike, reviews_per_class: int | None = REVIEWS_PER_CL
     path = Path(path)
     if path.is_dir():
         root = path if path.name == "aclImdb" else path / "aclImdb"
-        items = _read_folder(root)
+        items, urls = _read_folder(root)
     else:
-        items = _read_archive(path)
-    return _to_splits(items, path, reviews_per_class)
+        items, urls = _read_archive(path)
+    return _to_splits(items, urls, path, reviews_per_class)
 
 
-def _read_archive(path: Path) -> list[tuple[str, str, int, int, str]]:
-    items = []
+def _read_archive(path: Path) -> tuple[list[tuple[str, str, int, int, str]], dict]:
+    items, urls = [], {}
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for member in archive:
-                match = _REVIEW.search(member.name)
+                match, listing = _REVIEW.search(member.name), _URLS.search(member.name)
                 if match and member.isfile():
                     split, label, review_id, rating = match.groups()
                     text = archive.extractfile(member).read().decode("utf-8")
                     items.append((split, label, int(review_id), int(rating), text))
+                elif listing and member.isfile():
+                    urls[listing.groups()] = archive.extractfile(member).read().decode("utf-8").splitlines()
     except (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path} is not a complete aclImdb archive ({error}); "
                            "delete it and download it again") from None
-    return items
+    return items, urls
 
 
-def _read_folder(root: Path) -> list[tuple[str, str, int, int, str]]:
-    items = []
+def _read_folder(root: Path) -> tuple[list[tuple[str, str, int, int, str]], dict]:
+    items, urls = [], {}
     for split in SPLITS:
         for label in LABELS:
             for file in (root / split / label).glob("*.txt"):
                 match = _REVIEW.search(file.as_posix())
                 if match:
                     items.append((split, label, int(match[3]), int(match[4]), file.read_text("utf-8")))
-    return items
+            listing = root / split / f"urls_{label}.txt"
+            if listing.is_file():
+                urls[split, label] = listing.read_text("utf-8").splitlines()
+    return items, urls
 
 
-def _to_splits(items, source: Path, reviews_per_class: int | None) -> dict[str, Split]:
+def _movie(urls: dict, split: str, label: str, review_id: int) -> str:
+    lines = urls.get((split, label), [])
+    match = _TITLE.search(lines[review_id]) if review_id < len(lines) else None
+    return match.group() if match else ""
+
+
+def _to_splits(items, urls: dict, source: Path, reviews_per_class: int | None) -> dict[str, Split]:
     import numpy as np  # imported late: the CLIs set thread variables before NumPy loads
 
     items.sort(key=lambda item: (item[0], item[1], item[2]))
@@ -150,5 +164,6 @@ def _to_splits(items, source: Path, reviews_per_class: int | None) -> dict[str, 
             texts=[row[4] for row in rows],
             labels=np.array([LABELS[row[1]] for row in rows], dtype=np.int8),
             ratings=np.array([row[3] for row in rows], dtype=np.int8),
+            movies=[_movie(urls, split, row[1], row[2]) for row in rows],
         )
     return splits

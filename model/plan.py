@@ -128,7 +128,7 @@ def build_specs(model_settings: dict, train_settings: dict, overrides: dict) -> 
 
 COMPETITIVE_MODEL = dict(vocab_size=30_000, tokenizer="punct", maxlen=800, head_tokens=200, segment_len=100,
                          units=96, bidirectional=True, embedding_dim=128, embedding_dropout=0.4, dropout=0.5)
-COMPETITIVE_TRAIN = dict(batch_size=32, epochs=5, learning_rate=2e-3, schedule="warmup_cosine", warmup_fraction=0.1,
+COMPETITIVE_TRAIN = dict(batch_size=32, epochs=3, learning_rate=2e-3, schedule="warmup_cosine", warmup_fraction=0.1,
                          bucket_pool=50, patience=2, validations_per_epoch=4)
 PROFILES = {profile.name: profile for profile in (
     # The shape of the speed and memory results in minutes, with 3 runs per cell for run-level intervals:
@@ -172,7 +172,7 @@ PROFILES = {profile.name: profile for profile in (
     # embeddings and on top, warm-up + cosine learning rate, length-bucketed batches of 32 reviews.
     Profile("competitive", "all the data; 30k vocabulary (punct tokenizer), 800 tokens (200 head + 600 tail) in "
             "100-token segments, bidirectional 96 units, embedding 128 (dropout 0.4), warm-up + cosine peak 2e-3, "
-            "batch 32 length-bucketed, 5 epochs; the four and keras-torch-fused x LSTM x 3 seeds; time to 89% "
+            "batch 32 length-bucketed, 3 epochs; the four and keras-torch-fused x LSTM x 3 seeds; time to 89% "
             "validation accuracy", model=COMPETITIVE_MODEL, train=COMPETITIVE_TRAIN, cells=("lstm",),
             bidirectional=(True,), implementations=FOUR_WAY + ("keras-torch-fused",), seeds=(0, 1, 2),
             timeout_s=4 * 3600, target_accuracy=0.89),

@@ -89,7 +89,7 @@ def lengths(x: np.ndarray) -> np.ndarray:
 def settings(model, train) -> dict:
     """The keyword arguments of ``prepare``/``cache_file`` for a run's ModelSpec and TrainSpec."""
     return dict(vocab_size=model.vocab_size, maxlen=model.maxlen, val_fraction=train.val_fraction, seed=train.seed,
-                tokenizer=model.tokenizer, head_tokens=model.head_tokens)
+                tokenizer=model.tokenizer, head_tokens=model.head_tokens, val_split=train.val_split)
 
 
 @dataclass
@@ -141,41 +141,55 @@ def source_fingerprint(path: Path) -> str:
 
 
 def cache_key(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int, tokenizer: str = "words",
-              head_tokens: int = 0) -> str:
+              head_tokens: int = 0, val_split: str = "reviews") -> str:
     settings = dict(version=PREPROCESS_VERSION, source=source_fingerprint(source), vocab_size=vocab_size,
                     maxlen=maxlen, val_fraction=val_fraction, seed=seed, padding=PADDING,
-                    truncating=TRUNCATING, tokenizer=tokenizer, head_tokens=head_tokens)
+                    truncating=TRUNCATING, tokenizer=tokenizer, head_tokens=head_tokens, val_split=val_split)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cache_file(source: Path, vocab_size: int, maxlen: int, val_fraction: float, seed: int, tokenizer: str = "words",
-               head_tokens: int = 0, cache_dir: Path | None = None) -> Path:
-    key = cache_key(source, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens)
+               head_tokens: int = 0, val_split: str = "reviews", cache_dir: Path | None = None) -> Path:
+    key = cache_key(source, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, val_split)
     return Path(cache_dir or imdb.default_cache_dir()) / "prepared" / f"imdb-{key}.npz"
 
 
 def prepare(source: Path, vocab_size: int, maxlen: int, val_fraction: float = 0.1, seed: int = 0,
-            tokenizer: str = "words", head_tokens: int = 0, cache_dir: Path | None = None,
+            tokenizer: str = "words", head_tokens: int = 0, val_split: str = "reviews", cache_dir: Path | None = None,
             reviews_per_class: int | None = imdb.REVIEWS_PER_CLASS) -> Prepared:
     """Load the encoded dataset from the cache, building the cache entry first if needed."""
-    file = cache_file(source, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, cache_dir)
+    file = cache_file(source, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, val_split, cache_dir)
     key = file.stem.removeprefix("imdb-")
     if file.exists():
         return _load(file, key, str(source))
     splits = imdb.read(source, reviews_per_class)
-    prepared = _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, key, str(source))
+    prepared = _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, val_split, key,
+                      str(source))
     _save(prepared, file)
     return prepared
 
 
-def _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, key, source) -> Prepared:
-    from sklearn.model_selection import train_test_split
+def validation_rows(split, val_fraction: float, seed: int, val_split: str = "reviews"):
+    """(training rows, validation rows) of the official training split, each sorted."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+    rows, labels = np.arange(len(split.labels)), split.labels
+    if val_split == "reviews":
+        train_rows, val_rows = train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=labels)
+    else:
+        if not all(split.movies):
+            raise imdb.DatasetError("val_split=movies needs the archive's urls_pos.txt/urls_neg.txt, which are missing")
+        # One fold of round(1 / val_fraction), stratified by label, never splitting a movie's reviews.
+        folds = StratifiedGroupKFold(n_splits=round(1 / val_fraction), shuffle=True, random_state=seed)
+        train_rows, val_rows = next(folds.split(rows, labels, groups=split.movies))
+    return np.sort(train_rows), np.sort(val_rows)
+
+
+def _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_tokens, val_split, key,
+           source) -> Prepared:
     train_tokens = [tokenize(text, tokenizer) for text in splits["train"].texts]
     y_all = splits["train"].labels.astype(np.float32)
-    rows = np.arange(len(y_all))
-    train_rows, val_rows = train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=y_all)
-    train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
+    train_rows, val_rows = validation_rows(splits["train"], val_fraction, seed, val_split)
     # The validation rows stand in for unseen reviews: their words must not shape the vocabulary.
     vocabulary = build_vocabulary([train_tokens[i] for i in train_rows], vocab_size)
     x_all = encode(train_tokens, vocabulary, maxlen, head_tokens)

@@ -10,6 +10,7 @@ from model.errors import UserError
 CELLS = ("rnn", "gru", "lstm")
 TOKENIZERS = ("words", "punct")  # model/preprocess.py defines them
 SCHEDULES = ("constant", "warmup_cosine")
+VAL_SPLITS = ("reviews", "movies")
 MAX_LAYERS = 4
 # Native TensorFlow's formulations of the recurrent loop (a variant in model/implementations.py).
 TF_FORMULATIONS = ("loop", "precomputed", "block")
@@ -88,6 +89,9 @@ class TrainSpec:
     clip_global_norm: float = 1.0
     patience: int = 1  # epochs without a lower validation loss before stopping
     val_fraction: float = 0.1
+    # reviews: a stratified random share of the training reviews; movies: of the training *movies* (all the
+    # reviews of a movie on one side), as the official test set's movies are disjoint from the training set's
+    val_split: str = "reviews"
     seed: int = 0
     train_size: int | None = None  # None: all 22,500 training reviews after the validation split
     test_size: int | None = None  # None: the whole official 25k test set
@@ -117,6 +121,8 @@ class TrainSpec:
             raise SpecError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise SpecError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.val_split not in VAL_SPLITS:
+            raise SpecError(f"unknown val_split {self.val_split!r}; choose one of {', '.join(VAL_SPLITS)}")
         if self.bucket_pool < 0:
             raise SpecError(f"bucket_pool must be at least 0, got {self.bucket_pool}")
         if not 0.0 < self.val_fraction < 0.5:

@@ -68,8 +68,8 @@ def compare(
             fail("--address and --placement apply to --executor ray only")
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
-        if threads is not None and threads < 1:
-            fail(f"--threads must be at least 1, got {threads}")
+        if executor == "local":
+            policy.check_threads(threads)
         chosen = get_profile(profile).narrowed(
             implementations=_names(implementations, NAMES, "implementation"),
             cells=_names(cells, CELLS, "cell"),

@@ -32,6 +32,18 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def check_threads(threads: int | None) -> None:
+    """A thread count the user asked for: at least 1 and at most the usable cores (more oversubscribes the
+    cores, and torch's OpenMP pools then run many times slower: it would change every figure)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise PolicyError(f"--threads must be at least 1, got {threads}")
+    if threads > default_threads():
+        raise PolicyError(f"--threads {threads} is more than the {default_threads()} usable cores here; "
+                          "oversubscribed cores change every measurement")
+
+
 def set_thread_environment(threads: int, framework: str | None = None) -> None:
     """Must run before torch, tensorflow, jax or numpy is imported."""
     if threads < 1:

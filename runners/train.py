@@ -45,6 +45,7 @@ def train(
     learning_rate: Annotated[Optional[float], typer.Option(help=f"Adam learning rate (the peak with a schedule) (default: {T.learning_rate})")] = None,
     schedule: Annotated[Optional[str], typer.Option(help=f"constant, or warmup_cosine (linear warm-up, then a cosine to 0 over all epochs) (default: {T.schedule})")] = None,
     warmup_fraction: Annotated[Optional[float], typer.Option(help=f"share of all steps spent warming up (default: {T.warmup_fraction})")] = None,
+    val_split: Annotated[Optional[str], typer.Option(help=f"reviews (a random share of the training reviews) or movies (of the training movies: no movie on both sides, as in the official test set) (default: {T.val_split})")] = None,
     bucket_pool: Annotated[Optional[int], typer.Option(help=f"length-bucket batches within pools of this many batches; 0: off (default: {T.bucket_pool})")] = None,
     epsilon: Annotated[Optional[float], typer.Option(help=f"Adam epsilon, on sqrt(v) as Keras/TF apply it (default: {T.epsilon})")] = None,
     clip_norm: Annotated[Optional[float], typer.Option(help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
@@ -68,7 +69,7 @@ def train(
                     dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, tokenizer=tokenizer, head_tokens=head_tokens,
                     embedding_dropout=embedding_dropout, segment_len=segment_len, batch_size=batch_size, epochs=epochs,
                     learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
-                    bucket_pool=bucket_pool, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
+                    bucket_pool=bucket_pool, val_split=val_split, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
                     validations_per_epoch=validations_per_epoch, seed=seed, train_size=train_size, test_size=test_size)
     variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla)
     with user_errors():
@@ -103,6 +104,7 @@ def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, da
     from model.plan import RunPlan, build_specs, get_profile
     from runners import policy
 
+    policy.check_threads(threads)
     name = implementations.resolve(impl, backend)
     entry = implementations.get(name)
     model_spec, train_spec = get_profile(profile).specs(**settings) if profile else build_specs({}, {}, settings)

@@ -67,8 +67,13 @@ def write_results(folder, converged=False, names=("torch", "tensorflow", "keras-
         if implementation not in names:
             continue
         for seed, factor in enumerate(SEED_FACTORS):
-            validations = [{"epoch": 1, "step": 10, "train_wall_s": 5.0 * layers, "train_cpu_s": 9.0 * layers,
-                            "val_accuracy": 0.84 if implementation == "keras-torch" else 0.86, "val_loss": 0.4}]
+            # Two checks: the first below the 85% target (its 1.5 s of validation still counts on MLPerf's
+            # clock), the second above it.
+            validations = [{"epoch": 1, "step": 5, "train_wall_s": 2.5 * layers, "train_cpu_s": 4.5 * layers,
+                            "val_accuracy": 0.80, "val_loss": 0.5, "validation_s": 1.5},
+                           {"epoch": 1, "step": 10, "train_wall_s": 5.0 * layers, "train_cpu_s": 9.0 * layers,
+                            "val_accuracy": 0.84 if implementation == "keras-torch" else 0.86, "val_loss": 0.4,
+                            "validation_s": 2.0}]
             write_json_atomic(folder / "runs" / f"{implementation}-lstm{layers}-s{seed}" / "record.json",
                               fixture_record(implementation, "lstm", layers, [s * factor for s in steps],
                                              ACCURACY[implementation][seed], seed, peak=100.0 * layers,
@@ -179,7 +184,7 @@ def test_converged_report_gives_accuracy_time_to_target_and_equivalence(tmp_path
     assert "Not converged" not in text
     assert "LSTM 1L: tensorflow minus torch +0.50 points" in text and "**equivalent within ±1 point**" in text
     assert "Time to target on Test CPU" in text
-    assert "LSTM 1L, torch: 5 s wall, 9 s CPU (median; 3/3 runs)" in text
+    assert "LSTM 1L, torch: 5 s wall, 9 s CPU; 8 s wall with validation on the clock (medians; 3/3 runs)" in text
     assert "LSTM 1L, keras-torch: not reached in 3 runs" in text
     assert "mean over 3 seed(s)" in text
 

@@ -111,3 +111,25 @@ def test_real_data_cache(imdb_archive, cache_dir):
     assert len(prepared.vocabulary) == spec.vocab_size and prepared.x_train.max() == spec.vocab_size - 1
     # Pre-padding: a short review ends in real tokens, a long one fills the row.
     assert (prepared.x_train[:, -1] > 0).all()
+
+
+def test_a_movie_split_keeps_every_movie_on_one_side():
+    from model.imdb import Split
+
+    movies = [f"tt{i // 5}" for i in range(200)]  # 40 movies, 5 reviews each
+    labels = np.array([(i // 5) % 2 for i in range(200)], dtype=np.int8)
+    split = Split(texts=[""] * 200, labels=labels, ratings=labels, movies=movies)
+    train, val = preprocess.validation_rows(split, 0.1, seed=0, val_split="movies")
+    assert not {movies[i] for i in train} & {movies[i] for i in val}
+    assert len(train) + len(val) == 200 and 10 <= len(val) <= 30 and 0 < labels[val].mean() < 1
+    again, _ = preprocess.validation_rows(split, 0.1, seed=0, val_split="movies")
+    assert np.array_equal(train, again)
+
+
+def test_the_real_archive_names_the_movie_of_every_review(imdb_archive):
+    from model import imdb
+
+    splits = imdb.read(imdb_archive)
+    assert all(splits["train"].movies) and all(splits["test"].movies)
+    # The official test set's movies are (all but one) not in the training set: why val_split=movies exists.
+    assert len(set(splits["train"].movies) & set(splits["test"].movies)) <= 1
