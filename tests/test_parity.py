@@ -116,8 +116,12 @@ def test_same_logits_loss_gradients_and_updates(results, key):
         known = (name, key) in KNOWN_DIFFERENCES
         found = differences(results[name], reference, key, updates=not known)
         assert not found, f"{name} {key}: {'; '.join(found)}"
-        if known:
-            assert differences(results[name], reference, key), f"{name} {key} now matches: remove it from KNOWN_DIFFERENCES"
+
+
+def test_the_known_difference_still_shows(results):
+    """Its size depends on the embedding gradient's share of the global norm (small in some cases); if Keras
+    fixes its clip norm, it shows in none and KNOWN_DIFFERENCES goes."""
+    assert any(differences(results[name], results["torch"], key) for name, key in KNOWN_DIFFERENCES)
 
 
 @pytest.mark.parametrize("broken", BROKEN)

@@ -100,7 +100,8 @@ def test_validation_inside_epochs_is_off_the_training_clock(tmp_path, imdb_archi
     assert sum(record["timing"]["validation_s"]) == pytest.approx(sum(v["validation_s"] for v in validations))
     assert record["cpu"]["validation_cpu_s"] > 0
     reached = records.time_to_target(record, 0.0)
-    assert reached == dict(wall_s=clocks[0], cpu_s=validations[0]["train_cpu_s"], step=2)
+    assert reached == dict(wall_s=clocks[0], cpu_s=validations[0]["train_cpu_s"], step=2,
+                           wall_with_validation_s=clocks[0] + validations[0]["validation_s"])
     assert records.time_to_target(record, 1.01) is None
 
 
