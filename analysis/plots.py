@@ -52,6 +52,17 @@ def step_time_vs_depth(table: pd.DataFrame):
     return figure
 
 
+def _baseline_lines(axis, baseline: dict | None) -> None:
+    """The linear references as horizontal lines (the unigram one where the sweep has it)."""
+    if not baseline:
+        return
+    lines = ((baseline["metrics"]["accuracy"], "TF-IDF uni+bigrams + LR", ":"),
+             (baseline.get("unigram_accuracy"), "TF-IDF unigrams + LR", "--"))
+    for accuracy, label, style in lines:
+        if accuracy is not None:
+            axis.axhline(accuracy * 100, color="grey", linestyle=style, label=label)
+
+
 def accuracy_vs_cpu_minutes(runs: pd.DataFrame, baseline: dict | None):
     """Every run: test accuracy against the CPU time its training took, with the two linear references."""
     figure, axis = plt.subplots(figsize=(7, 5))
@@ -59,11 +70,7 @@ def accuracy_vs_cpu_minutes(runs: pd.DataFrame, baseline: dict | None):
     for name in _implementations(runs):
         rows = runs[runs["implementation"] == name]
         axis.scatter(rows["train_cpu_s"] / 60, rows["accuracy"] * 100, color=colour_of(name), label=name, alpha=0.8)
-    if baseline:
-        for accuracy, label, style in ((baseline["metrics"]["accuracy"], "TF-IDF uni+bigrams + LR", ":"),
-                                       (baseline.get("unigram_accuracy"), "TF-IDF unigrams + LR", "--")):
-            if accuracy is not None:
-                axis.axhline(accuracy * 100, color="grey", linestyle=style, label=label)
+    _baseline_lines(axis, baseline)
     axis.set_xscale("log")
     axis.set_xlabel("training CPU-minutes, validation excluded (log scale)")
     axis.set_ylabel("test accuracy, %")
@@ -82,9 +89,7 @@ def accuracy_vs_training_time(table: pd.DataFrame, baseline: dict | None):
         for _, row in rows.iterrows():
             axis.annotate(f"{row['cell']}{row['layers']}", (row["epoch_s"], row["accuracy"] * 100), fontsize=7,
                           xytext=(3, 2), textcoords="offset points")
-    if baseline:
-        axis.axhline(baseline["metrics"]["accuracy"] * 100, color="grey", linestyle=":",
-                     label="TF-IDF + logistic regression")
+    _baseline_lines(axis, baseline)
     axis.set_xscale("log")
     axis.set_xlabel("seconds per training epoch, validation excluded (log scale)")
     axis.set_ylabel("test accuracy, %")

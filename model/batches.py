@@ -55,9 +55,11 @@ def inference_batches(x: np.ndarray, batch_size: int, bucket: bool = False,
             for i in range(0, n, batch_size)]
 
 
-def gather(x: np.ndarray, y: np.ndarray | None, batches) -> list:
-    """The (tokens, labels) arrays of each batch, each cut to its width (the padding is at the front)."""
-    return [(x[rows, x.shape[1] - width:], None if y is None else y[rows]) for rows, width in batches]
+def gather(x: np.ndarray, y: np.ndarray | None, batches):
+    """The (tokens, labels) arrays of each batch in turn, each cut to its width (the padding is at the front);
+    one batch at a time, so that inference never holds a second copy of a whole split."""
+    for rows, width in batches:
+        yield x[rows, x.shape[1] - width:], None if y is None else y[rows]
 
 
 def digest(batches) -> str:

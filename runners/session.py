@@ -254,7 +254,8 @@ def _epochs(ready: Prepared, display) -> dict:
                 validate(epoch, step)
 
         epoch_start, paused_before = time.perf_counter(), paused["wall"]
-        steps = loop.train_epoch(impl, batches.gather(data.x_train, data.y_train, plan_batches), on_step=after_step)
+        steps = loop.train_epoch(impl, list(batches.gather(data.x_train, data.y_train, plan_batches)),
+                                 on_step=after_step)
         epoch_s.append(time.perf_counter() - epoch_start - (paused["wall"] - paused_before))
         samples.append(steps.clock.samples)
         train_loss, last = float(np.mean(steps.losses)), validations[-1]
