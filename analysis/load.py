@@ -39,7 +39,8 @@ def _baseline(raw: dict) -> dict:
 
 @dataclass
 class Results:
-    """Runs of one machine (CPU model, threads, framework versions), read: one row per run and each run's raw
+    """Runs of one machine and plan (``records.identity``: CPU model and flags, threads, framework versions, plan
+    fingerprint), read: one row per run and each run's raw
     series, the baseline, the sweep's manifest, the machine's roofline and the runs' environment."""
 
     runs: pd.DataFrame  # one row per run, finished or failed
@@ -50,6 +51,7 @@ class Results:
     roofline: dict | None = None  # the machine's GEMM rates (runners/roofline.py)
     environment: dict | None = None  # of the runs (a Ray sweep's manifest holds the head's, not the workers')
     sources: tuple = ()  # the results folders read
+    identity: tuple = ()  # records.identity shared by every run
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -132,15 +134,15 @@ def _results(folders: list[_Folder], identity: tuple) -> Results:
                    {k: v for folder in folders for k, v in folder.losses.items() if k in ids},
                    first.baseline, first.manifest, _machine_roofline(first.roofline, identity[0], identity[1]),
                    first.environments[identity], tuple(folder.path for folder in folders
-                                                       if identity in folder.environments))
+                                                       if identity in folder.environments), identity)
 
 
 def load(results: Path) -> Results:
     """One results folder, all of it from one machine (mixed records are refused; see ``load_machines``)."""
     folder = _read(results)
     if len(folder.environments) > 1:
-        raise AnalysisError(f"{results} mixes records from different machines or versions: "
-                            f"{sorted(folder.environments, key=str)}")
+        raise AnalysisError(f"{results} mixes records from different machines, versions or run plans "
+                            f"({len(folder.environments)} groups; analysis.report separates them)")
     if not folder.rows:
         raise AnalysisError(f"{results} holds no finished or failed runs yet")
     if not folder.environments:  # failed runs only
@@ -150,8 +152,8 @@ def load(results: Path) -> Results:
 
 
 def load_machines(paths: list[Path]) -> tuple[list[Results], pd.DataFrame]:
-    """Records of any number of folders, one ``Results`` per machine (``records.identity``), never pooled across
-    machines; and the failed runs that no single machine owns (those of a folder with several machines)."""
+    """Records of any number of folders, one ``Results`` per machine and plan (``records.identity``), never
+    pooled across machines or plans; and the failed runs that no single machine owns (those of a folder with several machines)."""
     prefix = len(paths) > 1  # run ids stay unique across folders
     folders = [_read(path, f"{Path(path).name}/" if prefix else "") for path in paths]
     identities = sorted({identity for folder in folders for identity in folder.environments}, key=str)

@@ -37,7 +37,9 @@ def step_time_vs_depth(table: pd.DataFrame):
                              & (table["bidirectional"] == bidirectional)].sort_values("layers")
                 if rows.empty:
                     continue
-                error = [rows["step_ms"] - rows["step_min_ms"], rows["step_max_ms"] - rows["step_ms"]]
+                # clip: the geometric mean of equal runs can round a hair outside their range
+                error = [(rows["step_ms"] - rows["step_min_ms"]).clip(lower=0),
+                         (rows["step_max_ms"] - rows["step_ms"]).clip(lower=0)]
                 axis.errorbar(rows["layers"], rows["step_ms"], yerr=error, fmt=style, capsize=3,
                               color=colour_of(name), label=name + (" (bi)" if bidirectional else ""))
         axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")

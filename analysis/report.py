@@ -29,33 +29,58 @@ def _present(names) -> list[str]:
 
 
 def _interval(ratio, low, high) -> str:
-    return f"{ratio:.2f}x (95% CI {low:.2f}-{high:.2f})" if np.isfinite(low) else f"{ratio:.2f}x (no interval: one run)"
+    return (f"{ratio:.2f}x (95% CI {low:.2f}-{high:.2f})" if np.isfinite(low)
+            else f"{ratio:.2f}x (no interval: fewer than {tables.MIN_RUNS} quiet runs a side or no spread)")
 
 
-def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str) -> list[str]:
-    """Per configuration: the fastest implementation and its margin over the runner-up, over whole runs."""
+def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
+    """Per configuration: the fastest implementation, named only where it is clearly faster than every other."""
     sentences = []
-    for _, row in tables.fastest(summary, runs).iterrows():
-        runs_note = f"{row['best_runs']} and {row['second_runs']} runs"
+    for _, row in tables.fastest(summary, runs, family).iterrows():
+        runs_note = f"{row['best_runs']} and {row['second_runs']} quiet runs"
         ratio = _interval(row["ratio"], row["low"], row["high"])
         if row["clear"]:
             sentences.append(f"- {row['configuration']} on {cpu}: **{row['best']}** is fastest "
-                             f"({row['best_ms']:.1f} ms/step); the runner-up {row['second']} takes "
-                             f"{ratio} as long ({runs_note}).")
+                             f"({row['best_ms']:.1f} ms/step), clearly ahead of every other column; the runner-up "
+                             f"{row['second']} takes {ratio} as long ({runs_note}).")
         else:
-            sentences.append(f"- {row['configuration']} on {cpu}: {row['best']} ({row['best_ms']:.1f} ms) and "
-                             f"{row['second']} ({row['second_ms']:.1f} ms) are not distinguishable: "
-                             f"ratio {ratio} ({runs_note}).")
+            sentences.append(f"- {row['configuration']} on {cpu}: {row['best']} ({row['best_ms']:.1f} ms) cannot be "
+                             f"told apart from {row['ties']}; runner-up {row['second']} ({row['second_ms']:.1f} ms) "
+                             f"at {ratio} ({runs_note}).")
     return sentences
 
 
-def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str) -> list[str]:
+def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
     """Which Keras backend (as released) is fastest per configuration: the same rule as for implementations."""
-    keras = [name for name in summary["implementation"].unique()
-             if get(base_name(name)).uses_keras and get(base_name(name)).patch is None and base_name(name) == name]
+    keras = [name for name in summary["implementation"].unique() if tables._released_keras(name)]
     if len(keras) < 2:
         return []
-    return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu)
+    return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu, family)
+
+
+def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> list[str]:
+    """Which statistic, which correction and which equivalence test this report's verdicts use."""
+    sentences = [f"- Step time: geometric mean over quiet runs of each run's median steady step; ratios are ratios "
+                 f"of those means with a 95% Welch t interval on log run medians (no interval with fewer than "
+                 f"{tables.MIN_RUNS} runs a side or no spread). The {len(family)} speed comparisons this report "
+                 f"states as verdicts (each column against torch, against its native backend and against the "
+                 f"fastest) are one family: a verdict is \"clear\" only where Holm's step-down procedure rejects a "
+                 f"ratio of 1 at {tables.FAMILY_LEVEL:.0%} family-wise ({int(family['clear'].sum())} clear). "
+                 "Intervals printed are the unadjusted 95% ones."]
+    if equivalence is not None and not equivalence.empty:
+        margin = tables.EQUIVALENCE_MARGIN_POINTS
+        sentences.append(f"- Accuracy: \"equivalent\" is a TOST (two one-sided t tests against ±{margin:g} point, "
+                         "2.5% per side, i.e. the 95% interval inside the margin), \"higher\"/\"lower\" a two-sided "
+                         f"t test at 5%; each Holm-corrected over the {len(equivalence)} rows of the equivalence "
+                         "table.")
+        sd = equivalence["sd_points"].median()
+        seeds = int(equivalence["seeds"].median())
+        power = tables.tost_power(seeds, sd)
+        if np.isfinite(power):
+            sentences.append(f"- Power: with {seeds} seeds and the median paired sd here ({sd:.2f} points), the "
+                             f"interval lands inside ±{margin:g} point only {power:.0%} of the time when nothing "
+                             "differs (before Holm), so \"inconclusive\" is not evidence of a difference.")
+    return sentences
 
 
 def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
@@ -63,7 +88,8 @@ def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[st
     for keras_name in _present(overhead["implementation"]):
         group = overhead[overhead["implementation"] == keras_name]
         backend, native = get(base_name(keras_name)).keras_backend, native_of(base_name(keras_name))
-        slower, faster = group[group["low"] > 1.0], group[group["high"] < 1.0]
+        slower = group[group["clear"] & (group["overhead"] > 1.0)]
+        faster = group[group["clear"] & (group["overhead"] < 1.0)]
         tied = len(group) - len(slower) - len(faster)
         paths = summary[summary["implementation"] == keras_name]["kernel_path"].unique()
         native_paths = summary[summary["implementation"] == native]["kernel_path"].unique()
@@ -71,7 +97,7 @@ def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[st
         sentences.append(
             f"- {keras_name}{patch} on {backend}: median overhead {group['overhead'].median():.2f}x over native "
             f"{native} (range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} "
-            f"configurations; slower with the run-level interval excluding 1 in {len(slower)}, faster in "
+            f"configurations; clearly slower in {len(slower)}, clearly faster in "
             f"{len(faster)}, not distinguishable in {tied}). Kernel path: Keras ran *{'; '.join(paths)}*, native "
             f"ran *{'; '.join(native_paths)}*.")
     return sentences
@@ -130,9 +156,10 @@ def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline
     sentences = []
     for _, row in summary.iterrows():
         label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
-        sentences.append(f"- {label}, {row['implementation']}: test accuracy {row['accuracy']:.4f} ± "
-                         f"{row['accuracy_sd']:.4f} (min {row['accuracy_min']:.4f}, max {row['accuracy_max']:.4f}, "
-                         f"{int(row['runs'])} seeds), F1 {row['f1']:.4f}, ROC-AUC {row['roc_auc']:.4f}.")
+        spread = (f" ± {row['accuracy_sd']:.4f} (min {row['accuracy_min']:.4f}, max {row['accuracy_max']:.4f}, "
+                  f"{int(row['runs'])} seeds)" if np.isfinite(row["accuracy_sd"]) else " (one seed: no spread)")
+        sentences.append(f"- {label}, {row['implementation']}: test accuracy {row['accuracy']:.4f}{spread}, "
+                         f"F1 {row['f1']:.4f}, ROC-AUC {row['roc_auc']:.4f}.")
     for _, row in equivalence.iterrows():
         label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
         interval = f"95% CI {row['low']:+.2f} to {row['high']:+.2f}" if np.isfinite(row["low"]) else "no interval"
@@ -151,14 +178,19 @@ def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[
         return []
     target = summary["target_accuracy"].dropna().iloc[0]
     checks = "/".join(map(str, sorted(runs["validations_per_epoch"].dropna().astype(int).unique())))
-    sentences = [f"- Training time until validation accuracy first reached {target:.0%} (validation excluded from "
-                 f"the clock; checked {checks} times per epoch, so times are rounded up to the next check):"]
+    sentences = [f"- Time until validation accuracy first reached {target:.0%}, MLPerf's way: validation on the "
+                 f"clock, the median over runs with a run that never reached it counted as the slowest (more than "
+                 f"one such run: no time). Checked {checks} times per epoch, so times are rounded up to the next "
+                 "check; training-only time beside it:"]
     for _, row in summary.iterrows():
         label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
-        if row["reached_target"]:
-            sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_wall_s']:.0f} s wall, "
-                             f"{row['ttt_cpu_s']:.0f} s CPU; {row['ttt_eval_wall_s']:.0f} s wall with validation on "
-                             f"the clock (medians; {row['reached_target']}/{row['runs']} runs).")
+        reached = f"{row['reached_target']}/{row['runs']} runs reached it"
+        if np.isfinite(row["ttt_eval_wall_s"]):
+            sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_eval_wall_s']:.0f} s wall with "
+                             f"validation; {row['ttt_wall_s']:.0f} s training only, {row['ttt_cpu_s']:.0f} s CPU "
+                             f"({reached}).")
+        elif row["reached_target"]:
+            sentences.append(f"  - {label}, {row['implementation']}: no time ({reached}; more than one did not).")
         else:
             sentences.append(f"  - {label}, {row['implementation']}: not reached in {row['runs']} runs.")
     return sentences
@@ -175,8 +207,9 @@ def quietness_sentences(runs: pd.DataFrame) -> list[str]:
     if noisy.empty:
         sentences.append("- Every run trained on a quiet machine.")
     else:
-        sentences.append(f"- {len(noisy)} run(s) trained on a busy machine and are flagged in the tables "
-                         f"(`noisy_runs`): {', '.join(noisy['run_id'])}.")
+        sentences.append(f"- {len(noisy)} of {len(finished)} run(s) trained on a busy machine: their accuracy "
+                         "counts, their times enter no verdict and no step-time figure (cells marked † in the "
+                         f"headline tables): {', '.join(noisy['run_id'])}.")
     return sentences
 
 
@@ -204,8 +237,8 @@ def write(data: Results, out: Path, title: str) -> Path:
     if data.finished.empty:
         raise AnalysisError(f"{', '.join(map(str, data.sources)) or out} has no finished runs to analyse")
     out.mkdir(parents=True, exist_ok=True)
-    summary = tables.summary(data.runs)
-    long_tables = dict(summary=summary, keras_overhead=tables.overhead(data.runs),
+    summary, family = tables.summary(data.runs), tables.comparisons(data.runs)
+    long_tables = dict(summary=summary, comparisons=family, keras_overhead=tables.overhead(data.runs, family),
                        depth_scaling=tables.depth_scaling(summary),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
                        equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary),
@@ -229,10 +262,27 @@ def write(data: Results, out: Path, title: str) -> Path:
 
 
 def machine_labels(machines: list[Results]) -> list[str]:
-    """'CPU model, N threads', with the framework versions where that alone would name two machines alike."""
+    """'CPU model, N threads', with what else tells two groups apart where that alone would name them alike:
+    framework versions, CPU flags, core count, or the run plan."""
     short = [f"{data.cpu_model}, {int(data.finished['threads'].iloc[0])} threads" for data in machines]
-    return [label if short.count(label) == 1 else f"{label} ({_versions(data.environment)})"
-            for label, data in zip(short, machines)]
+    labels = []
+    for label, data in zip(short, machines):
+        alike = [other for other, name in zip(machines, short) if name == label]
+        if len(alike) == 1:
+            labels.append(label)
+            continue
+        differs = [i for i in range(2, len(data.identity)) if len({other.identity[i] for other in alike}) > 1]
+        parts = []
+        if any(i <= 5 for i in differs):
+            parts.append(_versions(data.environment))
+        if 6 in differs:
+            parts.append("flags " + " ".join(data.identity[6]))
+        if 7 in differs:
+            parts.append(f"{data.identity[7]} cores")
+        if 8 in differs:
+            parts.append(f"plan {data.identity[8]} ({data.profile.get('name') or 'no profile'})")
+        labels.append(f"{label} ({'; '.join(parts)})")
+    return labels
 
 
 def _versions(environment: dict) -> str:
@@ -248,6 +298,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     """The cross-machine report: which machines, each one's headline table, and the winners side by side."""
     summaries = {label: tables.summary(data.runs) for label, data in zip(labels, machines)}
     fastest = {label: tables.fastest(summaries[label], data.runs) for label, data in zip(labels, machines)}
+    verdicts = sum(len(tables.comparisons(data.runs)) for data in machines)
     winners = tables.winners_across(fastest)
     lines = [f"# rnnbench across machines: {', '.join(path.name for path in paths)}", "",
              "Records are grouped by machine: CPU model, threads, and the versions of torch, TensorFlow, Keras and "
@@ -263,10 +314,11 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     lines += [tables.to_markdown(machine_table), "## Findings", ""]
     lines += machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
     lines += ["", "## Fastest implementation per configuration and machine", "",
-              "Per machine: the fastest implementation (median over runs of each run's median steady step) and the "
-              "runner-up's step time relative to it with its 95% run-level interval; `≈` where the interval holds "
-              "1. `winner`: `same` where one implementation wins clearly everywhere, `depends on the CPU` where "
-              "clear winners differ, else `unclear`.", "", tables.to_markdown(winners),
+              "Per machine: the fastest implementation (geometric mean over quiet runs of each run's median steady "
+              "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where some "
+              "column cannot be told apart from it (Holm-corrected within each machine's report, "
+              f"{verdicts} speed comparisons in all). `winner`: `same` where one implementation wins clearly "
+              "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", tables.to_markdown(winners),
               "## Ratio to native torch per machine", "",
               "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
               tables.to_markdown(tables.ratios_across(summaries))]
@@ -325,9 +377,10 @@ def render(title: str, data: Results, long_tables: dict) -> str:
               f"{sorted(finished['jit_compile'].unique().tolist())}.", "",
               "## Findings", "", f"**Fastest implementation per configuration on {cpu}** (median over runs of "
               "each run's median steady step; ratio with a 95% interval over whole runs):", ""]
-    lines += fastest_sentences(summary, runs, cpu)
+    family = long_tables["comparisons"]
+    lines += fastest_sentences(summary, runs, cpu, family)
     overhead = long_tables["keras_overhead"]
-    backends = keras_backend_sentences(summary, runs, cpu)
+    backends = keras_backend_sentences(summary, runs, cpu, family)
     if backends:
         lines += ["", f"**Fastest Keras backend per configuration on {cpu}** (the one model definition, Keras as "
                   "released, each backend's default jit setting):", ""] + backends
@@ -345,16 +398,19 @@ def render(title: str, data: Results, long_tables: dict) -> str:
         lines += ["", "**Training-loss agreement** (replaces accuracy verdicts at this budget):", ""]
         lines += loss_sentences(long_tables["loss_agreement"])
     lines += ["", "**How quiet the machine was**:", ""] + quietness_sentences(runs)
+    lines += ["", "**How the verdicts are decided**:", ""] + method_sentences(
+        family, long_tables["equivalence"] if converged else None)
     lines += ["", f"## Headline tables ({cpu})", "",
-              "Steady ms/step: median over runs [run-to-run min-max], then the ratio to native torch with its "
-              "95% run-level interval.", "", tables.to_markdown(tables.headline(summary, "step")),
+              "Steady ms/step: geometric mean over quiet runs [run-to-run min-max], then the ratio to native torch "
+              "with its 95% run-level interval; † marks a cell with busy runs left out.", "",
+              tables.to_markdown(tables.headline(summary, "step")),
               "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
               tables.to_markdown(tables.headline(summary, "memory"))]
     if converged:
         lines += ["Test accuracy, mean ± sd over seeds.", "", tables.to_markdown(tables.headline(summary, "accuracy"))]
         if "ttt_wall_s" in summary and summary["target_accuracy"].notna().any():
-            lines += ["Time to target validation accuracy, and all training until early stopping (training seconds, "
-                      "median over runs, validation excluded).", "",
+            lines += ["Time to target validation accuracy with validation on the clock (MLPerf; censored median "
+                      "over runs), training-only beside it, and all training until early stopping.", "",
                       tables.to_markdown(tables.headline(summary, "time_to_target"))]
         lines += ["Equivalence to native torch (test accuracy, points, paired by seed).", "",
                   tables.to_markdown(long_tables["equivalence"])]

@@ -1,14 +1,17 @@
 """Pure table building: run rows and raw series in, pandas tables out (no files read or written).
 
-The unit of evidence is the run (a fresh process): a configuration's step time
-is the median over its runs of each run's median steady step, shown with the
-run-to-run min-max. Ratios to native PyTorch are geometric-mean ratios of run
-medians with a 95% Welch t interval on their logarithms, so anything that
-slowed a whole run (a busy neighbour, frequency, allocator state) widens the
-interval instead of being credited to the implementation. With three runs a
-side, a bootstrap over runs would have ten distinct resamples per side and
-under-cover; the t interval is the standard small-sample choice. A winner is
-declared only where the interval excludes 1.
+The unit of evidence is the run (a fresh process). One statistic everywhere: a configuration's step time is
+the geometric mean over its quiet runs of each run's median steady step (shown with the run-to-run min-max),
+ratios are ratios of those geometric means, and rankings use them too. Each ratio gets a 95% Welch t interval
+on the logarithms of run medians, so anything that slowed a whole run (a busy neighbour, frequency, allocator
+state) widens the interval instead of being credited to the implementation. With three runs a side, a bootstrap
+over runs would have ten distinct resamples per side and under-cover; the t interval is the standard
+small-sample choice. With fewer than ``MIN_RUNS`` runs a side, or no spread at all, there is no interval.
+
+Verdicts ("faster", "slower", "equivalent") are a family per report: the speed comparisons are tested with
+Holm's step-down procedure at ``FAMILY_LEVEL`` family-wise (``comparisons``), and the accuracy equivalences
+are two one-sided tests (TOST) at 2.5% per side, i.e. a 95% interval inside the margin, Holm-corrected over
+their family too. Runs flagged busy (``quiet``) count in accuracy but never in a timing verdict.
 """
 
 from __future__ import annotations
@@ -16,40 +19,69 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from analysis.load import KEYS
 from model.implementations import NAMES, base_name, get, native_of
 
 REFERENCE = "torch"
 CONFIDENCE = 0.95
+FAMILY_LEVEL = 0.05
+MIN_RUNS = 3
 # A run is flagged as not quiet when others used more than this share of the machine while it trained.
 QUIET_OTHER_CPU, QUIET_STEAL = 0.05, 0.02
 # Accuracy differences within this many percentage points count as equivalent.
 EQUIVALENCE_MARGIN_POINTS = 1.0
+NO_INTERVAL = (float("nan"), float("nan"), float("nan"))
 
 
-def ratio_interval(numerator, denominator) -> tuple[float, float, float]:
-    """Geometric-mean ratio of two groups of run-level values, with a 95% Welch t interval (nan if either
-    group has fewer than two runs)."""
+def geometric_mean(values) -> float:
+    values = np.asarray(values, float)
+    return float(stats.gmean(values)) if len(values) else float("nan")
+
+
+def ratio_interval(numerator, denominator) -> tuple[float, float, float, float]:
+    """Ratio of the geometric means of two groups of run-level values, its 95% Welch t interval and the
+    two-sided p-value of "ratio = 1" (interval and p nan with fewer than ``MIN_RUNS`` runs a side or without
+    spread on a side: identical numbers prove nothing)."""
     a, b = np.log(np.asarray(numerator, float)), np.log(np.asarray(denominator, float))
     ratio = float(np.exp(a.mean() - b.mean()))
-    if len(a) < 2 or len(b) < 2:
-        return ratio, float("nan"), float("nan")
-    if np.ptp(a) == 0 and np.ptp(b) == 0:  # no spread at all: the interval is the point
-        return ratio, ratio, ratio
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
-    return ratio, float(np.exp(interval.low)), float(np.exp(interval.high))
+    if min(len(a), len(b)) < MIN_RUNS or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return ratio, *NO_INTERVAL
+    test = stats.ttest_ind(a, b, equal_var=False)
+    interval = test.confidence_interval(CONFIDENCE)
+    return ratio, float(np.exp(interval.low)), float(np.exp(interval.high)), float(test.pvalue)
 
 
 def difference_interval(differences) -> tuple[float, float, float]:
-    """Mean of paired differences with a 95% t interval (nan with fewer than two pairs)."""
+    """Mean of paired differences with a 95% t interval (nan with fewer than ``MIN_RUNS`` pairs or no spread)."""
     d = np.asarray(differences, float)
-    if len(d) < 2:
-        return float(d.mean()) if len(d) else float("nan"), float("nan"), float("nan")
-    if np.ptp(d) == 0:
-        return float(d.mean()), float(d.mean()), float(d.mean())
+    mean = float(d.mean()) if len(d) else float("nan")
+    if len(d) < MIN_RUNS or np.ptp(d) == 0:
+        return mean, float("nan"), float("nan")
     interval = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)
-    return float(d.mean()), float(interval.low), float(interval.high)
+    return mean, float(interval.low), float(interval.high)
+
+
+def holm(p_values, level: float = FAMILY_LEVEL) -> np.ndarray:
+    """Which hypotheses Holm's step-down procedure rejects at ``level`` family-wise (nan: not tested)."""
+    p = np.asarray(p_values, float)
+    rejected = np.zeros(len(p), bool)
+    tested = np.isfinite(p)
+    if tested.any():
+        rejected[tested] = multipletests(p[tested], alpha=level, method="holm")[0]
+    return rejected
+
+
+def tost_power(seeds: int, sd_points: float, margin: float = EQUIVALENCE_MARGIN_POINTS, draws: int = 20_000) -> float:
+    """Chance that a paired 95% interval over ``seeds`` differences lands inside +-margin when the true difference
+    is zero and the paired sd is ``sd_points`` (a fixed-seed simulation: the power the equivalence verdicts have)."""
+    if seeds < MIN_RUNS or not np.isfinite(sd_points) or sd_points <= 0:
+        return float("nan")
+    d = np.random.default_rng(0).normal(0.0, sd_points, size=(draws, seeds))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1) * d.std(axis=1, ddof=1) / np.sqrt(seeds)
+    mean = d.mean(axis=1)
+    return float(np.mean((mean - half >= -margin) & (mean + half <= margin)))
 
 
 def quiet(runs: pd.DataFrame) -> pd.Series:
@@ -73,60 +105,131 @@ def _order(table: pd.DataFrame, sort: list[str]) -> pd.DataFrame:
 
 
 def timed_groups(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    """Finished runs with a steady step time, by (implementation, cell, layers, bidirectional)."""
-    return dict(tuple(runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"]).groupby(KEYS)))
+    """Finished quiet runs with a steady step time, by (implementation, cell, layers, bidirectional): the runs
+    every timing verdict rests on."""
+    timed = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
+    return dict(tuple(timed[quiet(timed)].groupby(KEYS)))
+
+
+def censored_median(seconds: pd.Series) -> float:
+    """Median time to target where a run that never reached it counts as the slowest; MLPerf's rule: more than
+    one such run invalidates the cell (nan)."""
+    values = seconds.astype(float).fillna(np.inf).to_numpy()
+    if (values == np.inf).sum() > 1 or not len(values):
+        return float("nan")
+    median = float(np.median(values))
+    return median if np.isfinite(median) else float("nan")
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (implementation, cell, layers, bidirectional): speed over runs, quality over seeds, CPU,
-    memory, and the run-level ratio to native PyTorch."""
-    rows = []
+    """One row per (implementation, cell, layers, bidirectional): speed over quiet runs (over busy ones only where
+    no run was quiet: ``timed_runs`` 0), quality over every seed, CPU, memory, and the run-level ratio to native
+    PyTorch."""
+    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
     groups = timed_groups(runs)
-    for key, group in groups.items():
+    rows = []
+    for key, group in finished.groupby(KEYS):
         implementation, cell, layers, bidirectional = key
-        row = dict(zip(KEYS, key), runs=len(group), noisy_runs=int((~quiet(group)).sum()),
-                   step_ms=group["run_step_ms"].median(), step_min_ms=group["run_step_ms"].min(),
-                   step_max_ms=group["run_step_ms"].max(), step_iqr_ms=group["run_step_iqr_ms"].median(),
-                   accuracy=group["accuracy"].mean(), accuracy_sd=group["accuracy"].std(ddof=1),
+        timed = groups.get(key)
+        timing = group if timed is None else timed
+        row = dict(zip(KEYS, key), runs=len(group), timed_runs=0 if timed is None else len(timed),
+                   noisy_runs=int((~quiet(group)).sum()),
+                   step_ms=geometric_mean(timing["run_step_ms"]), step_min_ms=timing["run_step_ms"].min(),
+                   step_max_ms=timing["run_step_ms"].max(), step_iqr_ms=timing["run_step_iqr_ms"].median(),
+                   accuracy=group["accuracy"].mean(),
+                   accuracy_sd=group["accuracy"].std(ddof=1) if len(group) > 1 else np.nan,
                    accuracy_min=group["accuracy"].min(), accuracy_max=group["accuracy"].max(),
                    f1=group["f1"].mean(), roc_auc=group["roc_auc"].mean(), log_loss=group["log_loss"].mean(),
-                   epoch_s=group["epoch_s"].median(), first_step_s=group["first_step_s"].median(),
-                   train_wall_s=group["train_wall_s"].median(), train_cpu_s=group["train_cpu_s"].median(),
-                   train_samples_per_s=group["train_samples_per_s"].median(),
-                   inference_per_s=group["inference_per_s"].median(), latency_ms=group["latency_ms"].median(),
-                   cpu_utilisation=group["cpu_utilisation"].median(), peak_above_mb=group["peak_above_mb"].median(),
+                   epochs_run=int(group["epochs_run"].max()), epoch_s=timing["epoch_s"].median(),
+                   first_step_s=timing["first_step_s"].median(),
+                   train_wall_s=timing["train_wall_s"].median(), train_cpu_s=timing["train_cpu_s"].median(),
+                   train_samples_per_s=timing["train_samples_per_s"].median(),
+                   inference_per_s=timing["inference_per_s"].median(), latency_ms=timing["latency_ms"].median(),
+                   cpu_utilisation=timing["cpu_utilisation"].median(), peak_above_mb=group["peak_above_mb"].median(),
                    peak_min_mb=group["peak_above_mb"].min(), peak_max_mb=group["peak_above_mb"].max(),
                    rss_after_imports_mb=group["rss_after_imports_mb"].median(),
                    kernel_path=group["kernel_path"].iloc[0],
                    gemm_gflop_per_step=group["gemm_gflop_per_step"].iloc[0] if "gemm_gflop_per_step" in group
                    else np.nan)
         if "ttt_wall_s" in group and group["target_accuracy"].notna().any():
-            reached = group["ttt_wall_s"].notna()
-            row.update(target_accuracy=group["target_accuracy"].iloc[0], reached_target=int(reached.sum()),
-                       ttt_wall_s=group.loc[reached, "ttt_wall_s"].median() if reached.any() else np.nan,
-                       ttt_cpu_s=group.loc[reached, "ttt_cpu_s"].median() if reached.any() else np.nan,
-                       ttt_eval_wall_s=group.loc[reached, "ttt_eval_wall_s"].median() if reached.any() else np.nan)
+            row.update(target_accuracy=group["target_accuracy"].iloc[0],
+                       reached_target=int(group["ttt_wall_s"].notna().sum()),
+                       ttt_wall_s=censored_median(group["ttt_wall_s"]), ttt_cpu_s=censored_median(group["ttt_cpu_s"]),
+                       ttt_eval_wall_s=censored_median(group["ttt_eval_wall_s"]))
         reference = groups.get((REFERENCE, cell, layers, bidirectional))
-        if reference is not None:
-            row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = ratio_interval(
-                group["run_step_ms"], reference["run_step_ms"])
+        row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = (
+            ratio_interval(timing["run_step_ms"], reference["run_step_ms"])[:3] if reference is not None
+            and timed is not None else (np.nan, np.nan, np.nan))
         rows.append(row)
     return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
 
 
-def overhead(runs: pd.DataFrame) -> pd.DataFrame:
-    """Each Keras implementation against the native one on its backend, per configuration, over runs."""
+def _released_keras(name: str) -> bool:
+    entry = get(base_name(name))
+    return entry.uses_keras and entry.patch is None and base_name(name) == name
+
+
+def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every speed comparison a report states a verdict on, per configuration: each column against native
+    torch, each Keras column against the native implementation of its backend, each column against the fastest
+    column, and each Keras-as-released column against the fastest of those. One row per distinct pair, over quiet
+    runs: the ratio of geometric means, its 95% interval, the p-value, and ``clear`` where Holm's procedure
+    rejects a ratio of 1 at ``FAMILY_LEVEL`` family-wise over all the rows."""
+    groups = timed_groups(runs)
+    configurations: dict[tuple, list[str]] = {}
+    for name, *configuration in groups:
+        configurations.setdefault(tuple(configuration), []).append(name)
+    pairs = set()
+    for configuration, names in configurations.items():
+        means = {name: geometric_mean(groups[(name, *configuration)]["run_step_ms"]) for name in names}
+        for name in names:
+            native = native_of(base_name(name)) if get(base_name(name)).uses_keras else None
+            pairs |= {(configuration, *sorted((name, other))) for other in (REFERENCE, native)
+                      if other in names and other != name}
+        for pool in (names, [name for name in names if _released_keras(name)]):
+            if len(pool) > 1:
+                best = min(pool, key=means.get)
+                pairs |= {(configuration, *sorted((name, best))) for name in pool if name != best}
+    rows = []
+    for configuration, numerator, denominator in sorted(pairs):
+        ratio, low, high, p = ratio_interval(groups[(numerator, *configuration)]["run_step_ms"],
+                                             groups[(denominator, *configuration)]["run_step_ms"])
+        rows.append(dict(zip(KEYS[1:], configuration), numerator=numerator, denominator=denominator, ratio=ratio,
+                         low=low, high=high, p=p))
+    family = pd.DataFrame(rows, columns=[*KEYS[1:], "numerator", "denominator", "ratio", "low", "high", "p"])
+    return family.assign(clear=holm(family["p"]))
+
+
+def compared(family: pd.DataFrame, cell, layers, bidirectional, numerator: str, denominator: str) -> dict:
+    """One comparison of the family, as numerator / denominator (clear False where it was never tested)."""
+    for a, b, flip in ((numerator, denominator, False), (denominator, numerator, True)):
+        row = family[(family["cell"] == cell) & (family["layers"] == layers)
+                     & (family["bidirectional"] == bidirectional) & (family["numerator"] == a)
+                     & (family["denominator"] == b)]
+        if not row.empty:
+            row = row.iloc[0]
+            if flip:
+                return dict(ratio=1 / row["ratio"], low=1 / row["high"], high=1 / row["low"], clear=bool(row["clear"]))
+            return dict(ratio=row["ratio"], low=row["low"], high=row["high"], clear=bool(row["clear"]))
+    return dict(ratio=np.nan, low=np.nan, high=np.nan, clear=False)
+
+
+def overhead(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each Keras implementation against the native one on its backend, per configuration, over quiet runs;
+    ``clear`` from the report's Holm-corrected family."""
+    family = comparisons(runs) if family is None else family
     groups = timed_groups(runs)
     rows = []
     for (implementation, cell, layers, bidirectional), group in groups.items():
         native = groups.get((native_of(base_name(implementation)), cell, layers, bidirectional))
-        if native is None:
+        if native is None or not get(base_name(implementation)).uses_keras:
             continue
-        ratio, low, high = ratio_interval(group["run_step_ms"], native["run_step_ms"])
+        verdict = compared(family, cell, layers, bidirectional, implementation, native_of(base_name(implementation)))
         rows.append(dict(implementation=implementation, backend=get(base_name(implementation)).keras_backend,
-                         cell=cell,
-                         layers=layers, bidirectional=bidirectional, keras_ms=group["run_step_ms"].median(),
-                         native_ms=native["run_step_ms"].median(), overhead=ratio, low=low, high=high))
+                         cell=cell, layers=layers, bidirectional=bidirectional,
+                         keras_ms=geometric_mean(group["run_step_ms"]),
+                         native_ms=geometric_mean(native["run_step_ms"]), overhead=verdict["ratio"],
+                         low=verdict["low"], high=verdict["high"], clear=verdict["clear"]))
     return _order(pd.DataFrame(rows), ["backend", "cell", "bidirectional", "layers"])
 
 
@@ -162,31 +265,43 @@ def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.Data
 
 
 def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
-    """Test accuracy of each implementation minus native PyTorch's, paired by seed (same weights, same batches),
-    with a 95% t interval and a verdict against a margin of ``EQUIVALENCE_MARGIN_POINTS``."""
+    """Test accuracy of each implementation minus native PyTorch's, paired by seed (same weights, same batches;
+    a seed run twice counts once, as its mean), with a 95% t interval. Verdicts over the table as one family:
+    ``equivalent`` where the two one-sided tests against +-``EQUIVALENCE_MARGIN_POINTS`` (TOST, 2.5% per side)
+    both reject after Holm's correction, ``higher``/``lower`` where the two-sided test does, else
+    ``inconclusive``; with fewer than ``MIN_RUNS`` seeds or no spread, no verdict."""
     finished = runs[runs["status"] == "ok"]
-    rows = []
+    margin, rows = EQUIVALENCE_MARGIN_POINTS, []
     for (cell, layers, bidirectional), group in finished.groupby(["cell", "layers", "bidirectional"]):
-        reference = group[group["implementation"] == REFERENCE].set_index("seed")["accuracy"]
+        reference = group[group["implementation"] == REFERENCE].groupby("seed")["accuracy"].mean()
         for name, mine in group.groupby("implementation"):
             if name == REFERENCE:
                 continue
-            paired = mine.set_index("seed")["accuracy"].to_frame("mine").join(reference.rename("ref"), how="inner")
+            paired = mine.groupby("seed")["accuracy"].mean().to_frame("mine").join(reference.rename("ref"),
+                                                                                   how="inner")
             if paired.empty:
                 continue
-            mean, low, high = difference_interval((paired["mine"] - paired["ref"]) * 100)
-            margin = EQUIVALENCE_MARGIN_POINTS
-            if not np.isfinite(low):
-                verdict = "no interval (one seed)"
-            elif -margin <= low and high <= margin:
-                verdict = f"equivalent within ±{margin:g} point"
-            elif low > 0 or high < 0:
-                verdict = "higher" if low > 0 else "lower"
-            else:
-                verdict = "inconclusive"
+            d = ((paired["mine"] - paired["ref"]) * 100).to_numpy()
+            mean, low, high = difference_interval(d)
+            tested = np.isfinite(low)
             rows.append(dict(implementation=name, cell=cell, layers=layers, bidirectional=bidirectional,
-                             seeds=len(paired), difference_points=mean, low=low, high=high, verdict=verdict))
-    return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
+                             seeds=len(paired), difference_points=mean, sd_points=np.std(d, ddof=1) if len(d) > 1
+                             else np.nan, low=low, high=high,
+                             p_different=stats.ttest_1samp(d, 0.0).pvalue if tested else np.nan,
+                             p_equivalent=max(stats.ttest_1samp(d, -margin, alternative="greater").pvalue,
+                                              stats.ttest_1samp(d, margin, alternative="less").pvalue)
+                             if tested else np.nan))
+    table = pd.DataFrame(rows, columns=["implementation", "cell", "layers", "bidirectional", "seeds",
+                                        "difference_points", "sd_points", "low", "high", "p_different",
+                                        "p_equivalent"])
+    equivalent = holm(table["p_equivalent"], (1 - CONFIDENCE) / 2)  # TOST: each one-sided test at 2.5%
+    different = holm(table["p_different"])
+    table["verdict"] = [
+        "no interval (fewer than 3 seeds or no spread)" if not np.isfinite(row.low)
+        else f"equivalent within ±{margin:g} point" if same
+        else ("higher" if row.difference_points > 0 else "lower") if differs else "inconclusive"
+        for row, same, differs in zip(table.itertuples(), equivalent, different)]
+    return _order(table, ["cell", "bidirectional", "layers"])
 
 
 def programming_model(table: pd.DataFrame) -> pd.DataFrame:
@@ -216,21 +331,29 @@ def programming_model(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fastest(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration with two or more implementations: the fastest by median step, the runner-up, and the
-    runner-up's step ratio to it over whole runs with its interval; ``clear`` where the interval excludes 1."""
-    groups, rows = timed_groups(runs), []
+def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per configuration with two or more implementations: the fastest (lowest geometric mean of quiet run
+    medians), the runner-up with its ratio to the fastest and interval, ``clear`` only where every other column's
+    comparison with the fastest is clear in the Holm-corrected family, else ``ties``: the columns it cannot be
+    told apart from."""
+    family = comparisons(runs) if family is None else family
+    rows = []
     for (cell, bidirectional, layers), group in table.groupby(["cell", "bidirectional", "layers"]):
         if len(group) < 2:
             continue
-        best, second = (row for _, row in group.sort_values("step_ms").head(2).iterrows())
-        ratio, low, high = ratio_interval(*(groups[(row["implementation"], cell, layers, bidirectional)]["run_step_ms"]
-                                            for row in (second, best)))
+        ranked = group.sort_values("step_ms")
+        best, others = ranked.iloc[0], ranked.iloc[1:]
+        verdicts = [compared(family, cell, layers, bidirectional, other["implementation"], best["implementation"])
+                    for _, other in others.iterrows()]
+        ties = [other["implementation"] for (_, other), verdict in zip(others.iterrows(), verdicts)
+                if not (verdict["clear"] and verdict["ratio"] > 1)]
+        second, runner_up = others.iloc[0], verdicts[0]
         rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
                          bidirectional=bidirectional, best=best["implementation"], best_ms=best["step_ms"],
-                         best_runs=int(best["runs"]), second=second["implementation"], second_ms=second["step_ms"],
-                         second_runs=int(second["runs"]), ratio=ratio, low=low, high=high,
-                         clear=bool(np.isfinite(low) and low > 1.0)))
+                         best_runs=int(best["timed_runs"]), second=second["implementation"],
+                         second_ms=second["step_ms"], second_runs=int(second["timed_runs"]),
+                         ratio=runner_up["ratio"], low=runner_up["low"], high=runner_up["high"],
+                         clear=not ties, ties=", ".join(ties)))
     return pd.DataFrame(rows)
 
 
@@ -288,9 +411,10 @@ def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
 def headline(table: pd.DataFrame, value: str) -> pd.DataFrame:
     """Configuration rows x implementation columns, one cell per configuration and implementation:
 
-    ``step``: median ms/step [run min-max], ratio to torch (95% interval); ``memory``: peak MB above the
-    baseline; ``accuracy``: mean test accuracy ± sd over seeds; ``time_to_target``: median training
-    seconds to the target validation accuracy (runs that reached it / runs), and the median total training time."""
+    ``step``: geometric-mean ms/step [run min-max] (†: busy runs left out), ratio to torch (95% interval);
+    ``memory``: peak MB above the baseline; ``accuracy``: mean test accuracy ± sd over seeds;
+    ``time_to_target``: censored median seconds to the target validation accuracy with validation on the clock,
+    then training only (runs that reached it / runs), and the median total training time."""
     cells = {}
     for _, row in table.iterrows():
         label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
@@ -301,7 +425,8 @@ def headline(table: pd.DataFrame, value: str) -> pd.DataFrame:
 
 def _headline_cell(row, value: str) -> str:
     if value == "step":
-        text = f"{row['step_ms']:.1f} [{row['step_min_ms']:.1f}-{row['step_max_ms']:.1f}]"
+        busy = f" †{row['noisy_runs']} busy" if row.get("noisy_runs") else ""
+        text = f"{row['step_ms']:.1f} [{row['step_min_ms']:.1f}-{row['step_max_ms']:.1f}]{busy}"
         if row["implementation"] != REFERENCE and np.isfinite(row.get("vs_torch", np.nan)):
             interval = (f" ({row['vs_torch_low']:.2f}-{row['vs_torch_high']:.2f})"
                         if np.isfinite(row["vs_torch_low"]) else "")
@@ -310,14 +435,15 @@ def _headline_cell(row, value: str) -> str:
     if value == "memory":
         return f"{row['peak_above_mb']:.0f} [{row['peak_min_mb']:.0f}-{row['peak_max_mb']:.0f}]"
     if value == "accuracy":
-        sd = f" ± {row['accuracy_sd']:.3f}" if np.isfinite(row["accuracy_sd"]) else ""
+        sd = f" ± {row['accuracy_sd']:.3f}" if np.isfinite(row["accuracy_sd"]) else " (one seed)"
         return f"{row['accuracy']:.3f}{sd}"
     if value == "time_to_target":
         total = f"; all training {row['train_wall_s']:.0f} s"
-        if not row.get("reached_target"):
-            return f"not reached (0/{row['runs']}){total}"
-        return (f"{row['ttt_wall_s']:.0f} s, CPU {row['ttt_cpu_s']:.0f} s ({row['reached_target']}/{row['runs']})"
-                f"{total}")
+        reached = f"({row['reached_target']}/{row['runs']})"
+        if not np.isfinite(row.get("ttt_eval_wall_s", np.nan)):
+            return f"{'no time' if row.get('reached_target') else 'not reached'} {reached}{total}"
+        return (f"{row['ttt_eval_wall_s']:.0f} s with validation; training {row['ttt_wall_s']:.0f} s, CPU "
+                f"{row['ttt_cpu_s']:.0f} s {reached}{total}")
     raise ValueError(value)
 
 

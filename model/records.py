@@ -17,6 +17,7 @@ Schema history:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -164,13 +165,33 @@ def run_state(run_dir: Path) -> str:
     return "pending"
 
 
+# Grid axes of a sweep: they vary inside one analysis (rows and columns of its tables), so they are not part of
+# the plan a group of records must share.
+GRID_MODEL, GRID_TRAIN = ("cell", "layers", "bidirectional"), ("seed",)
+
+
+def plan_fingerprint(record: dict) -> str:
+    """Short hash of what the runs of one analysis must share beyond the machine: the model and training
+    settings without the grid axes (implementation, variant, cell, depth, direction, seed), the data sizes and
+    the profile name."""
+    plan = record["plan"]
+    shared = dict(model={k: v for k, v in plan["model"].items() if k not in GRID_MODEL},
+                  train={k: v for k, v in plan["train"].items() if k not in GRID_TRAIN},
+                  data={k: record["data"].get(k) for k in ("n_train", "n_val", "n_test")},
+                  profile=plan.get("profile"))
+    return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def identity(record: dict) -> tuple:
-    """What must be equal for records to be pooled: the machine as the runs used it (CPU model, threads) and the
-    versions of the frameworks under test (torch, tensorflow-cpu, keras, jax)."""
+    """What must be equal for records to be pooled: the machine as the runs used it (CPU model, threads, the
+    instruction-set flags and core count, since a VM's model string can hide a CPU generation), the versions of
+    the frameworks under test (torch, tensorflow-cpu, keras, jax), and the plan's fingerprint."""
     environment = record["environment"]
-    packages = environment["packages"]
-    return (environment["cpu"]["model"], record["runtime"]["policy"]["intra_op_threads"], packages.get("torch"),
-            packages.get("tensorflow-cpu"), packages.get("keras"), packages.get("jax"))
+    packages, cpu = environment["packages"], environment["cpu"]
+    flags = tuple(sorted(flag for flag, present in (cpu.get("flags") or {}).items() if present))
+    return (cpu["model"], record["runtime"]["policy"]["intra_op_threads"], packages.get("torch"),
+            packages.get("tensorflow-cpu"), packages.get("keras"), packages.get("jax"), flags,
+            cpu.get("logical_cores"), plan_fingerprint(record))
 
 
 def run_column(plan: dict) -> str:
