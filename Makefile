@@ -10,7 +10,7 @@ comma := ,
 EXECUTOR ?= local
 ADDRESS ?= auto
 
-.PHONY: install test train compare report clean
+.PHONY: install test lint train compare report clean
 
 install: $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -21,6 +21,9 @@ $(VENV)/.installed-%: pyproject.toml
 
 test: install
 	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check .
 
 train: install
 	$(PY) -m runners.train

@@ -52,6 +52,7 @@ class Results:
     environment: dict | None = None  # of the runs (a Ray sweep's manifest holds the head's, not the workers')
     sources: tuple = ()  # the results folders read
     identity: tuple = ()  # records.identity shared by every run
+    canary: dict | None = None  # the canary reference the runs' ``canary_slowdown`` is relative to
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -124,17 +125,30 @@ def _machine_roofline(roofline: dict | None, cpu_model: str, threads: int) -> di
                  if machine.get("cpu_model") == cpu_model and machine.get("threads") == threads), None)
 
 
+def _canary(runs: pd.DataFrame, roofline: dict | None) -> tuple[pd.DataFrame, dict | None]:
+    """Each run's canary slowdown against the machine's reference: the one measured beside the roofline, else
+    the fastest canary any of these runs took at its start."""
+    if "canary_training_ms" not in runs or runs["canary_training_ms"].isna().all():
+        return runs, None
+    measured = (roofline or {}).get("canary")
+    reference = (dict(ms=measured["total_ms"], source="measured beside the roofline") if measured
+                 else dict(ms=float(runs["canary_start_ms"].min()), source="fastest start of a run"))
+    return runs.assign(canary_slowdown=runs["canary_training_ms"] / reference["ms"]), reference
+
+
 def _results(folders: list[_Folder], identity: tuple) -> Results:
     rows = [row for folder in folders for row in folder.rows
             if row["identity"] == identity or (row["identity"] is None and set(folder.environments) == {identity})]
     ids = {row["run_id"] for row in rows}
     first = next(folder for folder in folders if identity in folder.environments)
-    return Results(pd.DataFrame(rows).drop(columns="identity"),
+    roofline = _machine_roofline(first.roofline, identity[0], identity[1])
+    runs, canary = _canary(pd.DataFrame(rows).drop(columns="identity"), roofline)
+    return Results(runs,
                    {k: v for folder in folders for k, v in folder.samples.items() if k in ids},
                    {k: v for folder in folders for k, v in folder.losses.items() if k in ids},
-                   first.baseline, first.manifest, _machine_roofline(first.roofline, identity[0], identity[1]),
+                   first.baseline, first.manifest, roofline,
                    first.environments[identity], tuple(folder.path for folder in folders
-                                                       if identity in folder.environments), identity)
+                                                       if identity in folder.environments), identity, canary)
 
 
 def load(results: Path) -> Results:
@@ -153,7 +167,8 @@ def load(results: Path) -> Results:
 
 def load_machines(paths: list[Path]) -> tuple[list[Results], pd.DataFrame]:
     """Records of any number of folders, one ``Results`` per machine and plan (``records.identity``), never
-    pooled across machines or plans; and the failed runs that no single machine owns (those of a folder with several machines)."""
+    pooled across machines or plans; and the failed runs that no single machine owns (those of a folder with
+    several machines)."""
     prefix = len(paths) > 1  # run ids stay unique across folders
     folders = [_read(path, f"{Path(path).name}/" if prefix else "") for path in paths]
     identities = sorted({identity for folder in folders for identity in folder.environments}, key=str)

@@ -116,7 +116,7 @@ def peak_memory(table: pd.DataFrame):
             heights.append(row["peak_above_mb"].iloc[0] if len(row) else np.nan)
         axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=colour_of(name), label=name)
     axis.set_xticks(np.arange(len(configurations)) + 0.4 - width / 2)
-    axis.set_xticklabels([f"{c}{l}{'-bi' if b else ''}" for c, l, b in configurations], rotation=45, fontsize=8)
+    axis.set_xticklabels([f"{c}{d}{'-bi' if b else ''}" for c, d, b in configurations], rotation=45, fontsize=8)
     axis.set_ylabel("peak RSS above the ready baseline, MB (median over runs)")
     axis.set_title("Peak memory during training")
     axis.legend(fontsize=8)
@@ -178,5 +178,30 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
     if axes[0][-1].get_legend_handles_labels()[0]:  # schema-1 records have no per-step losses to draw
         axes[0][-1].legend(fontsize=8)
     figure.suptitle("Training-loss trajectories over identical batches from identical weights")
+    figure.tight_layout()
+    return figure
+
+
+def canary(runs: pd.DataFrame, threshold: float):
+    """Every run against sweep time: its canary slowdown during training, and its steady step relative to the
+    median run of its column and configuration, so slow periods and the runs they touched line up."""
+    finished = runs[runs["status"] == "ok"].dropna(subset=["started_at", "run_step_ms"])
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    if finished.empty or "canary_slowdown" not in finished:
+        top.text(0.5, 0.5, "no canary in these records", ha="center", transform=top.transAxes)
+        return figure
+    minutes = (finished["started_at"] - finished["started_at"].min()) / 60
+    relative = finished["run_step_ms"] / finished.groupby(KEYS)["run_step_ms"].transform("median")
+    for name in _implementations(finished):
+        mine = finished["implementation"] == name
+        top.scatter(minutes[mine], finished.loc[mine, "canary_slowdown"], color=colour_of(name), label=name, s=18)
+        bottom.scatter(minutes[mine], relative[mine], color=colour_of(name), s=18)
+    top.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:.2f}x")
+    top.set_ylabel("canary / reference")
+    bottom.axhline(1.0, color="grey", linewidth=1)
+    bottom.set_ylabel("step / median of its cell")
+    bottom.set_xlabel("minutes since the sweep's first run started")
+    top.legend(fontsize=7, ncol=3)
+    figure.suptitle("Canary and step time against sweep time")
     figure.tight_layout()
     return figure

@@ -196,20 +196,30 @@ def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[
     return sentences
 
 
-def quietness_sentences(runs: pd.DataFrame) -> list[str]:
+def quietness_sentences(runs: pd.DataFrame, canary: dict | None = None) -> list[str]:
     finished = runs[runs["status"] == "ok"]
     if "other_cpu_fraction" not in finished or finished["other_cpu_fraction"].isna().all():
         return ["- Machine load during training was not recorded (schema-1 records)."]
     noisy = finished[~tables.quiet(finished)]
-    sentences = [f"- Other processes used at most {finished['other_cpu_fraction'].max():.1%} of the machine and the "
-                 f"hypervisor stole at most {finished['steal_fraction'].max():.1%} of it while any run trained "
-                 f"(thresholds for a quiet run: {tables.QUIET_OTHER_CPU:.0%} and {tables.QUIET_STEAL:.0%})."]
+    sentences = [f"- /proc/stat: other processes used at most {finished['other_cpu_fraction'].max():.1%} of the "
+                 f"machine and the hypervisor stole at most {finished['steal_fraction'].max():.1%} of it while any "
+                 f"run trained (thresholds for a quiet run: {tables.QUIET_OTHER_CPU:.0%} and "
+                 f"{tables.QUIET_STEAL:.0%})."]
+    if canary and "canary_slowdown" in finished:
+        slow = finished["canary_slowdown"].dropna()
+        sentences.append(
+            f"- Canary (a fixed matrix product and copy, `runners/canary.py`, timed every "
+            f"{finished['canary_every_s'].max():.0f} s of training): "
+            f"reference {canary['ms']:.1f} ms ({canary['source']}); during training the runs' canaries ran "
+            f"{slow.min():.2f}-{slow.max():.2f}x the reference (median {slow.median():.2f}x; threshold "
+            f"{tables.CANARY_SLOWDOWN:.2f}x), at a cost of at most {finished['canary_share'].max():.2%} of "
+            "training time. The plot `canary.png` sets each run's canary and step time against sweep time.")
     if noisy.empty:
         sentences.append("- Every run trained on a quiet machine.")
     else:
-        sentences.append(f"- {len(noisy)} of {len(finished)} run(s) trained on a busy machine: their accuracy "
-                         "counts, their times enter no verdict and no step-time figure (cells marked † in the "
-                         f"headline tables): {', '.join(noisy['run_id'])}.")
+        sentences.append(f"- {len(noisy)} of {len(finished)} run(s) trained on a busy or slowed machine: their "
+                         "accuracy counts, their times enter no verdict and no step-time figure (cells marked † in "
+                         f"the headline tables): {', '.join(noisy['run_id'])}.")
     return sentences
 
 
@@ -252,7 +262,8 @@ def write(data: Results, out: Path, title: str) -> Path:
                    accuracy_vs_cpu_minutes=plots.accuracy_vs_cpu_minutes(data.runs, data.baseline),
                    peak_memory=plots.peak_memory(summary),
                    step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
-                   loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
+                   loss_trajectories=plots.loss_trajectories(data.runs, data.losses),
+                   canary=plots.canary(data.runs, tables.CANARY_SLOWDOWN))
     for name, figure in figures.items():
         figure.savefig(out / f"{name}.png", dpi=110)
         plots.plt.close(figure)
@@ -389,7 +400,12 @@ def render(title: str, data: Results, long_tables: dict) -> str:
     lines += ["", "**Depth scaling**:", ""] + depth_sentences(long_tables["depth_scaling"])
     lines += ["", f"**Memory on {cpu}**:", ""] + memory_sentences(summary)
     if converged:
-        lines += ["", "**Test accuracy and equivalence to native PyTorch**:", ""]
+        capped = int((finished["epochs_run"] >= finished["epochs_planned"]).sum())
+        lines += ["", "**Test accuracy and equivalence to native PyTorch**:", "",
+                  f"- Trained on all {n_train} training reviews for at most "
+                  f"{int(finished['epochs_planned'].max())} epochs: {capped} of {len(finished)} runs stopped at "
+                  "that cap, the others by early stopping; accuracies are after at most that many epochs, not "
+                  "necessarily converged."]
         lines += quality_sentences(summary, long_tables["equivalence"], data.baseline)
         ttt = time_to_target_sentences(summary, finished)
         if ttt:
@@ -397,7 +413,7 @@ def render(title: str, data: Results, long_tables: dict) -> str:
     else:
         lines += ["", "**Training-loss agreement** (replaces accuracy verdicts at this budget):", ""]
         lines += loss_sentences(long_tables["loss_agreement"])
-    lines += ["", "**How quiet the machine was**:", ""] + quietness_sentences(runs)
+    lines += ["", "**How quiet the machine was**:", ""] + quietness_sentences(runs, data.canary)
     lines += ["", "**How the verdicts are decided**:", ""] + method_sentences(
         family, long_tables["equivalence"] if converged else None)
     lines += ["", f"## Headline tables ({cpu})", "",
@@ -447,7 +463,8 @@ def render(title: str, data: Results, long_tables: dict) -> str:
               "![accuracy vs training time](accuracy_vs_training_time.png)", "",
               "![accuracy vs training CPU-minutes](accuracy_vs_cpu_minutes.png)", "", "![peak memory](peak_memory.png)",
               "", "![step-time distributions](step_time_distributions.png)", "",
-              "![training-loss trajectories](loss_trajectories.png)", "", "## Kernel paths", ""]
+              "![training-loss trajectories](loss_trajectories.png)", "",
+              "![canary and step time against sweep time](canary.png)", "", "## Kernel paths", ""]
     for name in _present(summary["implementation"]):
         for path in summary[summary["implementation"] == name]["kernel_path"].unique():
             lines.append(f"- {name}: {path}")

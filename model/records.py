@@ -12,7 +12,8 @@ Schema history:
      and ``keras_backend`` moved into ``runtime``; ``timing.warmup_steps_excluded`` is the plan's;
      ``validations`` (each validation with the training clocks at that point, validation excluded);
      ``cpu.machine_during_training`` (other processes' CPU and steal); inference excludes one warm-up
-     batch and its memory is measured above the post-training RSS (``*_post_training_*``).
+     batch and its memory is measured above the post-training RSS (``*_post_training_*``); later
+     ``canary`` (runners/canary.py), optional when read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,8 +45,10 @@ ROOFLINE_FILE = "roofline.json"  # the machine's GEMM rates, measured once per s
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
-            "validations", "early_stopping", "files")
-REQUIRED = ("schema_version", "status", "created") + SECTIONS
+            "validations", "early_stopping", "files", "canary")
+# Added to schema 2 later, so optional when read: records written before it have none.
+LATER_SECTIONS = ("canary",)
+REQUIRED = ("schema_version", "status", "created") + tuple(s for s in SECTIONS if s not in LATER_SECTIONS)
 
 
 class RecordError(UserError):
@@ -202,6 +206,13 @@ def run_column(plan: dict) -> str:
         return plan["implementation"]  # partial specs (hand-made records) or retired variants
 
 
+def canary_ms(record: dict, phase: str) -> float | None:
+    """Median canary time (ms) of one phase of the run (``start``, ``training``, ``end``); records before the
+    canary have none."""
+    samples = [s["total_ms"] for s in (record.get("canary") or {}).get("samples", []) if s["phase"] == phase]
+    return statistics.median(samples) if samples else None
+
+
 def row(record: dict) -> dict:
     """One flat row of the figures the analysis tabulates."""
     plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
@@ -231,6 +242,12 @@ def row(record: dict) -> dict:
         threads=runtime["policy"]["intra_op_threads"], flush_denormal=runtime["policy"]["flush_denormal"],
         jit_compile=runtime["jit_compile"], hostname=record["environment"].get("hostname"),
         **_quietness(record["cpu"].get("machine_during_training")),
+        canary_start_ms=canary_ms(record, "start"),
+        # a run too short for a canary during training is judged by its end one
+        canary_training_ms=canary_ms(record, "training") or canary_ms(record, "end"),
+        canary_share=(record.get("canary") or {}).get("share_of_training"),
+        canary_every_s=(record.get("canary") or {}).get("every_s"),
+        started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),
     )
 
 

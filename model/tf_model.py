@@ -213,7 +213,8 @@ class TensorFlowImplementation:
         if self.network.formulation == "block":
             path = "native TF tf.raw_ops.BlockLSTM fused op"
         else:
-            projection = "x@W precomputed for all steps" if self.network.formulation == "precomputed" else "x@W per step"
+            precomputed = self.network.formulation == "precomputed"
+            projection = "x@W precomputed for all steps" if precomputed else "x@W per step"
             where = "in a tf.function graph" if self.graph else "run eagerly (no tf.function)"
             path = f"native TF tf.while_loop cell ({projection}, parallel_iterations=32) {where}"
         return dict(kernel_path=path + (" compiled by XLA" if self.jit_compile else ""),

@@ -171,6 +171,7 @@ def _reachable(address: str) -> None:
 def _run_on_node(plan: dict, timeout_s: float, placement: str, shipped: dict) -> dict:
     """On a worker node: the data in place, a core set if asked, the run in a fresh process; its files back."""
     import ray
+
     from runners import policy
 
     started, plan = time.perf_counter(), RunPlan.from_dict(plan)

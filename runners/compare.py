@@ -53,6 +53,7 @@ def compare(
     executor: Annotated[str, typer.Option(help="local (one run after another here) or ray (a Ray cluster; needs .[cluster])")] = "local",
     address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
+    rerun_noisy: Annotated[int, typer.Option(help="run a cell's noisy runs (busy machine or slowed canary) again, up to this many extra runs per cell, until it has 3 quiet runs")] = 0,
 ):
     """Train every configuration of the grid in its own process, then write the report."""
     with user_errors():
@@ -61,6 +62,7 @@ def compare(
         from model.spec import CELLS, MAX_LAYERS
         from runners import policy
         from runners.sweep import LocalExecutor, sweep
+        from runners.sweep import rerun_noisy as rerun
 
         if executor not in ("local", "ray"):
             fail(f"unknown executor: {executor}; choose from local, ray")
@@ -68,6 +70,8 @@ def compare(
             fail("--address and --placement apply to --executor ray only")
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
+        if rerun_noisy < 0:
+            fail("--rerun-noisy takes a number of extra runs per cell, 0 or more")
         if executor == "local":
             policy.check_threads(threads)
         chosen = get_profile(profile).narrowed(
@@ -92,6 +96,9 @@ def compare(
                 typer.echo(runner.summary(threads))
             counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
                            retry_failed, on_progress=_printer(), executor=runner)
+            if rerun_noisy:
+                again = rerun(folder, rerun_noisy, min(3, len(chosen.seeds)), chosen.timeout_s, runner, _printer())
+                typer.echo(f"{len(again)} noisy run(s) run again (listed in the manifest)")
         finally:
             runner.close()
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "

@@ -113,7 +113,8 @@ def probe_torch() -> dict:
     backend = next((line.split(":", 1)[1].strip() for line in torch.__config__.parallel_info().splitlines()
                     if line.startswith("ATen parallel backend")), None)
     return dict(intra_op_threads=torch.get_num_threads(), inter_op_threads=torch.get_num_interop_threads(),
-                flush_denormal=product == 0.0 and bool((parallel == 0).all()), flush_denormal_main_thread=product == 0.0,
+                flush_denormal=product == 0.0 and bool((parallel == 0).all()),
+                flush_denormal_main_thread=product == 0.0,
                 flush_denormal_worker_threads=bool((parallel == 0).all()), parallel_backend=backend)
 
 

@@ -6,7 +6,8 @@ Run in a fresh process with the runs' thread count (the sweep does it once,
 into ``roofline.json``). The small GEMM is the shape every recurrent step
 multiplies, h_t @ U: (batch, units) x (units, G*units); at batch 64 and 64
 units it is 2 MFLOP, far too small to reach the large-GEMM rate, which is
-what bounds a sequential recurrence on a CPU.
+what bounds a sequential recurrence on a CPU. Beside them, the machine's
+canary reference (``runners/canary.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def gemm_rate(m: int, k: int, n: int, seconds: float = 1.0) -> float:
 def measure(threads: int, batch: int = 64, units: int = 64, gates: int = 4) -> dict:
     import torch
 
+    from runners import canary
     from runners.environment import cpu_info
 
     torch.set_num_threads(threads)
@@ -46,7 +48,7 @@ def measure(threads: int, batch: int = 64, units: int = 64, gates: int = 4) -> d
                 library=f"torch {torch.__version__} torch.mm (float32)",
                 peak_gflops=max(gemm_rate(2048, 2048, 2048) for _ in range(2)),
                 small_gemm_gflops=gemm_rate(batch, units, gates * units),
-                small_gemm_shape=[batch, units, gates * units])
+                small_gemm_shape=[batch, units, gates * units], canary=canary.reference(threads))
 
 
 @app.command()

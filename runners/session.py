@@ -21,9 +21,9 @@ import psutil
 
 from model import implementations, records
 from model.plan import RunPlan
-from runners import loop, measure, policy
-from runners.environment import environment
 from model.weights import gemm_flops_per_training_step
+from runners import canary, loop, measure, policy
+from runners.environment import environment
 from runners.metrics import binary_cross_entropy, classification_metrics, sigmoid
 
 
@@ -202,8 +202,14 @@ def record(ready: Prepared, out: Path, **sections) -> None:
 
 
 def _progress(enabled: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     # Two refreshes a second: the display thread must not compete with a 2-core training step.
     return Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
@@ -224,8 +230,10 @@ def _epochs(ready: Prepared, display) -> dict:
     checkpoints = {round(j * per_epoch / every) for j in range(1, every + 1)}
     samples, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], []
     stopper = _EarlyStopping(train_spec.patience)
+    watch = canary.Canary(plan.threads)
+    watch.start()
     wall_start, cpu_start = time.perf_counter(), measure.cpu_seconds()
-    paused = dict(wall=0.0, cpu=0.0)  # validation so far, left out of the training clocks
+    paused = dict(wall=0.0, cpu=0.0)  # validation and canaries so far, left out of the training clocks
 
     def validate(epoch: int, step: int) -> None:
         wall, cpu = time.perf_counter(), measure.cpu_seconds()
@@ -252,6 +260,12 @@ def _epochs(ready: Prepared, display) -> dict:
                 show(step, loss)
             if step in checkpoints:
                 validate(epoch, step)
+            elapsed = time.perf_counter() - wall_start - paused["wall"]
+            if watch.due(elapsed):
+                wall, cpu = time.perf_counter(), measure.cpu_seconds()
+                watch.during(elapsed)
+                paused["wall"] += time.perf_counter() - wall
+                paused["cpu"] += measure.cpu_seconds() - cpu
 
         epoch_start, paused_before = time.perf_counter(), paused["wall"]
         steps = loop.train_epoch(impl, list(batches.gather(data.x_train, data.y_train, plan_batches)),
@@ -271,6 +285,7 @@ def _epochs(ready: Prepared, display) -> dict:
     restored = stopper.restore(impl, len(epoch_s))
     train_wall = time.perf_counter() - wall_start - paused["wall"]
     train_cpu = measure.cpu_seconds() - cpu_start - paused["cpu"]
+    watch.end(train_wall)
     steady = records.steady(samples, plan.warmup_steps)
     per_epoch_validation = [sum(v["validation_s"] for v in validations if v["epoch"] == e)
                             for e in range(1, len(epoch_s) + 1)]
@@ -287,6 +302,7 @@ def _epochs(ready: Prepared, display) -> dict:
     return dict(timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall,
                                         validation_cpu_s=paused["cpu"]),
                 curves=curves, validations=validations, order_digests=digests, tokens_per_epoch=tokens,
+                canary=watch.to_record(train_wall),
                 early_stopping=dict(monitor="val_loss", patience=train_spec.patience, best_epoch=stopper.best_epoch,
                                     best_val_loss=stopper.best_loss, stopped_after_epoch=stopper.stopped,
                                     epochs_run=len(epoch_s), restored_best_weights=restored))

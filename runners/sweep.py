@@ -27,12 +27,14 @@ from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
 
-
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class SweepError(UserError):
     """A sweep that cannot start as asked (reported to users in one line)."""
+
+
+ORDER_SEED = 20261130  # the run order's: fixed, so a resumed sweep plans the same order
 
 
 def run_id(plan: RunPlan, variant: tuple = ()) -> str:
@@ -43,15 +45,18 @@ def run_id(plan: RunPlan, variant: tuple = ()) -> str:
 
 
 def grid(profile: Profile, threads: int, data: str | None = None) -> dict[str, RunPlan]:
-    """One plan per run, in order: implementations (and variant columns) interleaved and rotated so none always
-    follows another."""
+    """One plan per run, in order: each configuration is a block of every column (implementations and variant
+    columns), in a random order drawn per block from a fixed seed, so that no column keeps the same predecessor
+    (a cyclic rotation let one follow another in most blocks) and a slow period does not fall on one column."""
+    import numpy as np
+
     plans = {}
     configurations = itertools.product(profile.seeds, profile.bidirectional, profile.layers, profile.cells)
     for index, (seed, bidirectional, layers, cell) in enumerate(configurations):
         columns = [(name, ()) for name in profile.implementations] + list(profile.variants)
-        shift = index % len(columns)
+        order = np.random.default_rng([ORDER_SEED, index]).permutation(len(columns))
         model, train = profile.specs(cell=cell, layers=layers, bidirectional=bidirectional, seed=seed)
-        for name, variant in columns[shift:] + columns[:shift]:
+        for name, variant in (columns[i] for i in order):
             plan = RunPlan(implementation=name, model=model, train=train, variant=dict(variant), threads=threads,
                            data=data, profile=profile.name, save_model=False)
             plans[run_id(plan, variant)] = plan
@@ -137,7 +142,7 @@ def _tail(text: str, lines: int = 15) -> str:
 
 
 def write_manifest(results: Path, profile: Profile, threads: int, data: str | None, runs: int,
-                   executor: dict) -> None:
+                   executor: dict, order: list[str] = ()) -> None:
     from runners.environment import environment
 
     path = results / records.MANIFEST_FILE
@@ -145,8 +150,10 @@ def write_manifest(results: Path, profile: Profile, threads: int, data: str | No
     sessions = previous.get("sessions", []) + [dict(started=datetime.now(timezone.utc).isoformat(),
                                                     command=[sys.executable, *sys.argv])]
     records.write_json_atomic(path, dict(profile=profile.to_dict(), threads=threads, data=data, runs=runs,
+                                         run_order=dict(rule="a random order of the columns per block (seed, "
+                                                        "direction, depth, cell)", seed=ORDER_SEED, runs=order),
                                          environment=environment(), executor=executor,
-                                         sessions=sessions))
+                                         sessions=sessions, reruns=previous.get("reruns", [])))
 
 
 def data_settings(plans) -> list[tuple]:
@@ -229,7 +236,7 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
     executor = executor or LocalExecutor()
     check_resumable(results, plans)
     results.mkdir(parents=True, exist_ok=True)
-    write_manifest(results, profile, threads, data, len(plans), executor.describe())
+    write_manifest(results, profile, threads, data, len(plans), executor.describe(), list(plans))
     prepare_data(plans)
     run_baselines(results, plans)
     executor.measure_roofline(results, threads)
@@ -257,3 +264,61 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
 def _lost(run_dir: Path) -> bool:
     """A run whose worker or node died was not at fault: a re-run runs it again without being asked."""
     return records.read_json(run_dir / records.FAILED_FILE).get("reason") == "lost"
+
+
+RERUN_MARK = "-rerun"
+
+
+def reruns_needed(runs, quiet_needed: int, extra: int) -> list[tuple[str, str]]:
+    """Per cell (column and configuration) with fewer than ``quiet_needed`` quiet finished runs: which noisy runs
+    to run again, as (run to repeat, new run id), at most ``extra`` re-runs per cell over the whole folder
+    (failed re-runs count)."""
+    from analysis.load import KEYS
+    from analysis.tables import quiet
+
+    todo = []
+    for _, cell in runs.groupby(KEYS):
+        finished = cell[cell["status"] == "ok"]
+        calm = quiet(finished)
+        done = int(cell["run_id"].str.contains(RERUN_MARK, regex=False).sum())
+        missing = min(quiet_needed - int(calm.sum()), extra - done)
+        noisy = sorted(finished.loc[~calm, "run_id"])
+        for n in range(max(0, missing) if noisy else 0):
+            repeated = noisy[n % len(noisy)]
+            todo.append((repeated, f"{repeated.split(RERUN_MARK)[0]}{RERUN_MARK}{done + n + 1}"))
+    return todo
+
+
+def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, executor=None,
+                on_progress=None) -> list[dict]:
+    """Run again the noisy runs of cells short of ``quiet_needed`` quiet runs, up to ``extra`` re-runs per cell,
+    round after round until every cell has enough or its re-runs are spent. Each re-run repeats its run's plan
+    under a new run id (the noisy run stays, flagged); the manifest lists what was re-run and why."""
+    from analysis.load import load
+
+    executor = executor or LocalExecutor()
+    folder, made = results / records.RUNS_FOLDER, []
+    while todo := reruns_needed(load(results).runs, quiet_needed, extra):
+        runs = load(results).runs.set_index("run_id")
+        this_round = [dict(run_id=new, repeats=old, reason="noisy",
+                           canary_slowdown=_number(runs.loc[old].get("canary_slowdown")),
+                           other_cpu_fraction=_number(runs.loc[old].get("other_cpu_fraction")))
+                      for old, new in todo]
+        pending = [(new, RunPlan.from_dict(records.read_json(folder / old / records.PLAN_FILE))) for old, new in todo]
+        position, total = itertools.count(1), len(pending)
+
+        def report(name, state, seconds=None, where=None, position=position, total=total):
+            if on_progress:
+                on_progress(next(position) if state not in ("running", "queued") else 0, total, name, state,
+                            seconds, where)
+
+        executor.run(folder, pending, timeout_s, report)
+        made += this_round
+        manifest = records.read_json(results / records.MANIFEST_FILE)
+        manifest["reruns"] = manifest.get("reruns", []) + this_round
+        records.write_json_atomic(results / records.MANIFEST_FILE, manifest)
+    return made
+
+
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)

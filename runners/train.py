@@ -12,9 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from model.errors import fail, user_errors
 from model.spec import ModelSpec as M
 from model.spec import TrainSpec as T
-from model.errors import fail, user_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

@@ -42,6 +42,10 @@ def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0,
         "metrics": {"accuracy": accuracy, "f1": accuracy, "roc_auc": 0.9, "log_loss": 0.4},
         "curves": [{"epoch": 1, "step_losses": list(losses)}], "validations": list(validations),
         "early_stopping": {"epochs_run": 2}, "files": [],
+        "canary": {"every_s": 15.0, "spent_s": 0.03, "share_of_training": 0.005,
+                   "samples": [{"phase": phase, "total_ms": 10.0, "gemm_ms": 1.0, "copy_ms": 9.0,
+                                "train_wall_s": 0.0, "at": 1.8e9 + 60 * seed + 20 * layers} for phase in
+                               ("start", "training", "end")]},
     }
 
 
@@ -82,7 +86,7 @@ def write_results(folder, converged=False, names=("torch", "tensorflow", "keras-
     write_json_atomic(folder / "baseline.json", {"seeds": {str(seed): {"metrics": {"accuracy": 0.805 + seed / 100,
                       "f1": 0.8, "roc_auc": 0.88}} for seed in range(3)}})
     write_json_atomic(folder / "roofline.json", {"threads": 2, "peak_gflops": 100.0, "small_gemm_gflops": 20.0,
-                                                  "small_gemm_shape": [64, 64, 256]})
+                                                  "small_gemm_shape": [64, 64, 256], "canary": {"total_ms": 9.0}})
     profile = {"name": "standard" if converged else "quick", "description": "test profile",
                "target_accuracy": 0.85 if converged else None}
     write_json_atomic(folder / "manifest.json", {"profile": profile, "threads": 2, "environment": ENVIRONMENT,
@@ -251,6 +255,23 @@ def test_busy_runs_are_flagged(results):
     summary = tables.summary(load(results).runs).set_index(["implementation", "layers"])
     assert summary.loc[("torch", 1), "noisy_runs"] == 1 and summary.loc[("torch", 2), "noisy_runs"] == 0
     assert "torch-lstm1-s1" in report.generate(results).read_text().split("How quiet")[1]
+
+
+def test_a_slowed_canary_flags_a_run_that_proc_stat_calls_quiet(results):
+    record = json.loads((results / "runs" / "tensorflow-lstm2-s2" / "record.json").read_text())
+    for sample in record["canary"]["samples"]:
+        sample["total_ms"] = 13.0 if sample["phase"] == "training" else 9.0  # 13 / 9: 1.44x the reference
+    write_json_atomic(results / "runs" / "tensorflow-lstm2-s2" / "record.json", record)
+    data = load(results)
+    assert data.canary == {"ms": 9.0, "source": "measured beside the roofline"}
+    runs = data.runs.set_index("run_id")
+    assert runs.loc["tensorflow-lstm2-s2", "canary_slowdown"] == pytest.approx(13 / 9)
+    assert runs.loc["torch-lstm1-s0", "canary_slowdown"] == pytest.approx(10 / 9)
+    summary = tables.summary(data.runs).set_index(["implementation", "layers"])
+    assert summary.loc[("tensorflow", 2), "noisy_runs"] == 1 and summary.loc[("tensorflow", 2), "timed_runs"] == 2
+    text = report.generate(results).read_text().split("How quiet")[1]
+    assert "tensorflow-lstm2-s2" in text and "reference 9.0 ms (measured beside the roofline)" in text
+    assert "1.11-1.44x the reference" in text and (results / "canary.png").stat().st_size > 1000
 
 
 def test_records_from_different_machines_are_not_pooled(results):

@@ -25,7 +25,8 @@ def test_bucketing_covers_the_same_rows_in_narrower_batches():
     x = _reviews()
     plain = batches.epoch_batches(x, 32, seed=3, epoch=2)
     bucketed = batches.epoch_batches(x, 32, seed=3, epoch=2, pool=3, multiple=8)
-    assert sorted(np.concatenate([r for r, _ in bucketed]).tolist()) == sorted(np.concatenate([r for r, _ in plain]).tolist())
+    rows = [sorted(np.concatenate([r for r, _ in plan]).tolist()) for plan in (bucketed, plain)]
+    assert rows[0] == rows[1]
     lengths = 40 - (x != 0).argmax(axis=1)
     for rows, width in bucketed:
         assert width % 8 == 0 and lengths[rows].max() <= width < lengths[rows].max() + 8

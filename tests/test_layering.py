@@ -77,3 +77,13 @@ def test_without_ray_the_ray_executor_is_refused_in_one_line():
                            "from runners.compare import app; app(['--executor', 'ray'])", check=False)
     assert done.returncode != 0 and done.stderr.strip().splitlines() == [
         "error: --executor ray needs Ray: pip install -e '.[cluster]'"]
+
+
+def test_the_linter_passes():
+    """ruff, as configured in pyproject.toml (also `make lint`)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

@@ -87,7 +87,8 @@ def test_prediction_loads_none_of_the_measurement_stack(trained_runs):
 
     (Keras 3.15 itself imports psutil and scikit-learn, so those cannot be checked here.)
     """
-    code = ("import sys; from runners.predict import app; sys.argv = ['predict', '--model', sys.argv[1], 'Great film'];\n"
+    code = ("import sys; from runners.predict import app;\n"
+            "sys.argv = ['predict', '--model', sys.argv[1], 'Great film'];\n"
             "try:\n    app()\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('memory_profiler', 'runners.session', 'runners.measure', 'runners.environment') "
             "if m in sys.modules))")

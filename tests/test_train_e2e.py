@@ -10,6 +10,7 @@ from model import records
 from model.implementations import NAMES
 from tests.conftest import SMALL_RUN, run_module
 
+
 @pytest.mark.parametrize("name", NAMES)
 def test_record_is_complete(trained_runs, name):
     record = records.read_record(trained_runs[name])
@@ -21,7 +22,7 @@ def test_record_is_complete(trained_runs, name):
     assert all(len(epoch) == 10 for epoch in timing["step_samples_ms"])  # 320 // 32 steps
     assert timing["steady_step_ms"]["n"] == 10 * record["early_stopping"]["epochs_run"] - 3
     assert 0 < timing["steady_step_ms"]["median"] and timing["first_step_s"] > 0
-    assert 0.5 < timing["step_time_coverage"] <= 1.0
+    assert 0.4 < timing["step_time_coverage"] <= 1.0  # Keras' loop spends time between steps; more when busy
     assert timing["inference"]["throughput_per_s"] > 0
     inference = timing["inference"]
     # One warm-up batch for every implementation, reported on its own; the timed pass covers the whole test set.
@@ -36,6 +37,9 @@ def test_record_is_complete(trained_runs, name):
     memory = record["memory"]
     assert memory["peak_rss_mb"] >= memory["baseline_ready_mb"] > memory["rss_after_imports_mb"] > 0
     assert record["cpu"]["train_cpu_s"] > 0
+    canary = record["canary"]  # a run this short has its start and end canaries, none during training
+    assert [sample["phase"] for sample in canary["samples"]][::len(canary["samples"]) - 1] == ["start", "end"]
+    assert all(sample["total_ms"] > 0 for sample in canary["samples"]) and canary["spent_s"] > 0
     assert record["runtime"]["kernel_path"] and "unknown" not in record["runtime"]["kernel_path"]
     assert record["runtime"]["jit_compile"] is (name == "keras-jax")  # Keras' "auto" resolves to XLA on jax only
     packages = record["environment"]["packages"]
@@ -109,7 +113,8 @@ def test_a_run_with_no_steps_after_warm_up_still_finishes(tmp_path, imdb_archive
     """Two steps, three warm-up steps: no steady-state figures, reported as n/a instead of a crash."""
     done = run_module("runners.train", "--impl", "torch", "--train-size", "64", "--batch-size", "32",
                       "--test-size", "100", "--epochs", "1", "--units", "8", "--maxlen", "32", "--quiet",
-                      "--out", str(tmp_path / "run"), env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
+                      "--out", str(tmp_path / "run"),
+                      env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "steady step n/a ms" in done.stdout
     assert records.read_record(tmp_path / "run")["timing"]["steady_step_ms"]["n"] == 0

@@ -32,7 +32,8 @@ def test_invalid_model_specs(settings):
 
 @pytest.mark.parametrize("settings, message", [
     (dict(batch_size=0), "batch_size must be at least 1"), (dict(train_size=2), "at least 4 reviews"),
-    (dict(train_size=32), "does not fill one batch of 64"), (dict(learning_rate=-1.0), "learning_rate must be positive"),
+    (dict(train_size=32), "does not fill one batch of 64"),
+    (dict(learning_rate=-1.0), "learning_rate must be positive"),
     (dict(epsilon=0.0), "epsilon must be positive"), (dict(beta_2=1.0), "beta_2 must be in"),
     (dict(patience=0), "patience must be at least 1"), (dict(seed=-1), "seed must be at least 0")])
 def test_invalid_train_specs(settings, message):
