@@ -10,7 +10,7 @@ comma := ,
 EXECUTOR ?= local
 ADDRESS ?= auto
 
-.PHONY: install test lint train compare report clean
+.PHONY: install test lint train compare report readme-results clean
 
 install: $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -33,6 +33,10 @@ compare: install
 
 report: install
 	$(PY) -m analysis.report results/$(PROFILE)
+
+# README's generated tables, from the committed reference records (results/reference/)
+readme-results: install
+	$(PY) -m analysis.reference readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache

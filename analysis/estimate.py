@@ -4,23 +4,27 @@
     python -m analysis.estimate results/quick --profile standard --actual results/standard
     python -m analysis.estimate results/quick --profile full --nodes 1,4,16     # on a Ray cluster of such nodes
 
-Every profile trains the same network shape, batch and maxlen, so each run of
-the target profile is costed from the source sweep's runs of the same
-implementation, cell and depth:
+Each run of the target profile is costed from the source sweep's runs of the
+same implementation (or variant column), cell, depth and direction:
 
     start-up (process start to ready)
-    + epochs x (steps per epoch x mean steady step + the measured per-epoch overhead beyond the steps)
+    + steps x (mean steady step + the mean gap between steps) x maxlen ratio
     + (first step - mean step)                       compile or trace, once a run
-    + epochs x validations per epoch x validation reviews / inference throughput
-    + test reviews / inference throughput
+    + validations x validation reviews / inference throughput / maxlen ratio
+    + test reviews / inference throughput / maxlen ratio
 
 with mean (not median) step times, because the sum of a run's steps is its
-mean times their number. It assumes every run trains all its epochs (early
-stopping shortens it) and costs a bidirectional stack the source sweep did
-not measure at twice the unidirectional step and inference; run-to-run
-spread of 10-15% on these VMs can lengthen or shorten it. It is an
-estimate, not a bound. The saving, record writing and process exit of each
-run (about a second) are not in the records and not in the estimate.
+mean times their number. The gap between steps (loop, data and callback work
+outside the timed step) is measured per step, over all of a source run's
+epochs with its first step's compile taken out, so it scales with the target's
+steps. Step and inference times scale linearly with the target's maxlen over
+the source's (the recurrence is sequential in it); other network differences
+(units, embedding, segments) are refused, not guessed. A bidirectional stack
+the source sweep did not measure costs twice the unidirectional one. The
+estimate comes with a low and a high end, from the fastest and the slowest
+source run, since run-to-run spread on these VMs is 10-15%. It assumes every
+run trains all its epochs (early stopping shortens it); saving, record
+writing and process exit (about a second a run) are not in the records.
 
 On N nodes of the same CPU (the Ray executor, one run per node at a time), the
 runs are dealt in the sweep's order to whichever node is free first, as Ray
@@ -31,6 +35,7 @@ caches and the TF-IDF baseline per seed) comes before and is not in it.
 from __future__ import annotations
 
 import heapq
+import itertools
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,12 +43,17 @@ import pandas as pd
 import typer
 
 from analysis.load import load
-from model.errors import fail, user_errors
+from model.errors import UserError, fail, user_errors
 from model.imdb import LABELS, REVIEWS_PER_CLASS
+from model.implementations import column, resolve_variant
 from model.plan import Profile, get_profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 CONFIGURATION = ["implementation", "cell", "layers"]
+
+
+class EstimateError(UserError):
+    """Source runs that cannot cost the profile asked for (reported to users in one line)."""
 
 
 def split_sizes(val_fraction: float, train_size: int | None, test_size: int | None) -> tuple[int, int, int]:
@@ -57,41 +67,64 @@ def split_sizes(val_fraction: float, train_size: int | None, test_size: int | No
     return train, validation, min(test_size or per_split, per_split)
 
 
+COSTED = ["ready_s", "run_step_mean_ms", "first_extra_s", "gap_ms", "inference_per_s", "maxlen", "units",
+          "embedding_dim", "segment_len"]
+
+
 def per_run_costs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The measured figures of each (implementation, cell, depth, direction) of a sweep, averaged over runs."""
+    """The measured figures of each (column, cell, depth, direction) of a sweep: the mean over its runs, and the
+    fastest and slowest run's mean step (``step_low_ms``, ``step_high_ms``)."""
     finished = runs[runs["status"] == "ok"].copy()
-    finished["epoch_overhead_s"] = (finished["epoch_s"]
-                                    - finished["steps_per_epoch"] * finished["run_step_mean_ms"] / 1e3)
-    return finished.groupby(CONFIGURATION + ["bidirectional"])[
-        ["ready_s", "run_step_mean_ms", "first_step_s", "epoch_overhead_s", "inference_per_s"]].mean()
+    steps = finished["steps_per_epoch"] * finished["epochs_run"]
+    finished["first_extra_s"] = (finished["first_step_s"] - finished["run_step_mean_ms"] / 1e3).clip(lower=0)
+    # All epochs' wall time less the steps and the first step's compile, per step.
+    finished["gap_ms"] = ((finished["epoch_s"] * finished["epochs_run"] - finished["first_extra_s"]) * 1e3
+                          / steps - finished["run_step_mean_ms"]).clip(lower=0)
+    grouped = finished.groupby(CONFIGURATION + ["bidirectional"])
+    costs = grouped[COSTED].mean()
+    return costs.assign(step_low_ms=grouped["run_step_mean_ms"].min(), step_high_ms=grouped["run_step_mean_ms"].max())
+
+
+def _run_seconds(c, steps: int, inferred: int, scale: float, factor: float, step_ms: float) -> float:
+    step_s = step_ms / 1e3 * scale * factor
+    return (c["ready_s"] + steps * (step_s + c["gap_ms"] / 1e3) + c["first_extra_s"]
+            + inferred / c["inference_per_s"] * scale * factor)
 
 
 def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Estimated seconds of each run of ``profile``, one row per run."""
+    """Estimated seconds of each run of ``profile`` (low and high ends beside), one row per run it can cost."""
     model, train = profile.specs()
     n_train, n_val, n_test = split_sizes(train.val_fraction, train.train_size, train.test_size)
-    steps = n_train // train.batch_size
+    steps = n_train // train.batch_size * train.epochs
+    inferred = train.epochs * train.validations_per_epoch * n_val + n_test
+    columns = list(profile.implementations) + [column(name, dict(variant), model) for name, variant in
+                                               _resolved(profile.variants, model)]
     rows = []
-    for seed in profile.seeds:
-        for bidirectional in profile.bidirectional:
-            for implementation in profile.implementations:
-                for cell in profile.cells:
-                    for layers in profile.layers:
-                        measured = (implementation, cell, layers, bidirectional)
-                        unidirectional = (implementation, cell, layers, False)
-                        if measured in costs.index:
-                            c, factor = costs.loc[measured], 1.0
-                        elif unidirectional in costs.index:  # a bidirectional stack not measured: twice the steps
-                            c, factor = costs.loc[unidirectional], 2.0
-                        else:
-                            continue
-                        step_s = c["run_step_mean_ms"] / 1e3 * factor
-                        inference = (train.epochs * train.validations_per_epoch * n_val + n_test) / c["inference_per_s"]
-                        seconds = (c["ready_s"] + train.epochs * (steps * step_s + c["epoch_overhead_s"])
-                                   + max(0.0, c["first_step_s"] - step_s) + inference * factor)
-                        rows.append(dict(implementation=implementation, cell=cell, layers=layers,
-                                         bidirectional=bidirectional, seed=seed, estimated_s=seconds))
+    for seed, bidirectional, implementation, cell, layers in itertools.product(
+            profile.seeds, profile.bidirectional, columns, profile.cells, profile.layers):
+        measured = (implementation, cell, layers, bidirectional)
+        unidirectional = (implementation, cell, layers, False)
+        if measured in costs.index:
+            c, factor = costs.loc[measured], 1.0
+        elif unidirectional in costs.index:  # a bidirectional stack not measured: twice the steps
+            c, factor = costs.loc[unidirectional], 2.0
+        else:
+            continue
+        different = [name for name in ("units", "embedding_dim", "segment_len")
+                     if name in c and pd.notna(c[name]) and c[name] != getattr(model, name)]
+        if different:
+            raise EstimateError(f"the source runs differ from {profile.name}'s network in "
+                                f"{', '.join(different)}; estimate from a sweep of the same network")
+        scale = model.maxlen / c["maxlen"] if pd.notna(c.get("maxlen", float("nan"))) else 1.0
+        rows.append(dict(implementation=implementation, cell=cell, layers=layers, bidirectional=bidirectional,
+                         seed=seed, **{key: _run_seconds(c, steps, inferred, scale, factor, c[step]) for key, step in
+                                       (("estimated_s", "run_step_mean_ms"), ("low_s", "step_low_ms"),
+                                        ("high_s", "step_high_ms"))}))
     return pd.DataFrame(rows)
+
+
+def _resolved(variants, model) -> list[tuple[str, tuple]]:
+    return [(name, tuple(resolve_variant(name, dict(options), model).items())) for name, options in variants]
 
 
 def on_nodes(estimated: pd.DataFrame, nodes: int) -> float:
@@ -129,16 +162,22 @@ def main(results: Annotated[Path, typer.Argument(help="a finished sweep's result
             fail(f"{results} has no finished runs matching the {profile} grid")
         planned = (len(target.implementations) * len(target.cells) * len(target.layers) * len(target.bidirectional)
                    * len(target.seeds))
+        planned += len(target.variants) * len(target.cells) * len(target.layers) * len(target.bidirectional) * len(
+            target.seeds)
         if len(table) < planned:
-            missing = sorted(set(target.layers) - set(table["layers"])) or "some"
-            typer.echo(f"warning: {results} measured only some of {profile}'s configurations; {len(table)} of "
-                       f"{planned} runs are costed below (depths without measurements: {missing})", err=True)
+            columns = set(target.implementations) | {name for name, _ in target.variants}
+            unmeasured = sorted(name for name in columns if not any(
+                implemented.split("[")[0] == name for implemented in table["implementation"]))
+            missing = sorted(set(target.layers) - set(table["layers"]))
+            typer.echo(f"warning: {results} measured only some of {profile}'s runs; {len(table)} of {planned} are "
+                       f"costed below (not measured: columns {unmeasured or 'none'}, depths {missing or 'none'})",
+                       err=True)
         hours = table.groupby("implementation")["estimated_s"].sum() / 3600
         typer.echo(f"{profile} on {source.cpu_model}, estimated from {results} (hours per implementation):")
         typer.echo(hours.round(2).to_string())
         typer.echo(f"{profile}: {len(table)} runs, about {table['estimated_s'].sum() / 3600:.1f} hours of runs "
-                   "(assumes every run trains all its epochs; early stopping shortens it, run-to-run spread moves "
-                   "it either way)")
+                   f"({table['low_s'].sum() / 3600:.1f}-{table['high_s'].sum() / 3600:.1f} from the fastest and the "
+                   "slowest source run; assumes every run trains all its epochs, which early stopping shortens)")
         for count in counts:
             wall = on_nodes(table, count)
             bound = max(table["estimated_s"].sum() / count, table["estimated_s"].max())

@@ -95,6 +95,8 @@ def _read(results: Path, prefix: str = "") -> _Folder:
     manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
     manifest = records.read_json(manifest_file) if manifest_file.exists() else None
     target = _profile(manifest).get("target_accuracy")
+    hybrid_file = results / records.HYBRID_FILE
+    hybrids = records.read_json(hybrid_file) if hybrid_file.exists() else {}
     rows, samples, losses, environments = [], {}, {}, {}
     for run_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
         state, run_id = records.run_state(run_dir), prefix + run_dir.name
@@ -103,10 +105,11 @@ def _read(results: Path, prefix: str = "") -> _Folder:
             identity = records.identity(record)
             environments.setdefault(identity, record["environment"])
             reached = records.time_to_target(record, target) if target else None
-            rows.append(dict(run_id=run_id, **records.row(record), cpu_model=identity[0], identity=identity,
+            rows.append(dict(run_id=run_id, **records.row(record), cpu_model=identity.cpu_model, identity=identity,
                              target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
                              ttt_cpu_s=reached and reached["cpu_s"],
-                             ttt_eval_wall_s=reached and reached["wall_with_validation_s"]))
+                             ttt_eval_wall_s=reached and reached["wall_with_validation_s"],
+                             hybrid_accuracy=hybrids.get(run_dir.name, {}).get("metrics", {}).get("accuracy")))
             samples[run_id] = np.asarray(records.steady_samples_ms(record), dtype=float)
             losses[run_id] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":
@@ -141,7 +144,7 @@ def _results(folders: list[_Folder], identity: tuple) -> Results:
             if row["identity"] == identity or (row["identity"] is None and set(folder.environments) == {identity})]
     ids = {row["run_id"] for row in rows}
     first = next(folder for folder in folders if identity in folder.environments)
-    roofline = _machine_roofline(first.roofline, identity[0], identity[1])
+    roofline = _machine_roofline(first.roofline, identity.cpu_model, identity.threads)
     runs, canary = _canary(pd.DataFrame(rows).drop(columns="identity"), roofline)
     return Results(runs,
                    {k: v for folder in folders for k, v in folder.samples.items() if k in ids},

@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 from analysis.load import KEYS  # noqa: E402
 from analysis.tables import ordered  # noqa: E402
 from model.implementations import NAMES, base_name  # noqa: E402
+from model.spec import CELL_NAMES, configuration_label, configuration_slug, depth_label  # noqa: E402
 
 # Fixed colours for the first four, then matplotlib's cycle for any implementation added to the table.
 COLOURS = dict(zip(NAMES, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", *plt.get_cmap("tab10").colors[4:])))
@@ -42,7 +43,7 @@ def step_time_vs_depth(table: pd.DataFrame):
                          (rows["step_max_ms"] - rows["step_ms"]).clip(lower=0)]
                 axis.errorbar(rows["layers"], rows["step_ms"], yerr=error, fmt=style, capsize=3,
                               color=colour_of(name), label=name + (" (bi)" if bidirectional else ""))
-        axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
+        axis.set_title(CELL_NAMES[cell])
         axis.set_xlabel("recurrent layers")
         axis.set_xticks(sorted(table["layers"].unique()))
         axis.set_yscale("log")
@@ -116,7 +117,7 @@ def peak_memory(table: pd.DataFrame):
             heights.append(row["peak_above_mb"].iloc[0] if len(row) else np.nan)
         axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=colour_of(name), label=name)
     axis.set_xticks(np.arange(len(configurations)) + 0.4 - width / 2)
-    axis.set_xticklabels([f"{c}{d}{'-bi' if b else ''}" for c, d, b in configurations], rotation=45, fontsize=8)
+    axis.set_xticklabels([configuration_slug(*c) for c in configurations], rotation=45, fontsize=8)
     axis.set_ylabel("peak RSS above the ready baseline, MB (median over runs)")
     axis.set_title("Peak memory during training")
     axis.legend(fontsize=8)
@@ -136,7 +137,7 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
             rows = finished[(finished["cell"] == cell) & (finished["implementation"] == name)]
             for (bidirectional, layers), group in rows.groupby(["bidirectional", "layers"]):
                 data.append(np.concatenate([samples[i] for i in group["run_id"]]))
-                labels.append(f"{name}\n{layers}L{' bi' if bidirectional else ''}")
+                labels.append(f"{name}\n{depth_label(layers, bidirectional)}")
                 colours.append(colour_of(name))
         boxes = axis.boxplot(data, patch_artist=True, showfliers=False)
         for patch, colour in zip(boxes["boxes"], colours):
@@ -145,7 +146,7 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
         axis.set_xticks(range(1, len(labels) + 1))
         axis.set_xticklabels(labels, rotation=90, fontsize=7)
         axis.set_yscale("log")
-        axis.set_title(cell.upper() if cell != "rnn" else "SimpleRNN")
+        axis.set_title(CELL_NAMES[cell])
         axis.grid(True, axis="y", which="both", alpha=0.3)
     axes[0][0].set_ylabel("training step, ms (log scale; whiskers 1.5 IQR)")
     figure.suptitle("Step-time distributions, all runs pooled (warm-up excluded)")
@@ -170,7 +171,7 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
             if len(series):
                 axis.plot(np.arange(1, len(series) + 1), np.cumsum(series) / np.arange(1, len(series) + 1),
                           color=colour_of(row["implementation"]), label=row["implementation"], linewidth=1.2)
-        axis.set_title(f"{cell.upper() if cell != 'rnn' else 'SimpleRNN'} {layers}L{' bi' if bidirectional else ''}, "
+        axis.set_title(f"{configuration_label(cell, layers, bidirectional)}, "
                        f"seed {seed}")
         axis.set_xlabel("training step")
         axis.grid(True, alpha=0.3)

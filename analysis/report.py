@@ -9,218 +9,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import pandas as pd
 import typer
 
-from analysis import plots, tables
+from analysis import findings, plots, tables
 from analysis.load import AnalysisError, Results, load_machines
 from model.errors import user_errors
-from model.implementations import base_name, get, native_of
+from model.frameworks import IDENTITY_PACKAGES
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 # Runs on fewer training reviews than this are not trained to convergence: no accuracy verdicts.
 CONVERGED_MIN_TRAIN = 20_000
-
-
-def _present(names) -> list[str]:
-    return tables.ordered(names)
-
-
-def _interval(ratio, low, high) -> str:
-    return (f"{ratio:.2f}x (95% CI {low:.2f}-{high:.2f})" if np.isfinite(low)
-            else f"{ratio:.2f}x (no interval: fewer than {tables.MIN_RUNS} quiet runs a side or no spread)")
-
-
-def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
-    """Per configuration: the fastest implementation, named only where it is clearly faster than every other."""
-    sentences = []
-    for _, row in tables.fastest(summary, runs, family).iterrows():
-        runs_note = f"{row['best_runs']} and {row['second_runs']} quiet runs"
-        ratio = _interval(row["ratio"], row["low"], row["high"])
-        if row["clear"]:
-            sentences.append(f"- {row['configuration']} on {cpu}: **{row['best']}** is fastest "
-                             f"({row['best_ms']:.1f} ms/step), clearly ahead of every other column; the runner-up "
-                             f"{row['second']} takes {ratio} as long ({runs_note}).")
-        else:
-            sentences.append(f"- {row['configuration']} on {cpu}: {row['best']} ({row['best_ms']:.1f} ms) cannot be "
-                             f"told apart from {row['ties']}; runner-up {row['second']} ({row['second_ms']:.1f} ms) "
-                             f"at {ratio} ({runs_note}).")
-    return sentences
-
-
-def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
-    """Which Keras backend (as released) is fastest per configuration: the same rule as for implementations."""
-    keras = [name for name in summary["implementation"].unique() if tables._released_keras(name)]
-    if len(keras) < 2:
-        return []
-    return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu, family)
-
-
-def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> list[str]:
-    """Which statistic, which correction and which equivalence test this report's verdicts use."""
-    sentences = [f"- Step time: geometric mean over quiet runs of each run's median steady step; ratios are ratios "
-                 f"of those means with a 95% Welch t interval on log run medians (no interval with fewer than "
-                 f"{tables.MIN_RUNS} runs a side or no spread). The {len(family)} speed comparisons this report "
-                 f"states as verdicts (each column against torch, against its native backend and against the "
-                 f"fastest) are one family: a verdict is \"clear\" only where Holm's step-down procedure rejects a "
-                 f"ratio of 1 at {tables.FAMILY_LEVEL:.0%} family-wise ({int(family['clear'].sum())} clear). "
-                 "Intervals printed are the unadjusted 95% ones."]
-    if equivalence is not None and not equivalence.empty:
-        margin = tables.EQUIVALENCE_MARGIN_POINTS
-        sentences.append(f"- Accuracy: \"equivalent\" is a TOST (two one-sided t tests against ±{margin:g} point, "
-                         "2.5% per side, i.e. the 95% interval inside the margin), \"higher\"/\"lower\" a two-sided "
-                         f"t test at 5%; each Holm-corrected over the {len(equivalence)} rows of the equivalence "
-                         "table.")
-        sd = equivalence["sd_points"].median()
-        seeds = int(equivalence["seeds"].median())
-        power = tables.tost_power(seeds, sd)
-        if np.isfinite(power):
-            sentences.append(f"- Power: with {seeds} seeds and the median paired sd here ({sd:.2f} points), the "
-                             f"interval lands inside ±{margin:g} point only {power:.0%} of the time when nothing "
-                             "differs (before Holm), so \"inconclusive\" is not evidence of a difference.")
-    return sentences
-
-
-def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
-    sentences = []
-    for keras_name in _present(overhead["implementation"]):
-        group = overhead[overhead["implementation"] == keras_name]
-        backend, native = get(base_name(keras_name)).keras_backend, native_of(base_name(keras_name))
-        slower = group[group["clear"] & (group["overhead"] > 1.0)]
-        faster = group[group["clear"] & (group["overhead"] < 1.0)]
-        tied = len(group) - len(slower) - len(faster)
-        paths = summary[summary["implementation"] == keras_name]["kernel_path"].unique()
-        native_paths = summary[summary["implementation"] == native]["kernel_path"].unique()
-        patch = f" (patched: {get(base_name(keras_name)).patch})" if get(base_name(keras_name)).patch else ""
-        sentences.append(
-            f"- {keras_name}{patch} on {backend}: median overhead {group['overhead'].median():.2f}x over native "
-            f"{native} (range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} "
-            f"configurations; clearly slower in {len(slower)}, clearly faster in "
-            f"{len(faster)}, not distinguishable in {tied}). Kernel path: Keras ran *{'; '.join(paths)}*, native "
-            f"ran *{'; '.join(native_paths)}*.")
-    return sentences
-
-
-def depth_sentences(depth: pd.DataFrame) -> list[str]:
-    growth = [c for c in depth.columns if "x_vs_" in c]
-    if not growth:
-        return ["- One depth only in this profile; depth scaling is the full profile's question."]
-    deepest = growth[-1]
-    deeper, shallow = deepest.split("x_vs_")
-    sentences = []
-    for name in _present(depth["implementation"]):
-        rows = depth[depth["implementation"] == name]
-        values = ", ".join(f"{tables.configuration_label(r['cell'], 1, r['bidirectional']).replace(' 1L', '')} "
-                           f"{r[deepest]:.2f}x" for _, r in rows.iterrows())
-        sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time.")
-    return sentences
-
-
-def memory_sentences(summary: pd.DataFrame) -> list[str]:
-    sentences = []
-    for name in _present(summary["implementation"]):
-        rows = summary[summary["implementation"] == name]
-        sentences.append(f"- {name}: training peak RSS above its ready baseline {rows['peak_above_mb'].median():.0f} MB "
-                         f"median (runs range {rows['peak_min_mb'].min():.0f}-{rows['peak_max_mb'].max():.0f} MB); "
-                         f"RSS after imports {rows['rss_after_imports_mb'].median():.0f} MB.")
-    sentences.append("- Peaks are kernel high-water marks after a reset, one per run; the range is over runs. "
-                     "Inference peaks (in the records) are measured above the post-training RSS, which depends on "
-                     "each framework's allocator, and are not compared across frameworks.")
-    return sentences
-
-
-def loss_sentences(agreement: pd.DataFrame) -> list[str]:
-    if agreement.empty:
-        return ["- No per-step losses in these records (schema 1), or no native PyTorch runs to compare with."]
-    sentences = []
-    for name, group in agreement.groupby("implementation", sort=False):
-        sentences.append(f"- {name} vs torch over {int(group['steps'].median())} identical batches: first-step loss "
-                         f"gap at most {group['first_step_gap'].max():.1e}; running-mean loss gap at most "
-                         f"{group['max_running_mean_gap'].max():.3f} (per-step gap median "
-                         f"{group['mean_step_gap'].median():.3f}).")
-    sentences.append("- All start from the same weights and see the same batches; what separates them is dropout "
-                     "(each framework draws its own masks, from the first step on), float32 rounding"
-                     + (", and keras-tensorflow's gradient clip: Keras' global_clipnorm on TensorFlow takes the norm "
-                        "of the embedding gradient's unsummed slices, so whenever the clip binds it scales by "
-                        "another factor (a known difference, tested)" if "keras-tensorflow" in set(
-                            agreement["implementation"]) else "")
-                     + ". With dropout off, tests/test_parity.py shows the same logits, losses and gradients to "
-                     "2e-5-1e-4 (relative) and the same updates after 5 Adam steps to 5e-4; here the running "
-                     "means staying close is the check.")
-    return sentences
-
-
-def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline: dict | None) -> list[str]:
-    sentences = []
-    for _, row in summary.iterrows():
-        label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
-        spread = (f" ± {row['accuracy_sd']:.4f} (min {row['accuracy_min']:.4f}, max {row['accuracy_max']:.4f}, "
-                  f"{int(row['runs'])} seeds)" if np.isfinite(row["accuracy_sd"]) else " (one seed: no spread)")
-        sentences.append(f"- {label}, {row['implementation']}: test accuracy {row['accuracy']:.4f}{spread}, "
-                         f"F1 {row['f1']:.4f}, ROC-AUC {row['roc_auc']:.4f}.")
-    for _, row in equivalence.iterrows():
-        label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
-        interval = f"95% CI {row['low']:+.2f} to {row['high']:+.2f}" if np.isfinite(row["low"]) else "no interval"
-        sentences.append(f"- {label}: {row['implementation']} minus torch {row['difference_points']:+.2f} points "
-                         f"({interval}, paired over {int(row['seeds'])} seeds): **{row['verdict']}**.")
-    if baseline:
-        unigram = baseline.get("unigram_accuracy")
-        sentences.append(f"- The TF-IDF + logistic-regression baseline reaches {baseline['metrics']['accuracy']:.4f} "
-                         "with unigrams and bigrams" + (f", {unigram:.4f} with unigrams only," if unigram else "")
-                         + f" on the same rows (mean over {len(baseline['seeds'])} seed(s)).")
-    return sentences
-
-
-def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
-    if "ttt_wall_s" not in summary or summary["target_accuracy"].isna().all():
-        return []
-    target = summary["target_accuracy"].dropna().iloc[0]
-    checks = "/".join(map(str, sorted(runs["validations_per_epoch"].dropna().astype(int).unique())))
-    sentences = [f"- Time until validation accuracy first reached {target:.0%}, MLPerf's way: validation on the "
-                 f"clock, the median over runs with a run that never reached it counted as the slowest (more than "
-                 f"one such run: no time). Checked {checks} times per epoch, so times are rounded up to the next "
-                 "check; training-only time beside it:"]
-    for _, row in summary.iterrows():
-        label = tables.configuration_label(row["cell"], row["layers"], row["bidirectional"])
-        reached = f"{row['reached_target']}/{row['runs']} runs reached it"
-        if np.isfinite(row["ttt_eval_wall_s"]):
-            sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_eval_wall_s']:.0f} s wall with "
-                             f"validation; {row['ttt_wall_s']:.0f} s training only, {row['ttt_cpu_s']:.0f} s CPU "
-                             f"({reached}).")
-        elif row["reached_target"]:
-            sentences.append(f"  - {label}, {row['implementation']}: no time ({reached}; more than one did not).")
-        else:
-            sentences.append(f"  - {label}, {row['implementation']}: not reached in {row['runs']} runs.")
-    return sentences
-
-
-def quietness_sentences(runs: pd.DataFrame, canary: dict | None = None) -> list[str]:
-    finished = runs[runs["status"] == "ok"]
-    if "other_cpu_fraction" not in finished or finished["other_cpu_fraction"].isna().all():
-        return ["- Machine load during training was not recorded (schema-1 records)."]
-    noisy = finished[~tables.quiet(finished)]
-    sentences = [f"- /proc/stat: other processes used at most {finished['other_cpu_fraction'].max():.1%} of the "
-                 f"machine and the hypervisor stole at most {finished['steal_fraction'].max():.1%} of it while any "
-                 f"run trained (thresholds for a quiet run: {tables.QUIET_OTHER_CPU:.0%} and "
-                 f"{tables.QUIET_STEAL:.0%})."]
-    if canary and "canary_slowdown" in finished:
-        slow = finished["canary_slowdown"].dropna()
-        sentences.append(
-            f"- Canary (a fixed matrix product and copy, `runners/canary.py`, timed every "
-            f"{finished['canary_every_s'].max():.0f} s of training): "
-            f"reference {canary['ms']:.1f} ms ({canary['source']}); during training the runs' canaries ran "
-            f"{slow.min():.2f}-{slow.max():.2f}x the reference (median {slow.median():.2f}x; threshold "
-            f"{tables.CANARY_SLOWDOWN:.2f}x), at a cost of at most {finished['canary_share'].max():.2%} of "
-            "training time. The plot `canary.png` sets each run's canary and step time against sweep time.")
-    if noisy.empty:
-        sentences.append("- Every run trained on a quiet machine.")
-    else:
-        sentences.append(f"- {len(noisy)} of {len(finished)} run(s) trained on a busy or slowed machine: their "
-                         "accuracy counts, their times enter no verdict and no step-time figure (cells marked † in "
-                         f"the headline tables): {', '.join(noisy['run_id'])}.")
-    return sentences
 
 
 def generate(*paths: Path, out: Path | None = None) -> Path:
@@ -282,23 +82,23 @@ def machine_labels(machines: list[Results]) -> list[str]:
         if len(alike) == 1:
             labels.append(label)
             continue
-        differs = [i for i in range(2, len(data.identity)) if len({other.identity[i] for other in alike}) > 1]
+        differs = {field for field in data.identity._fields if len({getattr(o.identity, field) for o in alike}) > 1}
         parts = []
-        if any(i <= 5 for i in differs):
+        if "versions" in differs:
             parts.append(_versions(data.environment))
-        if 6 in differs:
-            parts.append("flags " + " ".join(data.identity[6]))
-        if 7 in differs:
-            parts.append(f"{data.identity[7]} cores")
-        if 8 in differs:
-            parts.append(f"plan {data.identity[8]} ({data.profile.get('name') or 'no profile'})")
+        if "flags" in differs:
+            parts.append("flags " + " ".join(data.identity.flags))
+        if "cores" in differs:
+            parts.append(f"{data.identity.cores} cores")
+        if "plan" in differs:
+            parts.append(f"plan {data.identity.plan} ({data.profile.get('name') or 'no profile'})")
         labels.append(f"{label} ({'; '.join(parts)})")
     return labels
 
 
 def _versions(environment: dict) -> str:
     packages = environment["packages"]
-    return ", ".join(f"{name} {packages.get(name)}" for name in ("torch", "tensorflow-cpu", "keras", "jax"))
+    return ", ".join(f"{name} {packages.get(name)}" for name in IDENTITY_PACKAGES)
 
 
 def slug(label: str) -> str:
@@ -323,7 +123,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                                        folders=", ".join(str(path) for path in data.sources))
                                   for label, data in zip(labels, machines)])
     lines += [tables.to_markdown(machine_table), "## Findings", ""]
-    lines += machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
+    lines += findings.machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
     lines += ["", "## Fastest implementation per configuration and machine", "",
               "Per machine: the fastest implementation (geometric mean over quiet runs of each run's median steady "
               "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where some "
@@ -339,6 +139,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                   tables.to_markdown(tables.headline(summaries[label], "step")),
                   "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
                   tables.to_markdown(tables.headline(summaries[label], "memory"))]
+    lines += _threads_sections(machines)
     if not unowned.empty:
         lines += ["## Failed runs of no single machine", "",
                   "A folder with several machines' runs cannot say which machine a failed run was on.", "",
@@ -346,32 +147,45 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     return "\n".join(lines) + "\n"
 
 
-def machine_findings(winners: pd.DataFrame, labels: list[str]) -> list[str]:
-    sentences = []
-    for _, row in winners[winners["winner"] != "one machine"].iterrows():
-        measured = {label: row[label] for label in labels if row[label]}
-        detail = "; ".join(f"{label}: {text}" for label, text in measured.items())
-        if row["winner"] == "depends on the CPU":
-            sentences.append(f"- {row['configuration']}: **the winner depends on the CPU** ({detail}).")
-        elif row["winner"].startswith("same"):
-            sentences.append(f"- {row['configuration']}: {row['winner'].removeprefix('same: ')} is fastest on "
-                             f"every machine ({detail}).")
-        else:
-            sentences.append(f"- {row['configuration']}: no winner on at least one machine ({detail}).")
-    return sentences
+def _threads_sections(machines: list[Results]) -> list[str]:
+    """Where groups differ only in their thread count: the parallel speed-up and efficiency per thread count."""
+    same_machine: dict[tuple, dict[int, Results]] = {}
+    for data in machines:
+        same_machine.setdefault(data.identity._replace(threads=0), {})[data.identity.threads] = data
+    lines = []
+    for by_threads in same_machine.values():
+        if len(by_threads) < 2:
+            continue
+        table = tables.thread_scaling({count: data.runs for count, data in by_threads.items()})
+        base = min(by_threads)
+        cells = table.assign(speedup=[tables.ratio_text(r.speedup, r.low, r.high) if r.threads != base else "1"
+                                      for r in table.itertuples()])
+        lines += [f"## Threads: parallel speed-up on {by_threads[base].cpu_model}", "",
+                  f"Steady step at each thread count (geometric mean over quiet runs), the speed-up over {base} "
+                  f"thread(s) with its 95% run-level interval, the efficiency (speed-up / thread ratio) and CPU "
+                  "milliseconds per step (the cost of the extra threads).", "",
+                  tables.to_markdown(cells[["configuration", "implementation", "threads", "runs", "step_ms",
+                                            "speedup", "efficiency", "cpu_ms_per_step"]])]
+    return lines
 
 
 def render(title: str, data: Results, long_tables: dict) -> str:
-    finished, runs = data.finished, data.runs
-    failed = runs[runs["status"] != "ok"]
-    summary = long_tables["summary"]
-    cpu, profile = data.cpu_model, data.profile
-    converged = int(finished["n_train"].min()) >= CONVERGED_MIN_TRAIN
+    """REPORT.md, section by section."""
+    converged = int(data.finished["n_train"].min()) >= CONVERGED_MIN_TRAIN
+    sections = (_header(title, data, converged), _findings(data, long_tables, converged),
+                _headline_tables(data, long_tables, converged), _detail_tables(data, long_tables),
+                _failed(data), _plots(), _kernel_paths(long_tables["summary"]), _environment(data))
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _header(title: str, data: Results, converged: bool) -> list[str]:
+    finished, profile = data.finished, data.profile
     n_train, n_test = int(finished["n_train"].iloc[0]), int(finished["n_test"].iloc[0])
     threads = sorted(int(t) for t in finished["threads"].unique())
+    per_cell = finished.groupby(["implementation", "cell", "layers", "bidirectional"]).size()
     lines = [f"# rnnbench report: {title}", "",
-             f"**Machine: {cpu}**, {', '.join(map(str, threads))} threads. Every figure below holds for this CPU only; "
-             "winners change with the CPU.", ""]
+             f"**Machine: {data.cpu_model}**, {', '.join(map(str, threads))} threads. Every figure below holds for "
+             "this CPU only; winners change with the CPU.", ""]
     if profile.get("description"):
         lines += [f"Profile `{profile.get('name')}`: {profile['description']}.", ""]
     if not converged:
@@ -381,62 +195,73 @@ def render(title: str, data: Results, long_tables: dict) -> str:
                   "no accuracy verdicts (accuracies near chance say nothing about final quality). In their place "
                   "it checks that the implementations' training losses agree over identical batches. Depth, "
                   "direction and converged accuracy are the `standard` and `full` profiles' questions.", ""]
-    lines += [f"{len(finished)} finished runs, {len(failed)} failed; "
-              f"{finished.groupby(['implementation', 'cell', 'layers', 'bidirectional']).size().min()}-"
-              f"{finished.groupby(['implementation', 'cell', 'layers', 'bidirectional']).size().max()} runs per "
-              f"cell; flush-to-zero {sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA "
-              f"{sorted(finished['jit_compile'].unique().tolist())}.", "",
-              "## Findings", "", f"**Fastest implementation per configuration on {cpu}** (median over runs of "
-              "each run's median steady step; ratio with a 95% interval over whole runs):", ""]
-    family = long_tables["comparisons"]
-    lines += fastest_sentences(summary, runs, cpu, family)
-    overhead = long_tables["keras_overhead"]
-    backends = keras_backend_sentences(summary, runs, cpu, family)
+    return lines + [f"{len(finished)} finished runs, {int((data.runs['status'] != 'ok').sum())} failed; "
+                    f"{per_cell.min()}-{per_cell.max()} runs per cell; flush-to-zero "
+                    f"{sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA "
+                    f"{sorted(finished['jit_compile'].unique().tolist())}.", ""]
+
+
+def _findings(data: Results, long_tables: dict, converged: bool) -> list[str]:
+    summary, runs, cpu = long_tables["summary"], data.runs, data.cpu_model
+    finished, family, overhead = data.finished, long_tables["comparisons"], long_tables["keras_overhead"]
+    lines = ["## Findings", "", f"**Fastest implementation per configuration on {cpu}** (geometric mean over "
+             "quiet runs of each run's median steady step; ratio with a 95% interval over whole runs):", ""]
+    lines += findings.fastest_sentences(summary, runs, cpu, family)
+    backends = findings.keras_backend_sentences(summary, runs, cpu, family)
     if backends:
         lines += ["", f"**Fastest Keras backend per configuration on {cpu}** (the one model definition, Keras as "
                   "released, each backend's default jit setting):", ""] + backends
     lines += ["", f"**Keras overhead per backend on {cpu}** (Keras step time / native step time, same backend):", ""]
-    lines += overhead_sentences(overhead, summary) if not overhead.empty else ["- (no Keras/native pairs)"]
-    lines += ["", "**Depth scaling**:", ""] + depth_sentences(long_tables["depth_scaling"])
-    lines += ["", f"**Memory on {cpu}**:", ""] + memory_sentences(summary)
+    lines += findings.overhead_sentences(overhead, summary) if not overhead.empty else ["- (no Keras/native pairs)"]
+    lines += ["", "**Depth scaling**:", ""] + findings.depth_sentences(long_tables["depth_scaling"])
+    lines += ["", f"**Memory on {cpu}**:", ""] + findings.memory_sentences(summary)
     if converged:
         capped = int((finished["epochs_run"] >= finished["epochs_planned"]).sum())
+        cap = int(finished["epochs_planned"].max())
+        stopped = ("every run trained all of them" if capped == len(finished)
+                   else f"{capped} of {len(finished)} runs stopped at that cap, the others by early stopping")
         lines += ["", "**Test accuracy and equivalence to native PyTorch**:", "",
-                  f"- Trained on all {n_train} training reviews for at most "
-                  f"{int(finished['epochs_planned'].max())} epochs: {capped} of {len(finished)} runs stopped at "
-                  "that cap, the others by early stopping; accuracies are after at most that many epochs, not "
-                  "necessarily converged."]
-        lines += quality_sentences(summary, long_tables["equivalence"], data.baseline)
-        ttt = time_to_target_sentences(summary, finished)
+                  f"- Trained on all {int(finished['n_train'].iloc[0])} training reviews for at most {cap} epochs: "
+                  f"{stopped}; accuracies are after at most that many epochs, not necessarily converged."]
+        lines += findings.quality_sentences(summary, long_tables["equivalence"], data.baseline)
+        ttt = findings.time_to_target_sentences(summary, finished)
         if ttt:
             lines += ["", f"**Time to target on {cpu}**:", ""] + ttt
     else:
         lines += ["", "**Training-loss agreement** (replaces accuracy verdicts at this budget):", ""]
-        lines += loss_sentences(long_tables["loss_agreement"])
-    lines += ["", "**How quiet the machine was**:", ""] + quietness_sentences(runs, data.canary)
-    lines += ["", "**How the verdicts are decided**:", ""] + method_sentences(
+        lines += findings.loss_sentences(long_tables["loss_agreement"])
+    lines += ["", "**How quiet the machine was**:", ""] + findings.quietness_sentences(runs, data.canary)
+    return lines + ["", "**How the verdicts are decided**:", ""] + findings.method_sentences(
         family, long_tables["equivalence"] if converged else None)
-    lines += ["", f"## Headline tables ({cpu})", "",
-              "Steady ms/step: geometric mean over quiet runs [run-to-run min-max], then the ratio to native torch "
-              "with its 95% run-level interval; † marks a cell with busy runs left out.", "",
-              tables.to_markdown(tables.headline(summary, "step")),
-              "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
-              tables.to_markdown(tables.headline(summary, "memory"))]
+
+
+def _headline_tables(data: Results, long_tables: dict, converged: bool) -> list[str]:
+    summary = long_tables["summary"]
+    lines = ["", f"## Headline tables ({data.cpu_model})", "",
+             "Steady ms/step: geometric mean over quiet runs [run-to-run min-max], then the ratio to native torch "
+             "with its 95% run-level interval; † marks a cell with busy runs left out.", "",
+             tables.to_markdown(tables.headline(summary, "step")),
+             "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
+             tables.to_markdown(tables.headline(summary, "memory"))]
     if converged:
         lines += ["Test accuracy, mean ± sd over seeds.", "", tables.to_markdown(tables.headline(summary, "accuracy"))]
         if "ttt_wall_s" in summary and summary["target_accuracy"].notna().any():
             lines += ["Time to target validation accuracy with validation on the clock (MLPerf; censored median "
                       "over runs), training-only beside it, and all training until early stopping.", "",
                       tables.to_markdown(tables.headline(summary, "time_to_target"))]
-        lines += ["Equivalence to native torch (test accuracy, points, paired by seed).", "",
-                  tables.to_markdown(long_tables["equivalence"])]
-    else:
-        agreement = long_tables["loss_agreement"]
-        if not agreement.empty:
-            largest = agreement.groupby(["implementation", "cell", "layers", "bidirectional"], sort=False)[
-                ["first_step_gap", "max_running_mean_gap", "max_step_gap"]].max().reset_index()
-            lines += ["Largest training-loss gap to native torch over the same batches (all seeds).", "",
-                      tables.to_markdown(largest)]
+        return lines + ["Equivalence to native torch (test accuracy, points, paired by seed).", "",
+                        tables.to_markdown(long_tables["equivalence"])]
+    agreement = long_tables["loss_agreement"]
+    if not agreement.empty:
+        largest = agreement.groupby(["implementation", "cell", "layers", "bidirectional"], sort=False)[
+            ["first_step_gap", "max_running_mean_gap", "max_step_gap"]].max().reset_index()
+        lines += ["Largest training-loss gap to native torch over the same batches (all seeds).", "",
+                  tables.to_markdown(largest)]
+    return lines
+
+
+def _detail_tables(data: Results, long_tables: dict) -> list[str]:
+    summary, cpu, lines = long_tables["summary"], data.cpu_model, []
     if data.roofline and "gemm_gflop_per_step" in summary and summary["gemm_gflop_per_step"].notna().any():
         peak, small = data.roofline["peak_gflops"], data.roofline["small_gemm_gflops"]
         m, k, n = data.roofline["small_gemm_shape"]
@@ -444,8 +269,8 @@ def render(title: str, data: Results, long_tables: dict) -> str:
                   f"step (analytic GEMM work of forward and backward, `model/weights.py`) and its share of the "
                   f"machine's fp32 peak, {peak:.0f} GFLOP/s on a 2048^3 product. The recurrence multiplies "
                   f"({m} x {k}) by ({k} x {n}) once per timestep, strictly in sequence; this machine runs that "
-                  f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds every "
-                  "implementation far below the large-GEMM peak.", "",
+                  f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds the recurrent part of "
+                  "each step (the input projection x@W and the weight gradients can run as larger GEMMs).", "",
                   tables.to_markdown(tables.roofline(summary, peak))]
     programming = long_tables["programming_model"]
     if not programming.empty:
@@ -453,22 +278,36 @@ def render(title: str, data: Results, long_tables: dict) -> str:
                   "configuration. The first step holds tracing or compilation; `break_even_steps` is the number "
                   "of steady steps after which the variant has paid for it (empty: slower per step, never).", "",
                   tables.to_markdown(programming)]
-    lines += [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(overhead),
-              "Every column (quality, CPU time, throughput, latency, first step, kernel path) is in "
-              "`tables/summary.csv`; one row per run in `tables/runs.csv`.", ""]
-    if not failed.empty:
-        lines += ["## Failed runs", "", tables.to_markdown(failed[[c for c in ("run_id", "failure", "error")
-                                                                  if c in failed.columns]])]
-    lines += ["## Plots", "", "![step time vs depth](step_time_vs_depth.png)", "",
-              "![accuracy vs training time](accuracy_vs_training_time.png)", "",
-              "![accuracy vs training CPU-minutes](accuracy_vs_cpu_minutes.png)", "", "![peak memory](peak_memory.png)",
-              "", "![step-time distributions](step_time_distributions.png)", "",
-              "![training-loss trajectories](loss_trajectories.png)", "",
-              "![canary and step time against sweep time](canary.png)", "", "## Kernel paths", ""]
-    for name in _present(summary["implementation"]):
-        for path in summary[summary["implementation"] == name]["kernel_path"].unique():
-            lines.append(f"- {name}: {path}")
-    lines += ["", "## Environment and command", ""]
+    return lines + [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(long_tables["keras_overhead"]),
+                    "Every column (quality, CPU time, throughput, latency, first step, kernel path) is in "
+                    "`tables/summary.csv`; one row per run in `tables/runs.csv`, each comparison of the verdict "
+                    "family with its p-value in `tables/comparisons.csv`.", ""]
+
+
+def _failed(data: Results) -> list[str]:
+    failed = data.runs[data.runs["status"] != "ok"]
+    if failed.empty:
+        return []
+    return ["## Failed runs", "", tables.to_markdown(failed[[c for c in ("run_id", "failure", "error")
+                                                             if c in failed.columns]])]
+
+
+def _plots() -> list[str]:
+    return ["## Plots", "", "![step time vs depth](step_time_vs_depth.png)", "",
+            "![accuracy vs training time](accuracy_vs_training_time.png)", "",
+            "![accuracy vs training CPU-minutes](accuracy_vs_cpu_minutes.png)", "", "![peak memory](peak_memory.png)",
+            "", "![step-time distributions](step_time_distributions.png)", "",
+            "![training-loss trajectories](loss_trajectories.png)", "",
+            "![canary and step time against sweep time](canary.png)", ""]
+
+
+def _kernel_paths(summary: pd.DataFrame) -> list[str]:
+    return ["## Kernel paths", ""] + [f"- {name}: {path}" for name in tables.ordered(summary["implementation"])
+                                      for path in summary[summary["implementation"] == name]["kernel_path"].unique()]
+
+
+def _environment(data: Results) -> list[str]:
+    lines = ["", "## Environment and command", ""]
     if data.manifest:
         environment = data.environment or data.manifest["environment"]
         packages = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
@@ -477,11 +316,10 @@ def render(title: str, data: Results, long_tables: dict) -> str:
                   f"- OS: {environment['os']}; Python {environment['python']}",
                   f"- Packages: {packages}",
                   f"- Git commit: {environment['git']['commit']} (dirty: {environment['git']['dirty']})",
-                  f"- Sweep profile: `{profile}`; threads {data.manifest.get('threads')}"]
+                  f"- Sweep profile: `{data.profile}`; threads {data.manifest.get('threads')}"]
         lines += [f"- Command ({session['started']}): `{' '.join(session['command'])}`"
                   for session in data.manifest["sessions"]]
-    lines += ["", "Tables as CSV and Markdown: `tables/`. Raw per-step samples: each run's `record.json`.", ""]
-    return "\n".join(lines)
+    return lines + ["", "Tables as CSV and Markdown: `tables/`. Raw per-step samples: each run's `record.json`."]
 
 
 @app.command()

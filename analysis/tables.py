@@ -23,6 +23,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.load import KEYS
 from model.implementations import NAMES, base_name, get, native_of
+from model.spec import configuration_label
 
 REFERENCE = "torch"
 CONFIDENCE = 0.95
@@ -63,6 +64,13 @@ def difference_interval(differences) -> tuple[float, float, float]:
         return mean, float("nan"), float("nan")
     interval = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)
     return mean, float(interval.low), float(interval.high)
+
+
+def ratio_text(ratio: float, low: float, high: float) -> str:
+    """A ratio as every table and sentence writes it: '1.23x (95% CI 1.10-1.38)', or the point and 'no
+    interval'."""
+    interval = f"95% CI {low:.2f}-{high:.2f}" if np.isfinite(low) else "no interval"
+    return f"{ratio:.2f}x ({interval})"
 
 
 def holm(p_values, level: float = FAMILY_LEVEL) -> np.ndarray:
@@ -137,14 +145,18 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
         implementation, cell, layers, bidirectional = key
         timed = groups.get(key)
         timing = group if timed is None else timed
-        row = dict(zip(KEYS, key), runs=len(group), timed_runs=0 if timed is None else len(timed),
+        # Quality is over seeds: a seed run again (a noisy run's re-run) trains the same network once more.
+        seeds = group.groupby("seed")[["accuracy", "f1", "roc_auc", "log_loss"]].mean()
+        row = dict(zip(KEYS, key), runs=len(group), seeds=len(seeds), timed_runs=0 if timed is None else len(timed),
                    noisy_runs=int((~quiet(group)).sum()),
                    step_ms=geometric_mean(timing["run_step_ms"]), step_min_ms=timing["run_step_ms"].min(),
                    step_max_ms=timing["run_step_ms"].max(), step_iqr_ms=timing["run_step_iqr_ms"].median(),
-                   accuracy=group["accuracy"].mean(),
-                   accuracy_sd=group["accuracy"].std(ddof=1) if len(group) > 1 else np.nan,
-                   accuracy_min=group["accuracy"].min(), accuracy_max=group["accuracy"].max(),
-                   f1=group["f1"].mean(), roc_auc=group["roc_auc"].mean(), log_loss=group["log_loss"].mean(),
+                   accuracy=seeds["accuracy"].mean(),
+                   accuracy_sd=seeds["accuracy"].std(ddof=1) if len(seeds) > 1 else np.nan,
+                   accuracy_min=seeds["accuracy"].min(), accuracy_max=seeds["accuracy"].max(),
+                   f1=seeds["f1"].mean(), roc_auc=seeds["roc_auc"].mean(), log_loss=seeds["log_loss"].mean(),
+                   hybrid_accuracy=group.astype({"hybrid_accuracy": float}).groupby("seed")["hybrid_accuracy"]
+                   .mean().mean() if "hybrid_accuracy" in group else np.nan,
                    epochs_run=int(group["epochs_run"].max()), epoch_s=timing["epoch_s"].median(),
                    first_step_s=timing["first_step_s"].median(),
                    train_wall_s=timing["train_wall_s"].median(), train_cpu_s=timing["train_cpu_s"].median(),
@@ -368,8 +380,7 @@ def winners_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
     cells, verdicts = {}, {}
     for machine, table in machines.items():
         for _, row in table.iterrows():
-            margin = f"{row['ratio']:.2f}x" + (f" ({row['low']:.2f}-{row['high']:.2f})" if np.isfinite(row["low"])
-                                               else "")
+            margin = ratio_text(row["ratio"], row["low"], row["high"])
             cells.setdefault(row["configuration"], {})[machine] = (
                 f"{row['best']} {row['best_ms']:.1f} ms; {row['second']} {margin}" if row["clear"]
                 else f"{row['best']} ≈ {row['second']} ({margin})")
@@ -390,6 +401,27 @@ def _verdict(results: list[tuple[str, bool]]) -> str:
     return "unclear"
 
 
+def thread_scaling(by_threads: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """Runs of one machine at several thread counts: per configuration, implementation and count, the step time,
+    the speed-up over the fewest threads (their step / this step, geometric means of quiet runs, with the 95%
+    interval), the parallel efficiency (speed-up / thread ratio) and CPU milliseconds per step."""
+    base = min(by_threads)
+    reference = timed_groups(by_threads[base])
+    rows = []
+    for threads, runs in sorted(by_threads.items()):
+        for key, group in timed_groups(runs).items():
+            implementation, cell, layers, bidirectional = key
+            step = geometric_mean(group["run_step_ms"])
+            speedup, low, high = (ratio_interval(reference[key]["run_step_ms"], group["run_step_ms"])[:3]
+                                  if key in reference else (np.nan,) * 3)
+            rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
+                             bidirectional=bidirectional, implementation=implementation, threads=threads,
+                             runs=len(group), step_ms=step, speedup=speedup, low=low, high=high,
+                             efficiency=speedup / (threads / base),
+                             cpu_ms_per_step=step * group["cpu_utilisation"].median()))
+    return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers", "threads"])
+
+
 def ratios_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """(configuration, implementation) rows x machine columns: step ratio to native torch with its interval."""
     cells = {}
@@ -398,19 +430,13 @@ def ratios_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
             if not np.isfinite(row.get("vs_torch", np.nan)):
                 continue
             key = (configuration_label(row["cell"], row["layers"], row["bidirectional"]), row["implementation"])
-            interval = (f" ({row['vs_torch_low']:.2f}-{row['vs_torch_high']:.2f})"
-                        if np.isfinite(row["vs_torch_low"]) else "")
-            cells.setdefault(key, {})[machine] = f"{row['vs_torch']:.2f}x{interval}"
+            cells.setdefault(key, {})[machine] = ratio_text(row["vs_torch"], row["vs_torch_low"],
+                                                            row["vs_torch_high"])
     if not cells:
         return pd.DataFrame(columns=["configuration", "implementation", *machines])
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")
     frame.index = pd.MultiIndex.from_tuples(frame.index, names=["configuration", "implementation"])
     return frame.reset_index()
-
-
-def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
-    name = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}[cell]
-    return f"{name} {layers}L{' bi' if bidirectional else ''}"
 
 
 def headline(table: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -433,9 +459,7 @@ def _headline_cell(row, value: str) -> str:
         busy = f" †{row['noisy_runs']} busy" if row.get("noisy_runs") else ""
         text = f"{row['step_ms']:.1f} [{row['step_min_ms']:.1f}-{row['step_max_ms']:.1f}]{busy}"
         if row["implementation"] != REFERENCE and np.isfinite(row.get("vs_torch", np.nan)):
-            interval = (f" ({row['vs_torch_low']:.2f}-{row['vs_torch_high']:.2f})"
-                        if np.isfinite(row["vs_torch_low"]) else "")
-            text += f", {row['vs_torch']:.2f}x{interval}"
+            text += ", " + ratio_text(row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"])
         return text
     if value == "memory":
         return f"{row['peak_above_mb']:.0f} [{row['peak_min_mb']:.0f}-{row['peak_max_mb']:.0f}]"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+from typing import NoReturn
 
 EXIT_USAGE = 2
 
@@ -11,11 +13,11 @@ class UserError(ValueError):
     """A setting, file or environment the user can fix; reported in one line, never as a traceback."""
 
 
-def fail(message: str, code: int = EXIT_USAGE):
-    import typer
-
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """One line on stderr and the exit code; SystemExit passes through typer (and click) unchanged, so the model
+    layer needs no CLI library."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
 
 
 @contextlib.contextmanager

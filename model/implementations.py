@@ -1,10 +1,12 @@
 """The table of implementations: every name the project knows, what runs it, and the variants it accepts.
 
 The CLI's ``--impl``/``--backend`` resolution, the sweep grid, the order of
-table columns and the tests all read ``TABLE``. Adding an implementation is one
-entry here plus its class (and its tests); adding a variant is one entry in
-``variants`` plus the keyword its class accepts. The first allowed value of a
-variant is its default.
+table columns and the tests all read ``TABLE``. Adding an implementation on a
+framework the project has is one entry here plus its class (and its tests);
+adding a framework is also one entry in ``model/frameworks.py`` and its thread
+setup and probe in ``runners/policy.py`` (a test holds the three together).
+Adding a variant is one entry in ``variants`` plus the keyword its class
+accepts. The first allowed value of a variant is its default.
 """
 
 from __future__ import annotations
@@ -147,37 +149,13 @@ def check_installed(name: str) -> None:
         raise ImplementationError(f"{name} needs {', '.join(missing)}, which is not installed; run `make install`")
 
 
-def import_framework(name: str) -> None:
-    """Load everything the implementation needs (Keras with its backend chosen), so memory baselines include it.
-
-    This is the one place ``KERAS_BACKEND`` is set: Keras reads it once, at its
-    first import. Native implementations run with Keras kept out of the
-    process: TensorFlow 2.21 imports ``keras.src.optimizers`` on its own
-    whenever Keras is installed, which would put Keras' code and memory into
-    "native" TensorFlow. A ``None`` entry in ``sys.modules`` makes any import
-    of it fail, which TensorFlow tolerates, and proves that nothing in the
-    native path needs Keras.
-    """
-    entry = get(name)
-    if entry.uses_keras:
-        loaded = sys.modules.get("keras")
-        if loaded is not None and loaded.backend.backend() != entry.keras_backend:
-            raise ImplementationError(f"keras was already imported with the {loaded.backend.backend()} backend")
-        os.environ["KERAS_BACKEND"] = entry.keras_backend
-        import keras  # noqa: F401
-        return
-    for blocked in ("keras", "tf_keras"):
-        if sys.modules.get(blocked) is not None:
-            raise ImplementationError(f"{blocked} was imported before the native {name} implementation")
-        sys.modules[blocked] = None
-    importlib.import_module(entry.framework)
-
-
 def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None,
            total_steps: int = 1):
-    """Build one implementation from canonical weights; its framework is imported first. ``total_steps`` (all
-    epochs') is the horizon of the learning-rate schedule."""
-    import_framework(name)
-    module, _, cls = get(name).builder.partition(":")
+    """Build one implementation from canonical weights, in a process whose framework ``runners.policy.
+    import_framework`` loaded. ``total_steps`` (all epochs') is the horizon of the learning-rate schedule."""
+    entry = get(name)
+    if entry.framework not in sys.modules or (entry.uses_keras and "keras" not in sys.modules):
+        raise ImplementationError(f"{name}: import its framework first (runners.policy.import_framework)")
+    module, _, cls = entry.builder.partition(":")
     return getattr(importlib.import_module(module), cls)(spec, train, weights, total_steps=total_steps,
                                                          **(variant or {}))

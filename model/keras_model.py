@@ -1,7 +1,7 @@
 """The one Keras 3 model definition, and its training through ``fit``; runs unchanged on any backend.
 
 ``KERAS_BACKEND`` must be set before this module is imported
-(``model.implementations.import_framework`` does it).
+(``runners.policy.import_framework`` does it).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -199,13 +198,12 @@ def _build(splits, vocab_size, maxlen, val_fraction, seed, tokenizer, head_token
 
 
 def _save(prepared: Prepared, file: Path) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as out:
+    from model.records import atomic
+
+    with atomic(file) as tmp, open(tmp, "wb") as out:  # readers never see a half-written cache entry
         np.savez(out, x_train=prepared.x_train, y_train=prepared.y_train, x_val=prepared.x_val,
                  y_val=prepared.y_val, x_test=prepared.x_test, y_test=prepared.y_test,
                  val_index=prepared.val_index, vocabulary=np.array(prepared.vocabulary))
-    os.replace(tmp, file)  # readers never see a half-written cache entry
 
 
 def _load(file: Path, key: str, source: str) -> Prepared:

@@ -22,12 +22,17 @@ import hashlib
 import json
 import os
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from model.errors import UserError
+from model.frameworks import IDENTITY_PACKAGES
 from model.implementations import column
-from model.spec import ModelSpec, from_dict
+from model.spec import ModelSpec, TrainSpec, from_dict
 
 SCHEMA_VERSION = 2
 
@@ -42,6 +47,8 @@ VOCABULARY_FILE = "vocabulary.json"
 MANIFEST_FILE = "manifest.json"
 BASELINE_FILE = "baseline.json"
 ROOFLINE_FILE = "roofline.json"  # the machine's GEMM rates, measured once per sweep
+BASELINE_PROBABILITIES_FILE = "baseline_probabilities.npz"  # the bigram model's test probabilities, per seed
+HYBRID_FILE = "hybrid.json"  # each run averaged with the bigram model (runners/baseline.py)
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
@@ -55,19 +62,26 @@ class RecordError(UserError):
     """A record this code cannot read (reported to users in one line)."""
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers see all of it or nothing."""
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write, renamed onto ``path`` when the block ends without an error
+    (removed otherwise): readers see all of the file or none of it. The one way this project writes a file that
+    another process may read."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as out:
-            json.dump(data, out, indent=1, default=_jsonable)
-            out.flush()
-            os.fsync(out.fileno())
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data) -> None:
+    with atomic(path) as tmp, open(tmp, "w") as out:
+        json.dump(data, out, indent=1, default=_jsonable)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _jsonable(value):
@@ -179,23 +193,42 @@ def plan_fingerprint(record: dict) -> str:
     settings without the grid axes (implementation, variant, cell, depth, direction, seed), the data sizes and
     the profile name."""
     plan = record["plan"]
-    shared = dict(model={k: v for k, v in plan["model"].items() if k not in GRID_MODEL},
-                  train={k: v for k, v in plan["train"].items() if k not in GRID_TRAIN},
+    model, train = (_with_defaults(cls, plan[part]) for cls, part in ((ModelSpec, "model"), (TrainSpec, "train")))
+    shared = dict(model={k: v for k, v in model.items() if k not in GRID_MODEL},
+                  train={k: v for k, v in train.items() if k not in GRID_TRAIN},
                   data={k: record["data"].get(k) for k in ("n_train", "n_val", "n_test")},
                   profile=plan.get("profile"))
     return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def identity(record: dict) -> tuple:
+class Identity(NamedTuple):
+    cpu_model: str
+    threads: int
+    versions: tuple  # of IDENTITY_PACKAGES, in order
+    flags: tuple  # the CPU flags present, of those the environment reads
+    cores: int | None
+    plan: str  # plan_fingerprint
+
+
+def _with_defaults(cls, settings: dict) -> dict:
+    """Settings with every field a later version added at its default, so that records written before a field
+    existed fingerprint like those after it (hand-made partial specs stay as they are)."""
+    try:
+        return asdict(from_dict(cls, settings))
+    except (UserError, TypeError):
+        return settings
+
+
+def identity(record: dict) -> Identity:
     """What must be equal for records to be pooled: the machine as the runs used it (CPU model, threads, the
     instruction-set flags and core count, since a VM's model string can hide a CPU generation), the versions of
-    the frameworks under test (torch, tensorflow-cpu, keras, jax), and the plan's fingerprint."""
+    the frameworks under test and Keras (``IDENTITY_PACKAGES``), and the plan's fingerprint."""
     environment = record["environment"]
     packages, cpu = environment["packages"], environment["cpu"]
     flags = tuple(sorted(flag for flag, present in (cpu.get("flags") or {}).items() if present))
-    return (cpu["model"], record["runtime"]["policy"]["intra_op_threads"], packages.get("torch"),
-            packages.get("tensorflow-cpu"), packages.get("keras"), packages.get("jax"), flags,
-            cpu.get("logical_cores"), plan_fingerprint(record))
+    return Identity(cpu["model"], record["runtime"]["policy"]["intra_op_threads"],
+                    tuple(packages.get(name) for name in IDENTITY_PACKAGES), flags, cpu.get("logical_cores"),
+                    plan_fingerprint(record))
 
 
 def run_column(plan: dict) -> str:
@@ -222,6 +255,8 @@ def row(record: dict) -> dict:
         status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
         cell=spec["cell"], layers=spec["layers"],
         bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
+        maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
+        segment_len=spec.get("segment_len"),
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
         run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
@@ -243,8 +278,9 @@ def row(record: dict) -> dict:
         jit_compile=runtime["jit_compile"], hostname=record["environment"].get("hostname"),
         **_quietness(record["cpu"].get("machine_during_training")),
         canary_start_ms=canary_ms(record, "start"),
-        # a run too short for a canary during training is judged by its end one
-        canary_training_ms=canary_ms(record, "training") or canary_ms(record, "end"),
+        # Only canaries during training judge a run: the end one follows the last step at once, while the
+        # framework's worker threads still spin, and would flag every short run.
+        canary_training_ms=canary_ms(record, "training"),
         canary_share=(record.get("canary") or {}).get("share_of_training"),
         canary_every_s=(record.get("canary") or {}).get("every_s"),
         started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),

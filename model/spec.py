@@ -8,6 +8,21 @@ from dataclasses import dataclass, fields
 from model.errors import UserError
 
 CELLS = ("rnn", "gru", "lstm")
+CELL_NAMES = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def depth_label(layers: int, bidirectional: bool) -> str:
+    return f"{layers}L{' bi' if bidirectional else ''}"
+
+
+def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
+    """How tables and plots name a configuration: 'LSTM 2L bi'."""
+    return f"{CELL_NAMES[cell]} {depth_label(layers, bidirectional)}"
+
+
+def configuration_slug(cell: str, layers: int, bidirectional: bool) -> str:
+    """How run ids and folders name it: 'lstm2-bi'."""
+    return f"{cell}{layers}{'-bi' if bidirectional else ''}"
 TOKENIZERS = ("words", "punct")  # model/preprocess.py defines them
 SCHEDULES = ("constant", "warmup_cosine")
 VAL_SPLITS = ("reviews", "movies")

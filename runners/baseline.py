@@ -1,9 +1,10 @@
 """The linear references every RNN must beat: TF-IDF (unigrams + bigrams, and unigrams only) + logistic
-regression.
+regression; and the hybrid row, each run's probabilities averaged with the bigram model's.
 
-Trained on exactly the training rows of the sweep and scored on exactly its
-test rows, with the runs' own tokenizer, all in scikit-learn. They read whole
-reviews (no maxlen), which is part of why they are a strong bar.
+The references train on exactly the training rows of the sweep and score on exactly its test rows, with the
+runs' own tokenizer, all in scikit-learn. They read whole reviews (no maxlen), which is part of why they are
+a strong bar. The hybrid is a labelled extra, never the recipe: an equal-weight average of the two models'
+test probabilities, fixed in advance (no weight is fitted, so nothing is chosen on the test set).
 """
 
 from __future__ import annotations
@@ -12,16 +13,38 @@ import functools
 import time
 from pathlib import Path
 
+import numpy as np
+
 from model import preprocess
 from runners.metrics import classification_metrics
 
 
 def tfidf_logistic_regression(source: Path, prepared, train_size=None, test_size=None, seed: int = 0,
                               tokenizer: str = "words") -> dict:
-    """The uni+bigram result, with the unigram-only one under ``unigram``."""
+    """The uni+bigram result, with the unigram-only one under ``unigram``; the bigram model's test
+    probabilities and the labels under ``probabilities`` and ``labels`` (arrays: not for the JSON file)."""
     texts = preprocess.split_texts(source, prepared, train_size, test_size, seed)
     result = _fit(texts, (1, 2), 30, tokenizer)
-    return dict(result, unigram=_fit(texts, (1, 1), 10, tokenizer))
+    unigram = _fit(texts, (1, 1), 10, tokenizer)
+    unigram.pop("probabilities")
+    return dict(result, unigram=unigram, labels=np.asarray(texts[3], np.int8))
+
+
+def hybrid(run_dir: Path, baseline: dict[str, np.ndarray]) -> dict | None:
+    """A run's test probabilities averaged with the bigram model's of its seed (None if either is missing)."""
+    from model import records
+
+    seed = str(records.read_json(run_dir / records.PLAN_FILE)["train"]["seed"])
+    predictions = run_dir / records.PREDICTIONS_FILE
+    if f"{seed}/probabilities" not in baseline or not predictions.exists():
+        return None
+    with np.load(predictions) as run:
+        labels, probabilities = run["labels"], run["probabilities"]
+    if not np.array_equal(labels, baseline[f"{seed}/labels"]):
+        raise ValueError(f"{run_dir}: its test rows are not the baseline's")
+    averaged = (probabilities.astype(np.float64) + baseline[f"{seed}/probabilities"]) / 2
+    return dict(rule="mean of the run's and the TF-IDF uni+bigram model's test probabilities, equal weights",
+                metrics=classification_metrics(labels, averaged))
 
 
 def _fit(texts, ngram_range, c, tokenizer) -> dict:
@@ -46,4 +69,5 @@ def _fit(texts, ngram_range, c, tokenizer) -> dict:
     return dict(implementation="tfidf-logreg" + ("" if ngram_range[1] == 2 else "-unigram"),
                 description=f"TF-IDF {grams} (min_df 2, sublinear tf, {tokenizer} tokenizer) + "
                 f"LogisticRegression(C={c}), whole reviews", n_train=len(train_labels), n_test=len(test_labels),
-                fit_s=fit_s, predict_s=predict_s, metrics=classification_metrics(test_labels, probabilities))
+                fit_s=fit_s, predict_s=predict_s, metrics=classification_metrics(test_labels, probabilities),
+                probabilities=probabilities.astype(np.float32))

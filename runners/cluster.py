@@ -29,7 +29,8 @@ from pathlib import Path
 from model import records
 from model.plan import RunPlan
 from runners.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
-from runners.sweep import SweepError, data_settings, execute, record_failure, start_afresh
+from runners.executor import execute, record_failure, start_afresh
+from runners.sweep import SweepError, data_settings
 
 NODE_RESOURCE, CORES_RESOURCE = "rnnbench_node", "rnnbench_cores"
 PLACEMENTS = {"node": NODE_RESOURCE, "cores": CORES_RESOURCE}
@@ -95,15 +96,16 @@ class RayExecutor:
         return self.ray.remote(function).options(num_cpus=0, resources={self.resource: units}, max_retries=0,
                                                  **options)
 
-    def measure_roofline(self, results: Path, threads: int) -> None:
-        """Once per benchmark node, before any run: each CPU model gets its own GEMM rates."""
+    def measure_roofline(self, results: Path, threads: int | tuple[int, ...]) -> None:
+        """Once per benchmark node and thread count, before any run: each CPU model gets its own GEMM rates."""
         path = results / records.ROOFLINE_FILE
         if path.exists():
             return
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        refs = [self._task(_roofline_on_node, threads, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node["NodeID"], soft=False)).remote(threads) for node in self.nodes]
+        counts = (threads,) if isinstance(threads, int) else tuple(threads)
+        refs = [self._task(_roofline_on_node, count, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node["NodeID"], soft=False)).remote(count) for node in self.nodes for count in counts]
         machines = [measured for measured in self.ray.get(refs) if measured]
         if machines:
             records.write_json_atomic(path, dict(machines=machines))
@@ -194,7 +196,7 @@ def _run_on_node(plan: dict, timeout_s: float, placement: str, shipped: dict) ->
 
 
 def _roofline_on_node(threads: int) -> dict | None:
-    from runners.sweep import measure_roofline as measure
+    from runners.executor import measure_roofline as measure
 
     with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch:
         measure(Path(scratch), threads)
@@ -211,11 +213,9 @@ def _place(files: list, fetch) -> None:
         target = imdb.default_cache_dir() / "prepared" / Path(path).name if cache else Path(path)
         if target.is_file() and (target.stat().st_size, target.stat().st_mtime_ns) == (size, mtime_ns):
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-        partial.write_bytes(fetch(ref))
-        os.utime(partial, ns=(mtime_ns, mtime_ns))
-        os.replace(partial, target)
+        with records.atomic(target) as partial:
+            partial.write_bytes(fetch(ref))
+            os.utime(partial, ns=(mtime_ns, mtime_ns))
 
 
 class _core_set:
@@ -251,8 +251,5 @@ def _write_run(run_dir: Path, files: dict[str, bytes]) -> None:
     """A run folder from a node, record last: until the record is there the run is not done."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in sorted(files, key=lambda name: name == records.RECORD_FILE):
-        target = run_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        partial.write_bytes(files[name])
-        os.replace(partial, target)
+        with records.atomic(run_dir / name) as partial:
+            partial.write_bytes(files[name])

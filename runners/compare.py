@@ -44,7 +44,7 @@ def compare(
     train_size: Annotated[Optional[int], typer.Option(help="training reviews per run")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="test reviews per run")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs per run")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="threads for every run (default: usable cores)")] = None,
+    threads: Annotated[Optional[str], typer.Option(help="threads per run (default: usable cores); several, e.g. 1,2: threads as an axis, each count a block of runs")] = None,
     timeout: Annotated[Optional[int], typer.Option(help="per-run timeout in seconds")] = None,
     retry_failed: Annotated[bool, typer.Option(help="run again the runs recorded as failed")] = False,
     variants: Annotated[Optional[str], typer.Option(help="extra columns, e.g. 'tensorflow:graph=false,torch:compile=true,keras-jax:jit_compile=false'")] = None,
@@ -72,8 +72,10 @@ def compare(
             fail("--repeats must be at least 1")
         if rerun_noisy < 0:
             fail("--rerun-noisy takes a number of extra runs per cell, 0 or more")
+        thread_counts = _names(threads, range(1, 1025), "thread count", _integer) if threads else None
         if executor == "local":
-            policy.check_threads(threads)
+            for count in thread_counts or ():
+                policy.check_threads(count)
         chosen = get_profile(profile).narrowed(
             implementations=_names(implementations, NAMES, "implementation"),
             cells=_names(cells, CELLS, "cell"),
@@ -92,10 +94,12 @@ def compare(
             runner = LocalExecutor()
         try:
             if executor == "ray":
-                threads = threads or runner.default_threads()
-                typer.echo(runner.summary(threads))
-            counts = sweep(folder, chosen, threads or policy.default_threads(), str(data) if data else None,
-                           retry_failed, on_progress=_printer(), executor=runner)
+                thread_counts = thread_counts or (runner.default_threads(),)
+                typer.echo(runner.summary(max(thread_counts)))
+            if thread_counts is None:
+                thread_counts = (policy.default_threads(),)
+            counts = sweep(folder, chosen, thread_counts[0] if len(thread_counts) == 1 else thread_counts,
+                           str(data) if data else None, retry_failed, on_progress=_printer(), executor=runner)
             if rerun_noisy:
                 again = rerun(folder, rerun_noisy, min(3, len(chosen.seeds)), chosen.timeout_s, runner, _printer())
                 typer.echo(f"{len(again)} noisy run(s) run again (listed in the manifest)")
@@ -104,9 +108,19 @@ def compare(
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "
                    f"{counts['executed']} run now in {time.perf_counter() - started:.0f} s -> {folder}")
         if report:
+            from analysis.reference import REFERENCE
             from analysis.report import generate
 
             typer.echo(f"report: {generate(folder)}")
+            # This machine beside the committed reference machines: ratios and winners per CPU.
+            references = sorted(REFERENCE.glob(f"*/{chosen.name}"))
+            if references:
+                typer.echo(f"beside the reference machines: "
+                           f"{generate(folder, *references, out=folder / 'beside-reference')}")
+
+
+def _integer(text: str):
+    return int(text) if text.isdigit() else text
 
 
 def _variants(text: Optional[str], names) -> tuple | None:

@@ -10,8 +10,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib", "numpy", "scikit-learn", "scipy",
-            "pandas", "memory-profiler", "typer", "psutil")
+from model.frameworks import IDENTITY_PACKAGES
+
+PACKAGES = (*IDENTITY_PACKAGES, "tensorflow", "jaxlib", "numpy", "scikit-learn", "scipy", "pandas",
+            "memory-profiler", "typer", "psutil")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "fma", "sse3")
 REPO = Path(__file__).resolve().parent.parent
 # Set by the Ray executor for the runs it starts (runners/cluster.py).

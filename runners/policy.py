@@ -14,14 +14,17 @@ turning it off is only possible where the framework allows it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
+from model import implementations
 from model.errors import UserError
+from model.frameworks import FRAMEWORKS, THREADED_MODULES
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-FRAMEWORK_MODULES = ("torch", "tensorflow", "jax", "keras", "numpy")
+FRAMEWORK_MODULES = THREADED_MODULES
 
 
 class PolicyError(UserError):
@@ -74,10 +77,37 @@ def configure_torch(threads: int, flush_denormal: bool) -> None:
 
 def check(framework: str, flush_denormal: bool) -> None:
     """Refuse, before any framework loads, a policy the framework cannot follow."""
-    if framework in ("tensorflow", "jax") and not flush_denormal:
-        name = {"tensorflow": "TensorFlow", "jax": "XLA (jax)"}[framework]
-        raise PolicyError(f"{name} always flushes denormals to zero on the CPU; "
-                          "--no-flush-denormal is only possible with torch-based implementations")
+    if FRAMEWORKS[framework].always_flushes_denormals and not flush_denormal:
+        keeps = ", ".join(f.name for f in FRAMEWORKS.values() if not f.always_flushes_denormals)
+        raise PolicyError(f"{FRAMEWORKS[framework].display} always flushes denormals to zero on the CPU; "
+                          f"--no-flush-denormal is only possible with implementations on {keeps}")
+
+
+def import_framework(name: str) -> None:
+    """Load everything the implementation needs (Keras with its backend chosen), so memory baselines include it.
+
+    This is the one place ``KERAS_BACKEND`` is set: Keras reads it once, at its
+    first import. Native implementations run with Keras kept out of the
+    process: TensorFlow 2.21 imports ``keras.src.optimizers`` on its own
+    whenever Keras is installed, which would put Keras' code and memory into
+    "native" TensorFlow. A ``None`` entry in ``sys.modules`` makes any import
+    of it fail, which TensorFlow tolerates, and proves that nothing in the
+    native path needs Keras.
+    """
+    entry = implementations.get(name)
+    if entry.uses_keras:
+        loaded = sys.modules.get("keras")
+        if loaded is not None and loaded.backend.backend() != entry.keras_backend:
+            raise implementations.ImplementationError(
+                f"keras was already imported with the {loaded.backend.backend()} backend")
+        os.environ["KERAS_BACKEND"] = entry.keras_backend
+        import keras  # noqa: F401
+        return
+    for blocked in ("keras", "tf_keras"):
+        if sys.modules.get(blocked) is not None:
+            raise implementations.ImplementationError(f"{blocked} was imported before the native {name} implementation")
+        sys.modules[blocked] = None
+    importlib.import_module(entry.framework)
 
 
 def configure_tensorflow(threads: int, flush_denormal: bool) -> None:
@@ -94,8 +124,7 @@ def configure_jax(threads: int, flush_denormal: bool) -> None:
 
 
 def configure(framework: str, threads: int, flush_denormal: bool) -> None:
-    {"torch": configure_torch, "tensorflow": configure_tensorflow, "jax": configure_jax}[framework](
-        threads, flush_denormal)
+    CONFIGURE[framework](threads, flush_denormal)
 
 
 _TINY, _SCALE = 1e-30, 1e-10  # their product, 1e-40, is a float32 denormal
@@ -149,6 +178,11 @@ def probe_jax() -> dict:
 
 
 def probe(framework: str) -> dict:
-    result = {"torch": probe_torch, "tensorflow": probe_tensorflow, "jax": probe_jax}[framework]()
+    result = PROBE[framework]()
     result["environment"] = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     return result
+
+
+# Per framework of model/frameworks.py: how its threads are set after import, and how the policy is checked.
+CONFIGURE = {"torch": configure_torch, "tensorflow": configure_tensorflow, "jax": configure_jax}
+PROBE = {"torch": probe_torch, "tensorflow": probe_tensorflow, "jax": probe_jax}

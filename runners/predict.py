@@ -80,7 +80,8 @@ def predict(
         if not (model / records.RECORD_FILE).exists():
             fail(f"{model} is not a finished run (no record.json)")
         reviews = _read_texts(list(texts or []), file)
-        from model.implementations import import_framework, resolve
+        from model.implementations import resolve
+        from runners.policy import import_framework
 
         import_framework(resolve("keras", backend))  # Keras with --backend, else $KERAS_BACKEND, else tensorflow
         probabilities = load_predictor(model)(reviews)

@@ -1,6 +1,7 @@
 """The machine's fp32 GEMM rates, for the roofline: a large GEMM (the peak) and the recurrence's small one.
 
-    python -m runners.roofline --threads 2          # prints JSON
+    python -m runners.roofline --threads 2                        # prints JSON
+    python -m runners.roofline --threads 2 --out roofline.json    # writes it (what the sweep does)
 
 Run in a fresh process with the runs' thread count (the sweep does it once,
 into ``roofline.json``). The small GEMM is the shape every recurrent step
@@ -15,7 +16,8 @@ from __future__ import annotations
 import json
 import platform
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -52,15 +54,21 @@ def measure(threads: int, batch: int = 64, units: int = 64, gates: int = 4) -> d
 
 
 @app.command()
-def main(threads: Annotated[int, typer.Option(help="threads, as the runs use")] = 0):
-    """Print the large- and small-GEMM float32 rates of this machine as JSON."""
+def main(threads: Annotated[int, typer.Option(help="threads, as the runs use")] = 0,
+         out: Annotated[Optional[Path], typer.Option(help="write the JSON to this file, not stdout")] = None):
+    """The large- and small-GEMM float32 rates of this machine and its canary reference, as JSON."""
+    from model import records
     from model.errors import user_errors
     from runners import policy
 
     with user_errors():
         threads = threads or policy.default_threads()
         policy.set_thread_environment(threads)
-        typer.echo(json.dumps(measure(threads)))
+        rates = measure(threads)
+        if out:
+            records.write_json_atomic(out, rates)
+        else:
+            typer.echo(json.dumps(rates))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -44,12 +43,6 @@ def seed_everything(framework: str, seed: int) -> None:
     # jax has no global generator: Keras' jax backend seeds its generators from Python's random.
 
 
-def default_run_dir(plan: RunPlan) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    spec = plan.model
-    return Path("runs") / f"{stamp}-{plan.implementation}-{spec.cell}{spec.layers}{'-bi' if spec.bidirectional else ''}"
-
-
 @dataclass
 class Prepared:
     """Everything the measured phases need, built before the first one starts."""
@@ -64,10 +57,10 @@ class Prepared:
     ready_s: float
 
 
-def run(plan: RunPlan, out: Path | None = None, progress: bool = True) -> Path:
-    """Train, evaluate and write the run folder; returns it."""
+def run(plan: RunPlan, out: Path, progress: bool = True) -> Path:
+    """Train, evaluate and write the run folder; returns it. Thread policy first: ``runners.harness.run``."""
     ready = prepare(plan)
-    out = Path(out or default_run_dir(plan))
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cpu_before, wall_before = measure.cpu_seconds(), time.perf_counter()
     trained, memory = train(ready, progress)
@@ -97,7 +90,7 @@ def prepare(plan: RunPlan) -> Prepared:
 
     source = imdb.locate(plan.data)  # a missing dataset is reported before any framework loads
     policy.check(framework, plan.flush_denormal)
-    implementations.import_framework(plan.implementation)
+    policy.import_framework(plan.implementation)
     policy.configure(framework, plan.threads, plan.flush_denormal)
     seed_everything(framework, plan.train.seed)
     rss_after_imports = measure.rss_mb()

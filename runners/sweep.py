@@ -6,28 +6,23 @@ recorded (``failed.json``) and the sweep goes on; a run counts as finished
 once its ``record.json`` exists (written atomically by the run itself), so
 re-running the same command resumes where it stopped.
 
-Where runs execute is the executor's business: ``LocalExecutor`` (here, the default) runs them one after another
-on this machine; ``runners.cluster.RayExecutor`` runs the same plans, with the same command, on a Ray cluster.
+Where and how runs execute is ``runners.executor``'s business: its ``LocalExecutor`` (the default) runs them one
+after another on this machine; ``runners.cluster.RayExecutor`` runs the same plans, with the same command, on a
+Ray cluster.
 """
 
 from __future__ import annotations
 
-import ctypes
 import itertools
-import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+from model.spec import configuration_slug
+from runners.executor import LocalExecutor
 
 
 class SweepError(UserError):
@@ -40,16 +35,20 @@ ORDER_SEED = 20261130  # the run order's: fixed, so a resumed sweep plans the sa
 def run_id(plan: RunPlan, variant: tuple = ()) -> str:
     spec = plan.model
     options = "".join(f"+{option}-{value}" for option, value in variant)
-    return (f"{plan.implementation}{options}-{spec.cell}{spec.layers}{'-bi' if spec.bidirectional else ''}"
+    return (f"{plan.implementation}{options}-{configuration_slug(spec.cell, spec.layers, spec.bidirectional)}"
             f"-s{plan.train.seed}")
 
 
-def grid(profile: Profile, threads: int, data: str | None = None) -> dict[str, RunPlan]:
+def grid(profile: Profile, threads: int | tuple[int, ...], data: str | None = None) -> dict[str, RunPlan]:
     """One plan per run, in order: each configuration is a block of every column (implementations and variant
     columns), in a random order drawn per block from a fixed seed, so that no column keeps the same predecessor
     (a cyclic rotation let one follow another in most blocks) and a slow period does not fall on one column."""
     import numpy as np
 
+    counts = (threads,) if isinstance(threads, int) else tuple(threads)
+    if len(counts) > 1:  # threads as an axis: each count a block of its own, run ids marked -t<count>
+        return {f"{name}-t{count}": plan for count in counts for name, plan in grid(profile, count, data).items()}
+    threads = counts[0]
     plans = {}
     configurations = itertools.product(profile.seeds, profile.bidirectional, profile.layers, profile.cells)
     for index, (seed, bidirectional, layers, cell) in enumerate(configurations):
@@ -63,85 +62,17 @@ def grid(profile: Profile, threads: int, data: str | None = None) -> dict[str, R
     return plans
 
 
-def train_command(plan_file: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "runners.train", "--plan", str(plan_file), "--out", str(out), "--quiet"]
-
-
 def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
-    """Refuse to resume a results folder whose runs were planned with other settings."""
+    """Refuse to resume a results folder whose runs were planned with other settings (a setting added since, at
+    its default, is the same plan)."""
     for name, plan in plans.items():
         plan_file = results / records.RUNS_FOLDER / name / records.PLAN_FILE
-        if plan_file.exists() and records.read_json(plan_file) != plan.to_dict():
+        if plan_file.exists() and _as_planned_now(records.read_json(plan_file)) != plan.to_dict():
             raise SweepError(f"{results} holds run {name} planned with other settings; resume it with the same "
                              "options, or give --name a new results folder")
 
 
-def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | None = None,
-            env: dict | None = None, tied: bool = False) -> str:
-    """One run in a fresh process; returns its final state. Ctrl-C stops the child too and propagates.
-
-    For the Ray executor: ``cores`` pins the child to those cores, ``env`` adds to its environment, and ``tied``
-    has the kernel kill it with its parent (a killed Ray worker must not leave a training process running beside
-    the next measured run)."""
-    start_afresh(run_dir, plan)
-    command = train_command(run_dir / records.PLAN_FILE, run_dir)
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True,  # its own group: killed whole on timeout
-                             env={**os.environ, **env} if env else None,
-                             preexec_fn=_pinned_and_tied(cores, tied) if cores or tied else None)
-    try:
-        stdout, stderr = child.communicate(timeout=timeout_s)
-        outcome = "ok" if child.returncode == 0 else "error"
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        stdout, stderr = child.communicate()
-        outcome = "timeout"
-    except BaseException:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        raise
-    if outcome == "ok" and (run_dir / records.RECORD_FILE).exists():
-        return "done"
-    record_failure(run_dir, plan, outcome, time.perf_counter() - start, timeout_s, command=command,
-                   returncode=child.returncode, stderr=stderr, stdout=stdout)
-    return "failed"
-
-
-def start_afresh(run_dir: Path, plan: RunPlan) -> None:
-    """The run folder holds the plan and nothing left from an interrupted earlier attempt."""
-    for leftover in run_dir.glob("*") if run_dir.exists() else []:
-        if leftover.is_file():
-            leftover.unlink()
-    plan.save(run_dir / records.PLAN_FILE)
-
-
-def record_failure(run_dir: Path, plan: RunPlan, reason: str, wall_s: float, timeout_s: float,
-                   command: list[str] | None = None, returncode: int | None = None, stderr: str = "",
-                   stdout: str = "") -> None:
-    """``failed.json``: why a run has no record. Reasons: error, timeout, lost (its worker or node died)."""
-    records.write_json_atomic(run_dir / records.FAILED_FILE, dict(
-        status="failed", reason=reason, returncode=returncode, plan=plan.to_dict(), wall_s=wall_s,
-        timeout_s=timeout_s, command=command, stderr_tail=_tail(stderr), stdout_tail=_tail(stdout),
-        created=datetime.now(timezone.utc).isoformat()))
-
-
-def _pinned_and_tied(cores: list[int] | None, tied: bool):
-    def setup():  # runs in the child between fork and exec
-        if tied:
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if cores:
-            os.sched_setaffinity(0, cores)
-    return setup
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    # TensorFlow's start-up banner is noise; keep the lines that explain the failure.
-    kept = [line for line in (text or "").splitlines() if "oneDNN" not in line and "absl::" not in line]
-    return "\n".join(kept[-lines:])
-
-
-def write_manifest(results: Path, profile: Profile, threads: int, data: str | None, runs: int,
+def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: str | None, runs: int,
                    executor: dict, order: list[str] = ()) -> None:
     from runners.environment import environment
 
@@ -174,62 +105,56 @@ def prepare_data(plans: dict[str, RunPlan]) -> None:
 
 def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
     """The TF-IDF reference on exactly the rows of each seed's runs (the split and subset depend on the seed)."""
-    path = results / records.BASELINE_FILE
-    done = records.read_json(path) if path.exists() else {}
-    done = done if "seeds" in done else {"seeds": {}}
+    import numpy as np
+
     from model import imdb, preprocess
     from runners.baseline import tfidf_logistic_regression
 
+    path, arrays_path = results / records.BASELINE_FILE, results / records.BASELINE_PROBABILITIES_FILE
+    done = records.read_json(path) if path.exists() else {}
+    done = done if "seeds" in done else {"seeds": {}}
+    arrays = dict(np.load(arrays_path)) if arrays_path.exists() else {}
     for plan in plans.values():
         model, train = plan.model, plan.train
-        if str(train.seed) in done["seeds"]:
+        seed = str(train.seed)
+        if seed in done["seeds"] and f"{seed}/probabilities" in arrays:
             continue
         source = imdb.locate(plan.data)
         prepared = preprocess.prepare(source, **preprocess.settings(model, train))
-        done["seeds"][str(train.seed)] = tfidf_logistic_regression(source, prepared, train.train_size,
-                                                                   train.test_size, train.seed, model.tokenizer)
+        result = tfidf_logistic_regression(source, prepared, train.train_size, train.test_size, train.seed,
+                                           model.tokenizer)
+        arrays[f"{seed}/probabilities"], arrays[f"{seed}/labels"] = result.pop("probabilities"), result.pop("labels")
+        done["seeds"][seed] = result
+        with records.atomic(arrays_path) as tmp, open(tmp, "wb") as out:
+            np.savez_compressed(out, **arrays)
         records.write_json_atomic(path, done)
 
 
-def measure_roofline(results: Path, threads: int) -> None:
-    """The machine's GEMM rates, once per results folder, in a fresh process with the runs' threads."""
-    path = results / records.ROOFLINE_FILE
-    if path.exists():
+def run_hybrids(results: Path) -> None:
+    """``hybrid.json``: every finished run averaged with the bigram model of its seed (runners/baseline.py)."""
+    import numpy as np
+
+    from runners.baseline import hybrid
+
+    arrays_path = results / records.BASELINE_PROBABILITIES_FILE
+    if not arrays_path.exists():
         return
-    done = subprocess.run([sys.executable, "-m", "runners.roofline", "--threads", str(threads)], capture_output=True,
-                          text=True, timeout=300)
-    if done.returncode == 0:
-        records.write_json_atomic(path, json.loads(done.stdout.strip().splitlines()[-1]))
+    baseline = dict(np.load(arrays_path))
+    folder = results / records.RUNS_FOLDER
+    found = {run.name: hybrid(run, baseline) for run in sorted(folder.iterdir())
+             if records.run_state(run) == "done"}
+    records.write_json_atomic(results / records.HYBRID_FILE, {k: v for k, v in found.items() if v})
 
 
-class LocalExecutor:
-    """Runs one after another on this machine, each in a fresh process: the default, with nothing else running."""
-
-    def describe(self) -> dict:
-        return dict(name="local")
-
-    def close(self) -> None:
-        pass
-
-    def measure_roofline(self, results: Path, threads: int) -> None:
-        measure_roofline(results, threads)
-
-    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report) -> None:
-        for name, plan in pending:
-            report(name, "running")
-            start = time.perf_counter()
-            state = execute(plan, folder / name, timeout_s)
-            report(name, state, time.perf_counter() - start)
-
-
-def sweep(results: Path, profile: Profile, threads: int, data: str | None = None, retry_failed: bool = False,
+def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data: str | None = None,
+          retry_failed: bool = False,
           on_progress=None, executor=None) -> dict:
     """Run every pending plan of the profile's grid; returns counts of done / failed runs."""
     plans = grid(profile, threads, data)
     return run_plans(results, plans, profile, threads, data, retry_failed, on_progress, executor)
 
 
-def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int, data: str | None,
+def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int | tuple, data: str | None,
               retry_failed: bool = False, on_progress=None, executor=None) -> dict:
     """``on_progress(position, total, run_id, state, seconds=None, where=None)`` hears of every run: skipped
     ("done earlier", "failed earlier"), started ("running", local) or submitted ("queued", Ray), and finished."""
@@ -239,7 +164,7 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
     write_manifest(results, profile, threads, data, len(plans), executor.describe(), list(plans))
     prepare_data(plans)
     run_baselines(results, plans)
-    executor.measure_roofline(results, threads)
+    executor.measure_roofline(results, threads)  # at each thread count of the sweep
     folder, total, finished = results / records.RUNS_FOLDER, len(plans), 0
 
     def report(name: str, state: str, seconds: float | None = None, where: str | None = None) -> None:
@@ -257,8 +182,16 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
         else:
             pending.append((name, plan))
     executor.run(folder, pending, profile.timeout_s, report)
+    run_hybrids(results)
     states = [records.run_state(folder / name) for name in plans]
     return dict(total=total, executed=len(pending), done=states.count("done"), failed=states.count("failed"))
+
+
+def _as_planned_now(saved: dict) -> dict:
+    try:
+        return RunPlan.from_dict(saved).to_dict()
+    except UserError:
+        return saved
 
 
 def _lost(run_dir: Path) -> bool:
@@ -313,6 +246,7 @@ def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, 
                             seconds, where)
 
         executor.run(folder, pending, timeout_s, report)
+        run_hybrids(results)
         made += this_round
         manifest = records.read_json(results / records.MANIFEST_FILE)
         manifest["reruns"] = manifest.get("reruns", []) + this_round

@@ -84,18 +84,10 @@ def train(
             run_plan = RunPlan.load(plan)
         else:
             run_plan = _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data)
-        from model import implementations, records
-        from runners import policy
+        from runners import harness
 
-        implementations.check_installed(run_plan.implementation)
-        if out is not None and (out / records.RECORD_FILE).exists():
-            fail(f"{out} already holds a finished run; choose another --out")
-        # Before numpy or any framework is imported.
-        policy.set_thread_environment(run_plan.threads, run_plan.entry.framework)
-
-        from runners.session import run
-
-        _summary(run(run_plan, out=out, progress=not quiet))
+        out = out or harness.default_run_dir(run_plan)
+        _summary(harness.run(run_plan, out=out, progress=not quiet), out)
 
 
 def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data):
@@ -119,10 +111,7 @@ def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, da
                    data=str(data) if data else None, profile=profile)
 
 
-def _summary(run_dir: Path) -> None:
-    from model.records import read_record
-
-    record = read_record(run_dir)
+def _summary(record: dict, run_dir: Path) -> None:
     timing, quality, memory = record["timing"], record["metrics"], record["memory"]
     step = timing["steady_step_ms"]["median"]
     peak = memory["peak_above_baseline_mb"]

@@ -24,7 +24,7 @@ import numpy as np
 from model import implementations
 from model.spec import ModelSpec, TrainSpec
 from model.weights import initial_weights
-from runners import loop
+from runners import loop, policy
 
 EMBEDDING_SCALE = 20.0  # uniform(-0.05, 0.05) -> uniform(-1, 1)
 LOGIT_SCALE = 5.0
@@ -65,6 +65,7 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
         variant = implementations.resolve_variant(name, json.loads(variant_json), spec)
         weights = initial_weights(spec, seed=7)
         weights[0], weights[-2] = weights[0] * EMBEDDING_SCALE, weights[-2] * LOGIT_SCALE
+        policy.import_framework(name)
         impl = implementations.create(name, spec, train, weights, variant, total_steps=steps)
         if broken:
             perturb(impl, broken)

@@ -313,7 +313,7 @@ def test_version_1_records_are_upgraded_and_unknown_versions_refused(results):
     assert len(str(refused.value).splitlines()) == 1
 
 
-def test_estimate_costs_each_run_from_mean_steps_and_measured_overheads(results):
+def test_estimate_costs_each_term_as_computed_by_hand(results):
     from analysis import estimate
     from model.plan import Profile
 
@@ -321,16 +321,46 @@ def test_estimate_costs_each_run_from_mean_steps_and_measured_overheads(results)
     torch = costs.loc[("torch", "lstm", 1, False)]
     # Mean steady step of seed 0 is 10.8 ms (10, 11, 12, 10, 11); seeds 1 and 2 scale it by 1.05 and 0.95.
     assert torch["run_step_mean_ms"] == pytest.approx(10.8)
-    assert torch["epoch_overhead_s"] == pytest.approx(3.0 - 7 * 10.8 / 1e3)  # epochs of 2 s and 4 s
+    assert (torch["step_low_ms"], torch["step_high_ms"]) == pytest.approx((10.8 * 0.95, 10.8 * 1.05))
+    # The first step's compile counts once: 1.5 s less one mean step.
+    assert torch["first_extra_s"] == pytest.approx(1.5 - 0.0108)
+    # Two epochs of 2 s and 4 s hold 14 steps: 6 s less the compile, per step, less the step itself. Per run
+    # that is (6000 - 1500 + m) / 14 - m ms, linear in the run's mean step m, so its mean over runs is at m = 10.8.
+    assert torch["gap_ms"] == pytest.approx((6000 - 1500 + 10.8) / 14 - 10.8)
     profile = Profile("target", "", train=dict(epochs=2, validations_per_epoch=4), implementations=("torch",),
                       cells=("lstm",), layers=(1,), seeds=(0, 1))
     table = estimate.estimate(costs, profile)
-    steps = 22_500 // 64
-    expected = (3.0 + 2 * (steps * 0.0108 + torch["epoch_overhead_s"]) + (1.5 - 0.0108)
-                + (2 * 4 * 2_500 + 25_000) / 1000.0)
-    assert len(table) == 2 and table["estimated_s"].tolist() == pytest.approx([expected, expected])
+    steps, inferred = 22_500 // 64 * 2, 2 * 4 * 2_500 + 25_000
+
+    def by_hand(step_ms):
+        return 3.0 + steps * (step_ms + torch["gap_ms"]) / 1e3 + (1.5 - 0.0108) + inferred / 1000.0
+
+    assert len(table) == 2 and table["estimated_s"].tolist() == pytest.approx([by_hand(10.8)] * 2)
+    assert table["low_s"].tolist() == pytest.approx([by_hand(10.8 * 0.95)] * 2)
+    assert table["high_s"].tolist() == pytest.approx([by_hand(10.8 * 1.05)] * 2)
     compared = estimate.compare_with_actual(table, load(results).runs)
     assert compared.loc[0, "runs"] == 2 and compared.loc[0, "actual_s"] == pytest.approx(2 * (3.0 + 8.0))
+
+
+def test_estimate_scales_with_maxlen_and_refuses_another_network(results):
+    from analysis import estimate
+    from model.plan import Profile
+
+    runs = load(results).runs.assign(maxlen=200, units=64, embedding_dim=64, segment_len=None)
+    costs = estimate.per_run_costs(runs)
+    torch = costs.loc[("torch", "lstm", 1, False)]
+    longer = Profile("longer", "", model=dict(maxlen=400), train=dict(epochs=1, validations_per_epoch=1),
+                     implementations=("torch",), cells=("lstm",), layers=(1,))
+    same = Profile("same", "", train=dict(epochs=1, validations_per_epoch=1), implementations=("torch",),
+                   cells=("lstm",), layers=(1,))
+    steps, inferred = 22_500 // 64, 2_500 + 25_000
+    fixed = 3.0 + steps * torch["gap_ms"] / 1e3 + torch["first_extra_s"]
+    for profile, scale in ((same, 1.0), (longer, 2.0)):
+        expected = fixed + scale * (steps * 10.8 / 1e3 + inferred / 1000.0)
+        assert estimate.estimate(costs, profile)["estimated_s"].iloc[0] == pytest.approx(expected)
+    wider = Profile("wider", "", model=dict(units=256), implementations=("torch",), cells=("lstm",), layers=(1,))
+    with pytest.raises(estimate.EstimateError, match="units"):
+        estimate.estimate(costs, wider)
 
 
 def machine_folder(folder, cpu, tensorflow_factor):
@@ -371,7 +401,7 @@ def test_reports_across_machines_keep_machines_apart_and_find_cpu_dependent_winn
     rows = [[cell.strip() for cell in line.strip(" |").split("|")] for line in ratios.splitlines()
             if line.startswith("| LSTM")]
     # Same seed factors on both machines: the interval is that of the run-to-run spread around 0.70 and 1.30.
-    assert ["LSTM 1L", "tensorflow", "0.70x (0.62-0.78)", "1.30x (1.16-1.46)"] in rows  # columns: EPYC, Xeon
+    assert ["LSTM 1L", "tensorflow", "0.70x (95% CI 0.62-0.78)", "1.30x (95% CI 1.16-1.46)"] in rows  # EPYC, Xeon
     assert "## Xeon Test CPU, 2 threads" in text and "## EPYC Test CPU, 2 threads" in text
 
 
@@ -536,3 +566,48 @@ def test_two_run_plans_are_separated_not_pooled(tmp_path):
     other = dict(record, environment=dict(record["environment"], cpu=dict(record["environment"]["cpu"],
                                                                           flags={"avx512f": True})))
     assert records.identity(record) != records.identity(other)
+
+
+def test_readme_tables_are_generated_from_the_committed_reference_records():
+    from analysis import reference
+
+    text = reference.README.read_text()
+    assert reference.BLOCK.search(text), "README has no generated block"
+    assert reference.render_readme(text) == text, "run `make readme-results`"
+    done = run_module("analysis.reference", "readme", "--check")
+    assert done.returncode == 0, done.stderr
+
+
+def test_reference_records_name_no_host():
+    from analysis import reference
+
+    document = {"environment": {"hostname": "vm-17", "command": ["/home/me/.venv/bin/python", "-m", "x"],
+                                "cpu": {"model": "AMD EPYC", "logical_cores": 2,
+                                        "flags": {"avx2": True, "avx512f": False}}},
+                "data": {"source": "/home/me/data/aclImdb_v1.tar.gz", "n_train": 10}}
+    clean = reference._anonymous(document)
+    assert "hostname" not in clean["environment"] and clean["environment"]["command"][0] == "python"
+    assert clean["data"] == {"source": "aclImdb_v1.tar.gz", "n_train": 10}
+    assert reference.machine_name(document["environment"]) == "amd-epyc-avx2-2c"
+
+
+def test_threads_as_an_axis_give_speed_up_and_efficiency(tmp_path):
+    # The fixture sweep at 2 threads, and again at 1 thread with every step 1.6x as long.
+    two, one = write_results(tmp_path / "t2"), write_results(tmp_path / "t1")
+    for record_file in (one / "runs").glob("*/record.json"):
+        record = json.loads(record_file.read_text())
+        record["runtime"]["policy"]["intra_op_threads"] = 1
+        steps = [step * 1.6 for step in record["timing"]["step_samples_ms"][0]]
+        record["timing"]["step_samples_ms"] = [steps]
+        record["timing"]["steady_step_ms"].update(median=float(np.median(steps[2:])), mean=float(np.mean(steps[2:])))
+        write_json_atomic(record_file, record)
+    for run in (one / "runs").iterdir():
+        run.rename(two / "runs" / f"{run.name}-t1")
+    machines, _ = load_machines([two])
+    assert sorted(data.identity.threads for data in machines) == [1, 2]
+    table = tables.thread_scaling({data.identity.threads: data.runs for data in machines})
+    row = table.set_index(["implementation", "layers", "threads"]).loc[("torch", 1, 2)]
+    assert row["speedup"] == pytest.approx(1.6) and row["efficiency"] == pytest.approx(0.8)
+    assert row["low"] < 1.6 < row["high"]
+    text = report.generate(two).read_text()
+    assert "## Threads: parallel speed-up on Test CPU" in text and "1.60x (95% CI" in text

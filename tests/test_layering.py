@@ -87,3 +87,11 @@ def test_the_linter_passes():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=REPO,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+def test_the_model_layer_needs_no_cli_library():
+    for file in sorted((REPO / "model").glob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            assert not [name for name in names if name.split(".")[0] in ("typer", "click", "rich")], file.name

@@ -6,13 +6,14 @@ optimizer's total update after several steps (the same relative norm, per weight
 directly because Adam's first update is about lr * sign(g): weights after one step cannot see a backward pass
 that is wrong by a positive factor.
 
-Tolerances. float32 carries 24 bits (relative rounding 6e-8); the forward pass of these cases sums over at
-most 12 timesteps x 2 layers of 4-gate products and the backward pass as many again, and rounding errors of
-the different kernel orders (oneDNN, ATen, XLA, TF's Eigen) add up about as the square root of the number of
-terms: a few 1e-7 to 1e-6 relative. Measured here: at most about 2e-6 on logits and gradients, 1e-5 on updates
-after 5 steps (Adam divides by sqrt(v), which amplifies differences of small gradients). The bounds below sit
-well above those and far below what a defect produces: ``test_a_broken_copy_fails`` runs native torch with
-its recurrent outputs 0.1% too large, and with one gradient 1% too large, and each case must fail.
+Tolerances. float32 carries 24 bits (relative rounding 6e-8); the forward pass of the small cases sums over at
+most 12 timesteps x 2 layers of 4-gate products (the full-size case: 200 timesteps) and the backward pass as
+many again, and rounding errors of the different kernel orders (oneDNN, ATen, XLA, TF's Eigen) add up about as
+the square root of the number of terms: a few 1e-7 to 1e-6 relative, about 4x more over 200 steps. Measured
+here: at most about 2e-6 on logits and gradients, 1e-5 on updates after 5 steps (Adam divides by sqrt(v), which
+amplifies differences of small gradients). The bounds below sit well above those and far below what a defect
+produces: ``test_a_broken_copy_fails`` runs native torch with its recurrent outputs 0.1% too large, and with one
+gradient 1% too large, and each case must fail.
 """
 
 import itertools
@@ -50,6 +51,9 @@ for cell in ("rnn", "gru", "lstm"):
                                train=dict(schedule="warmup_cosine", warmup_fraction=0.4, bucket_pool=1,
                                           learning_rate=0.01, **NO_CLIP), **SMALL),
     }
+# One full-size case: the default network (64 units, embedding 64, vocabulary 10,000) over its 200 timesteps, where
+# float32 differences accumulate longest; three steps, dropout off. The tolerances above hold for it too.
+PARITY["lstm-full"] = dict(cell="lstm", dropout=0.0, steps=3, train=dict(learning_rate=0.01, **NO_CLIP))
 COUNTS = {f"count-{cell}-{layers}-{bi}": dict(cell=cell, layers=layers, bidirectional=bi, count_only=True, **SMALL)
           for cell, layers, bi in itertools.product(("rnn", "gru", "lstm"), (1, 2, 3), (False, True))}
 BROKEN = ("torch~outputs", "torch~gradient")
@@ -176,3 +180,59 @@ def test_the_steps_change_the_weights(results):
     """Agreement after the steps would prove nothing if they did not move the weights."""
     for key in PARITY:
         assert all(np.abs(results["torch"][f"{key}/d{i}"]).max() > 0 for i in range(1, 4)), key
+
+
+# Every variant column against its implementation's default, on a multi-step case with a binding clip and a
+# 2-layer bidirectional stack (a SimpleRNN where the variant changes its path; the fused BlockLSTM formulation
+# exists only for the LSTM cell): a column that computed another network could never enter a table.
+VARIANT_CASES = ("lstm-1-clip", "gru-2-bi")
+VARIANTS = (
+    ("torch", {"compile": True}, ("lstm-1-clip",)),  # Inductor compiles each case anew: one case
+    ("tensorflow", {"graph": False}, VARIANT_CASES),
+    ("tensorflow", {"jit_compile": True}, VARIANT_CASES),
+    ("tensorflow", {"formulation": "loop"}, ("rnn-1", "gru-2-bi")),  # SimpleRNN's default is precomputed
+    ("tensorflow", {"formulation": "precomputed"}, VARIANT_CASES),
+    ("tensorflow", {"formulation": "block"}, ("lstm-1-clip", "lstm-2-bi")),
+    ("keras-tensorflow", {"rnn_path": "auto"}, VARIANT_CASES),
+    ("keras-tensorflow", {"jit_compile": True}, VARIANT_CASES),
+    ("keras-torch", {"rnn_path": "auto"}, VARIANT_CASES),
+    ("keras-jax", {"jit_compile": False}, VARIANT_CASES),
+)
+
+
+def _variant_id(name: str, variant: dict) -> str:
+    return name + "".join(f"[{option}={value}]" for option, value in variant.items())
+
+
+@pytest.fixture(scope="module")
+def variant_results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("variants")
+
+    def run(entry):
+        name, variant, cases = entry
+        out = folder / f"{_variant_id(name, variant)}.npz"
+        done = run_module("tests.parity_worker", name, json.dumps({key: PARITY[key] for key in cases}), str(out),
+                          json.dumps(variant))
+        assert done.returncode == 0, done.stderr[-3000:]
+        return _variant_id(name, variant), dict(np.load(out))
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(pool.map(run, VARIANTS))
+
+
+@pytest.mark.parametrize("name, variant, cases", VARIANTS, ids=[_variant_id(n, v) for n, v, _ in VARIANTS])
+def test_every_variant_column_computes_its_implementations_network(results, variant_results, name, variant, cases):
+    mine = variant_results[_variant_id(name, variant)]
+    for key in cases:
+        found = differences(mine, results[name], key)
+        assert not found, f"{_variant_id(name, variant)} {key} ({mine[f'{key}/kernel']}): {'; '.join(found)}"
+
+
+@pytest.mark.parametrize("name, variant, expected", [
+    ("torch", {"compile": True}, "compile"), ("tensorflow", {"jit_compile": True}, "XLA"),
+    ("tensorflow", {"formulation": "block"}, "Block")])
+def test_the_variant_kernel_ran(variant_results, name, variant, expected):
+    """The record names the path that executed; for these variants it must say so."""
+    mine = variant_results[_variant_id(name, variant)]
+    kernels = {str(mine[key]) for key in mine if key.endswith("/kernel")}
+    assert kernels and all(expected.lower() in kernel.lower() for kernel in kernels), kernels

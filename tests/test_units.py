@@ -136,3 +136,13 @@ def test_warmup_cosine_learning_rate_against_hand_computed_values():
     for step, value in expected.items():
         assert abs(learning_rate_at(train, step, 100) - value) < 1e-12, step
     assert learning_rate_at(TrainSpec(learning_rate=3e-3), 57, 100) == 3e-3
+
+
+def test_every_framework_is_one_entry_that_policy_and_the_implementation_table_follow():
+    from model.frameworks import FRAMEWORKS, IDENTITY_PACKAGES
+    from model.implementations import TABLE
+    from runners import environment, policy
+
+    assert set(policy.CONFIGURE) == set(policy.PROBE) == set(FRAMEWORKS)
+    assert {entry.framework for entry in TABLE.values()} <= set(FRAMEWORKS)
+    assert set(IDENTITY_PACKAGES) <= set(environment.PACKAGES)

@@ -1,0 +1,226 @@
+"""The report's sentences: each function turns one table into the findings it supports, nothing more.
+
+Every sentence names what it rests on (runs, seeds, the CPU) and says "cannot be told apart" where the
+statistics in ``analysis/tables.py`` do not decide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis import tables
+from model.implementations import base_name, get, native_of
+from model.spec import CELL_NAMES, configuration_label
+
+
+def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
+    """Per configuration: the fastest implementation, named only where it is clearly faster than every other."""
+    sentences = []
+    for _, row in tables.fastest(summary, runs, family).iterrows():
+        runs_note = f"{row['best_runs']} and {row['second_runs']} quiet runs"
+        ratio = tables.ratio_text(row["ratio"], row["low"], row["high"])
+        if row["clear"]:
+            sentences.append(f"- {row['configuration']} on {cpu}: **{row['best']}** is fastest "
+                             f"({row['best_ms']:.1f} ms/step), clearly ahead of every other column; the runner-up "
+                             f"{row['second']} takes {ratio} as long ({runs_note}).")
+        else:
+            sentences.append(f"- {row['configuration']} on {cpu}: {row['best']} ({row['best_ms']:.1f} ms) cannot be "
+                             f"told apart from {row['ties']}; runner-up {row['second']} ({row['second_ms']:.1f} ms) "
+                             f"at {ratio} ({runs_note}).")
+    return sentences
+
+
+def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
+    """Which Keras backend (as released) is fastest per configuration: the same rule as for implementations."""
+    keras = [name for name in summary["implementation"].unique() if tables._released_keras(name)]
+    if len(keras) < 2:
+        return []
+    return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu, family)
+
+
+def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> list[str]:
+    """Which statistic, which correction and which equivalence test this report's verdicts use."""
+    sentences = [f"- Step time: geometric mean over quiet runs of each run's median steady step; ratios are ratios "
+                 f"of those means with a 95% Welch t interval on log run medians (no interval with fewer than "
+                 f"{tables.MIN_RUNS} runs a side or no spread). The {len(family)} speed comparisons this report "
+                 f"states as verdicts (each column against torch, against its native backend and against the "
+                 f"fastest) are one family: a verdict is \"clear\" only where Holm's step-down procedure rejects a "
+                 f"ratio of 1 at {tables.FAMILY_LEVEL:.0%} family-wise ({int(family['clear'].sum())} clear). "
+                 "Intervals printed are the unadjusted 95% ones."]
+    if equivalence is not None and not equivalence.empty:
+        margin = tables.EQUIVALENCE_MARGIN_POINTS
+        sentences.append(f"- Accuracy: \"equivalent\" is a TOST (two one-sided t tests against ±{margin:g} point, "
+                         "2.5% per side, i.e. the 95% interval inside the margin), \"higher\"/\"lower\" a two-sided "
+                         f"t test at 5%; each Holm-corrected over the {len(equivalence)} rows of the equivalence "
+                         "table.")
+        tested = equivalence[np.isfinite(equivalence["low"])]
+        sd = tested["sd_points"].median() if not tested.empty else np.nan
+        seeds = int(tested["seeds"].median()) if not tested.empty else 0
+        power = tables.tost_power(seeds, sd)
+        if np.isfinite(power):
+            sentences.append(f"- Power: with {seeds} seeds and the median paired sd here ({sd:.2f} points), the "
+                             f"interval lands inside ±{margin:g} point only {power:.0%} of the time when nothing "
+                             "differs (before Holm), so \"inconclusive\" is not evidence of a difference.")
+    return sentences
+
+
+def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    sentences = []
+    for keras_name in tables.ordered(overhead["implementation"]):
+        group = overhead[overhead["implementation"] == keras_name]
+        backend, native = get(base_name(keras_name)).keras_backend, native_of(base_name(keras_name))
+        slower = group[group["clear"] & (group["overhead"] > 1.0)]
+        faster = group[group["clear"] & (group["overhead"] < 1.0)]
+        tied = len(group) - len(slower) - len(faster)
+        paths = summary[summary["implementation"] == keras_name]["kernel_path"].unique()
+        native_paths = summary[summary["implementation"] == native]["kernel_path"].unique()
+        patch = f" (patched: {get(base_name(keras_name)).patch})" if get(base_name(keras_name)).patch else ""
+        sentences.append(
+            f"- {keras_name}{patch} on {backend}: median overhead {group['overhead'].median():.2f}x over native "
+            f"{native} (range {group['overhead'].min():.2f}-{group['overhead'].max():.2f}x across {len(group)} "
+            f"configurations; clearly slower in {len(slower)}, clearly faster in "
+            f"{len(faster)}, not distinguishable in {tied}). Kernel path: Keras ran *{'; '.join(paths)}*, native "
+            f"ran *{'; '.join(native_paths)}*.")
+    return sentences
+
+
+def depth_sentences(depth: pd.DataFrame) -> list[str]:
+    growth = [c for c in depth.columns if "x_vs_" in c]
+    if not growth:
+        return ["- One depth only in this profile; depth scaling is the full profile's question."]
+    deepest = growth[-1]
+    deeper, shallow = deepest.split("x_vs_")
+    sentences = []
+    for name in tables.ordered(depth["implementation"]):
+        rows = depth[depth["implementation"] == name]
+        values = ", ".join(f"{CELL_NAMES[r['cell']]}{' bi' if r['bidirectional'] else ''} "
+                           f"{r[deepest]:.2f}x" for _, r in rows.iterrows())
+        sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time.")
+    return sentences
+
+
+def memory_sentences(summary: pd.DataFrame) -> list[str]:
+    sentences = []
+    for name in tables.ordered(summary["implementation"]):
+        rows = summary[summary["implementation"] == name]
+        sentences.append(f"- {name}: training peak RSS above its ready baseline "
+                         f"{rows['peak_above_mb'].median():.0f} MB median (runs range "
+                         f"{rows['peak_min_mb'].min():.0f}-{rows['peak_max_mb'].max():.0f} MB); "
+                         f"RSS after imports {rows['rss_after_imports_mb'].median():.0f} MB.")
+    sentences.append("- Peaks are kernel high-water marks after a reset, one per run; the range is over runs. "
+                     "Inference peaks (in the records) are measured above the post-training RSS, which depends on "
+                     "each framework's allocator, and are not compared across frameworks.")
+    return sentences
+
+
+def loss_sentences(agreement: pd.DataFrame) -> list[str]:
+    if agreement.empty:
+        return ["- No per-step losses in these records (schema 1), or no native PyTorch runs to compare with."]
+    sentences = []
+    for name, group in agreement.groupby("implementation", sort=False):
+        sentences.append(f"- {name} vs torch over {int(group['steps'].median())} identical batches: first-step loss "
+                         f"gap at most {group['first_step_gap'].max():.1e}; running-mean loss gap at most "
+                         f"{group['max_running_mean_gap'].max():.3f} (per-step gap median "
+                         f"{group['mean_step_gap'].median():.3f}).")
+    sentences.append("- All start from the same weights and see the same batches; what separates them is dropout "
+                     "(each framework draws its own masks, from the first step on), float32 rounding"
+                     + (", and keras-tensorflow's gradient clip: Keras' global_clipnorm on TensorFlow takes the norm "
+                        "of the embedding gradient's unsummed slices, so whenever the clip binds it scales by "
+                        "another factor (a known difference, tested)" if "keras-tensorflow" in set(
+                            agreement["implementation"]) else "")
+                     + ". With dropout off, tests/test_parity.py shows the same logits, losses and gradients to "
+                     "2e-5-1e-4 (relative) and the same updates after 5 Adam steps to 5e-4; here the running "
+                     "means staying close is the check.")
+    return sentences
+
+
+def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline: dict | None) -> list[str]:
+    sentences = []
+    for _, row in summary.iterrows():
+        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        spread = (f" ± {row['accuracy_sd']:.4f} (min {row['accuracy_min']:.4f}, max {row['accuracy_max']:.4f}, "
+                  f"{int(row['seeds'])} seeds)" if np.isfinite(row["accuracy_sd"]) else " (one seed: no spread)")
+        sentences.append(f"- {label}, {row['implementation']}: test accuracy {row['accuracy']:.4f}{spread}, "
+                         f"F1 {row['f1']:.4f}, ROC-AUC {row['roc_auc']:.4f}.")
+    for _, row in equivalence.iterrows():
+        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        interval = f"95% CI {row['low']:+.2f} to {row['high']:+.2f}" if np.isfinite(row["low"]) else "no interval"
+        sentences.append(f"- {label}: {row['implementation']} minus torch {row['difference_points']:+.2f} points "
+                         f"({interval}, paired over {int(row['seeds'])} seeds): **{row['verdict']}**.")
+    hybrid = summary.dropna(subset=["hybrid_accuracy"]) if "hybrid_accuracy" in summary else summary.iloc[:0]
+    if not hybrid.empty:
+        values = ", ".join(f"{row['implementation']} {row['hybrid_accuracy']:.4f}" for _, row in hybrid.iterrows())
+        sentences.append(f"- Hybrid row, not the recipe: each run's test probabilities averaged with the TF-IDF "
+                         f"uni+bigram model's, equal weights fixed in advance (mean over seeds): {values}.")
+    if baseline:
+        unigram = baseline.get("unigram_accuracy")
+        sentences.append(f"- The TF-IDF + logistic-regression baseline reaches {baseline['metrics']['accuracy']:.4f} "
+                         "with unigrams and bigrams" + (f", {unigram:.4f} with unigrams only," if unigram else "")
+                         + f" on the same rows (mean over {len(baseline['seeds'])} seed(s)).")
+    return sentences
+
+
+def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    if "ttt_wall_s" not in summary or summary["target_accuracy"].isna().all():
+        return []
+    target = summary["target_accuracy"].dropna().iloc[0]
+    checks = "/".join(map(str, sorted(runs["validations_per_epoch"].dropna().astype(int).unique())))
+    sentences = [f"- Time until validation accuracy first reached {target:.0%}, MLPerf's way: validation on the "
+                 f"clock, the median over runs with a run that never reached it counted as the slowest (more than "
+                 f"one such run: no time). Checked {checks} times per epoch, so times are rounded up to the next "
+                 "check; training-only time beside it:"]
+    for _, row in summary.iterrows():
+        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        reached = f"{row['reached_target']}/{row['runs']} runs reached it"
+        if np.isfinite(row["ttt_eval_wall_s"]):
+            sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_eval_wall_s']:.0f} s wall with "
+                             f"validation; {row['ttt_wall_s']:.0f} s training only, {row['ttt_cpu_s']:.0f} s CPU "
+                             f"({reached}).")
+        elif row["reached_target"]:
+            sentences.append(f"  - {label}, {row['implementation']}: no time ({reached}; more than one did not).")
+        else:
+            sentences.append(f"  - {label}, {row['implementation']}: not reached in {row['runs']} runs.")
+    return sentences
+
+
+def quietness_sentences(runs: pd.DataFrame, canary: dict | None = None) -> list[str]:
+    finished = runs[runs["status"] == "ok"]
+    if "other_cpu_fraction" not in finished or finished["other_cpu_fraction"].isna().all():
+        return ["- Machine load during training was not recorded (schema-1 records)."]
+    noisy = finished[~tables.quiet(finished)]
+    sentences = [f"- /proc/stat: other processes used at most {finished['other_cpu_fraction'].max():.1%} of the "
+                 f"machine and the hypervisor stole at most {finished['steal_fraction'].max():.1%} of it while any "
+                 f"run trained (thresholds for a quiet run: {tables.QUIET_OTHER_CPU:.0%} and "
+                 f"{tables.QUIET_STEAL:.0%})."]
+    if canary and "canary_slowdown" in finished:
+        slow = finished["canary_slowdown"].dropna()
+        sentences.append(
+            f"- Canary (a fixed matrix product and copy, `runners/canary.py`, timed every "
+            f"{finished['canary_every_s'].max():.0f} s of training): "
+            f"reference {canary['ms']:.1f} ms ({canary['source']}); during training the runs' canaries ran "
+            f"{slow.min():.2f}-{slow.max():.2f}x the reference (median {slow.median():.2f}x; threshold "
+            f"{tables.CANARY_SLOWDOWN:.2f}x), at a cost of at most {finished['canary_share'].max():.2%} of "
+            "training time. The plot `canary.png` sets each run's canary and step time against sweep time.")
+    if noisy.empty:
+        sentences.append("- Every run trained on a quiet machine.")
+    else:
+        sentences.append(f"- {len(noisy)} of {len(finished)} run(s) trained on a busy or slowed machine: their "
+                         "accuracy counts, their times enter no verdict and no step-time figure (cells marked † in "
+                         f"the headline tables): {', '.join(noisy['run_id'])}.")
+    return sentences
+
+
+def machine_findings(winners: pd.DataFrame, labels: list[str]) -> list[str]:
+    sentences = []
+    for _, row in winners[winners["winner"] != "one machine"].iterrows():
+        measured = {label: row[label] for label in labels if row[label]}
+        detail = "; ".join(f"{label}: {text}" for label, text in measured.items())
+        if row["winner"] == "depends on the CPU":
+            sentences.append(f"- {row['configuration']}: **the winner depends on the CPU** ({detail}).")
+        elif row["winner"].startswith("same"):
+            sentences.append(f"- {row['configuration']}: {row['winner'].removeprefix('same: ')} is fastest on "
+                             f"every machine ({detail}).")
+        else:
+            sentences.append(f"- {row['configuration']}: no winner on at least one machine ({detail}).")
+    return sentences

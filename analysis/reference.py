@@ -1,0 +1,142 @@
+"""Reference results: the records README's figures are generated from, committed, one folder per machine.
+
+    python -m analysis.reference add results/competitive   # copy a sweep's records in, host details stripped
+    python -m analysis.reference readme                    # rewrite README's generated blocks from them
+    python -m analysis.reference readme --check            # exit 1 if README differs (the test suite runs it)
+
+``results/reference/<machine>/<profile>/`` holds a sweep's ``runs/*/record.json``, manifest, baselines and
+roofline, as ``runners.compare`` wrote them, less what names the host (hostname, absolute paths). ``<machine>``
+is the CPU model with its widest vector extension and core count, since a VM's model string can hide a CPU
+generation ("AMD EPYC" with AVX2 only and "AMD EPYC" with AVX-512 differ twofold). A machine's folder is added
+to, never overwritten by another machine's. README holds blocks between ``<!-- generated: PROFILE -->`` and
+``<!-- end generated -->``; each is the table of that profile over every machine that has it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+
+from analysis import tables
+from analysis.load import load
+from model import records
+from model.errors import fail, user_errors
+from model.spec import configuration_label
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO / "results" / "reference"
+README = REPO / "README.md"
+BLOCK = re.compile(r"(<!-- generated: (?P<profile>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def machine_name(environment: dict) -> str:
+    cpu = environment["cpu"]
+    flags = cpu.get("flags") or {}
+    widest = next((name for name in ("amx_tile", "avx512f", "avx2") if flags.get(name)), "sse")
+    return re.sub(r"[^a-z0-9]+", "-", f"{cpu['model']} {widest} {cpu.get('logical_cores')}c".lower()).strip("-")
+
+
+def _anonymous(document: dict) -> dict:
+    """The document without the host's name or absolute paths (kept: file names)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {key: strip(item) for key, item in value.items() if key != "hostname"}
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        if isinstance(value, str) and value.startswith("/"):
+            return Path(value).name
+        return value
+    return strip(document)
+
+
+def add(results: Path) -> Path:
+    """Copy a sweep's finished records into ``results/reference/<machine>/<profile>/``."""
+    manifest = records.read_json(results / records.MANIFEST_FILE)
+    profile = manifest["profile"]["name"] if isinstance(manifest["profile"], dict) else manifest["profile"]
+    target = REFERENCE / machine_name(manifest["environment"]) / profile
+    done = [run for run in sorted((results / records.RUNS_FOLDER).iterdir()) if records.run_state(run) == "done"]
+    if not done:
+        fail(f"{results} has no finished runs to add")
+    for run in done:
+        records.write_json_atomic(target / records.RUNS_FOLDER / run.name / records.RECORD_FILE,
+                                  _anonymous(records.read_json(run / records.RECORD_FILE)))
+    for name in (records.MANIFEST_FILE, records.BASELINE_FILE, records.ROOFLINE_FILE, records.HYBRID_FILE):
+        if (results / name).exists():
+            records.write_json_atomic(target / name, _anonymous(records.read_json(results / name)))
+    return target
+
+
+def profile_table(profile: str) -> str:
+    """The README block of one profile: a row per machine, configuration and implementation."""
+    folders = sorted(REFERENCE.glob(f"*/{profile}"))
+    if not folders:
+        return f"_(no reference results for `{profile}` yet)_\n"
+    rows, notes = [], []
+    for folder in folders:
+        data = load(folder)
+        summary = tables.summary(data.runs)
+        for _, row in summary.iterrows():
+            sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
+            ttt = row.get("ttt_eval_wall_s", np.nan)
+            rows.append({"machine": folder.parent.name,
+                         "configuration": configuration_label(row["cell"], row["layers"], row["bidirectional"]),
+                         "implementation": row["implementation"], "seeds": int(row["seeds"]),
+                         "runs": int(row["runs"]),
+                         "test accuracy": f"{row['accuracy']:.4f}{sd}",
+                         "training, min": f"{row['train_wall_s'] / 60:.1f}",
+                         "ms/step": f"{row['step_ms']:.0f}",
+                         "to target, s": f"{ttt:.0f}" if np.isfinite(ttt) else "-",
+                         "hybrid with bigram LR": f"{row['hybrid_accuracy']:.4f}"
+                         if np.isfinite(row.get("hybrid_accuracy", np.nan)) else "-"})
+        if data.baseline:
+            unigram = data.baseline.get("unigram_accuracy")
+            notes.append(f"{folder.parent.name}: TF-IDF + logistic regression on the same rows "
+                         f"{data.baseline['metrics']['accuracy']:.4f} (unigrams and bigrams)"
+                         + (f", {unigram:.4f} (unigrams)" if unigram else ""))
+    target = data.profile.get("target_accuracy")
+    legend = ("`seeds`: seeds trained, `runs`: runs (a noisy run's re-run repeats its seed); accuracy mean ± sd "
+              "over seeds; training wall minutes and steady ms/step are the median and the geometric mean over quiet "
+              "runs; `to target`: seconds until validation accuracy "
+              + (f"first reached {target:.0%}" if target else "reached the profile's target")
+              + ", validation on the clock (censored median); `hybrid`: the run's test probabilities averaged "
+              "with the bigram model's (equal weights, an extra row, not the recipe). Generated by "
+              "`make readme-results` from "
+              f"`results/reference/*/{profile}/`.")
+    return "\n".join([pd.DataFrame(rows).to_markdown(index=False), "", legend, ""]
+                     + [f"- {note}" for note in notes]) + "\n"
+
+
+def render_readme(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + profile_table(m.group("profile")) + m.group(4), text)
+
+
+@app.command("add")
+def add_command(results: Annotated[Path, typer.Argument(help="a results folder written by runners.compare")]):
+    """Copy a sweep's records into results/reference/<machine>/<profile>/ (host details stripped)."""
+    with user_errors():
+        typer.echo(add(results))
+
+
+@app.command("readme")
+def readme_command(check: Annotated[bool, typer.Option(help="only compare; exit 1 if README differs")] = False):
+    """Rewrite README's generated blocks from the reference results."""
+    with user_errors():
+        text = README.read_text()
+        rendered = render_readme(text)
+        if check:
+            if rendered != text:
+                fail("README's generated tables differ from results/reference; run `make readme-results`", 1)
+            return
+        README.write_text(rendered)
+        typer.echo(f"{README}: {len(BLOCK.findall(text))} generated block(s)")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,133 @@
+"""How one run executes, whichever executor starts it: a fresh ``python -m runners.train --plan`` process with a
+timeout, its folder started afresh, a failure recorded in ``failed.json``; the machine's roofline measured once
+per results folder; and the local executor. ``runners.sweep`` plans and ``runners.cluster`` (Ray) distributes;
+both execute runs through this module.
+
+An executor has ``describe() -> dict`` (for the manifest), ``measure_roofline(results, threads)``,
+``run(runs_folder, pending, timeout_s, report)`` (``report(run_id, state, seconds=None, where=None)`` hears of
+every start and end) and ``close()``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from model import records
+from model.plan import RunPlan
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def train_command(plan_file: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "runners.train", "--plan", str(plan_file), "--out", str(out), "--quiet"]
+
+
+def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | None = None,
+            env: dict | None = None, tied: bool = False) -> str:
+    """One run in a fresh process; returns its final state. Ctrl-C stops the child too and propagates.
+
+    For the Ray executor: ``cores`` pins the child to those cores, ``env`` adds to its environment, and ``tied``
+    has the kernel kill it with its parent (a killed Ray worker must not leave a training process running beside
+    the next measured run)."""
+    start_afresh(run_dir, plan)
+    command = train_command(run_dir / records.PLAN_FILE, run_dir)
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True,  # its own group: killed whole on timeout
+                             env={**os.environ, **env} if env else None,
+                             preexec_fn=_pinned_and_tied(cores, tied) if cores or tied else None)
+    try:
+        stdout, stderr = child.communicate(timeout=timeout_s)
+        outcome = "ok" if child.returncode == 0 else "error"
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, stderr = child.communicate()
+        outcome = "timeout"
+    except BaseException:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise
+    if outcome == "ok" and (run_dir / records.RECORD_FILE).exists():
+        return "done"
+    record_failure(run_dir, plan, outcome, time.perf_counter() - start, timeout_s, command=command,
+                   returncode=child.returncode, stderr=stderr, stdout=stdout)
+    return "failed"
+
+
+def start_afresh(run_dir: Path, plan: RunPlan) -> None:
+    """The run folder holds the plan and nothing left from an interrupted earlier attempt."""
+    for leftover in run_dir.glob("*") if run_dir.exists() else []:
+        if leftover.is_file():
+            leftover.unlink()
+    plan.save(run_dir / records.PLAN_FILE)
+
+
+def record_failure(run_dir: Path, plan: RunPlan, reason: str, wall_s: float, timeout_s: float,
+                   command: list[str] | None = None, returncode: int | None = None, stderr: str = "",
+                   stdout: str = "") -> None:
+    """``failed.json``: why a run has no record. Reasons: error, timeout, lost (its worker or node died)."""
+    records.write_json_atomic(run_dir / records.FAILED_FILE, dict(
+        status="failed", reason=reason, returncode=returncode, plan=plan.to_dict(), wall_s=wall_s,
+        timeout_s=timeout_s, command=command, stderr_tail=_tail(stderr), stdout_tail=_tail(stdout),
+        created=datetime.now(timezone.utc).isoformat()))
+
+
+def _pinned_and_tied(cores: list[int] | None, tied: bool):
+    def setup():  # runs in the child between fork and exec
+        if tied:
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cores:
+            os.sched_setaffinity(0, cores)
+    return setup
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    # TensorFlow's start-up banner is noise; keep the lines that explain the failure.
+    kept = [line for line in (text or "").splitlines() if "oneDNN" not in line and "absl::" not in line]
+    return "\n".join(kept[-lines:])
+
+
+def measure_roofline(results: Path, threads: int | tuple[int, ...]) -> None:
+    """The machine's GEMM rates and canary reference, once per results folder, each in a fresh process with the
+    runs' threads; with several thread counts, one entry per count (``machines``, as a Ray sweep writes)."""
+    path = results / records.ROOFLINE_FILE
+    if path.exists():
+        return
+    counts = (threads,) if isinstance(threads, int) else tuple(threads)
+    measured = []
+    for count in counts:
+        single = path.with_name(f".roofline-{count}.json")
+        subprocess.run([sys.executable, "-m", "runners.roofline", "--threads", str(count), "--out", str(single)],
+                       capture_output=True, text=True, timeout=300)  # a roofline that failed is simply absent
+        if single.exists():
+            measured.append(records.read_json(single))
+            single.unlink()
+    if measured:
+        records.write_json_atomic(path, measured[0] if len(measured) == 1 else dict(machines=measured))
+
+
+class LocalExecutor:
+    """Runs one after another on this machine, each in a fresh process: the default, with nothing else running."""
+
+    def describe(self) -> dict:
+        return dict(name="local")
+
+    def close(self) -> None:
+        pass
+
+    def measure_roofline(self, results: Path, threads: int) -> None:
+        measure_roofline(results, threads)
+
+    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report) -> None:
+        for name, plan in pending:
+            report(name, "running")
+            start = time.perf_counter()
+            state = execute(plan, folder / name, timeout_s)
+            report(name, state, time.perf_counter() - start)
