@@ -108,8 +108,10 @@ def slug(label: str) -> str:
 def render_machines(paths: list[Path], machines: list[Results], labels: list[str], unowned: pd.DataFrame) -> str:
     """The cross-machine report: which machines, each one's headline table, and the winners side by side."""
     summaries = {label: tables.summary(data.runs) for label, data in zip(labels, machines)}
-    fastest = {label: tables.fastest(summaries[label], data.runs) for label, data in zip(labels, machines)}
-    verdicts = sum(len(tables.comparisons(data.runs)) for data in machines)
+    families = {label: tables.comparisons(data.runs) for label, data in zip(labels, machines)}
+    fastest = {label: tables.fastest(summaries[label], data.runs, families[label])
+               for label, data in zip(labels, machines)}
+    verdicts = sum(len(family) for family in families.values())
     winners = tables.winners_across(fastest)
     lines = [f"# rnnbench across machines: {', '.join(path.name for path in paths)}", "",
              "Records are grouped by machine: CPU model, threads, and the versions of torch, TensorFlow, Keras and "

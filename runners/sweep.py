@@ -231,8 +231,8 @@ def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, 
 
     executor = executor or LocalExecutor()
     folder, made = results / records.RUNS_FOLDER, []
-    while todo := reruns_needed(load(results).runs, quiet_needed, extra):
-        runs = load(results).runs.set_index("run_id")
+    while todo := reruns_needed(runs := load(results).runs, quiet_needed, extra):
+        runs = runs.set_index("run_id")
         this_round = [dict(run_id=new, repeats=old, reason="noisy",
                            canary_slowdown=_number(runs.loc[old].get("canary_slowdown")),
                            other_cpu_fraction=_number(runs.loc[old].get("other_cpu_fraction")))
