@@ -104,11 +104,16 @@ def memory_sentences(summary: pd.DataFrame) -> list[str]:
     sentences = []
     for name in tables.ordered(summary["implementation"]):
         rows = summary[summary["implementation"] == name]
+        anonymous = rows["peak_anonymous_above_mb"].median() if "peak_anonymous_above_mb" in rows else np.nan
         sentences.append(f"- {name}: training peak RSS above its ready baseline "
                          f"{rows['peak_above_mb'].median():.0f} MB median (runs range "
-                         f"{rows['peak_min_mb'].min():.0f}-{rows['peak_max_mb'].max():.0f} MB); "
-                         f"RSS after imports {rows['rss_after_imports_mb'].median():.0f} MB.")
+                         f"{rows['peak_min_mb'].min():.0f}-{rows['peak_max_mb'].max():.0f} MB)"
+                         + (f", of which anonymous memory (RssAnon) {anonymous:.0f} MB" if np.isfinite(anonymous)
+                            else "")
+                         + f"; RSS after imports {rows['rss_after_imports_mb'].median():.0f} MB.")
     sentences.append("- Peaks are kernel high-water marks after a reset, one per run; the range is over runs. "
+                     "RssAnon's peak (sampled every 0.2 s) is the working set the run allocated, free of the code "
+                     "pages and compile caches that move the RSS of TensorFlow and XLA. "
                      "Inference peaks (in the records) are measured above the post-training RSS, which depends on "
                      "each framework's allocator, and are not compared across frameworks.")
     return sentences
@@ -135,6 +140,21 @@ def loss_sentences(agreement: pd.DataFrame) -> list[str]:
     return sentences
 
 
+def clipping_sentences(summary: pd.DataFrame, clip_norm: float) -> list[str]:
+    """Where the global-norm clip bound, from the norms before clipping that the natives record per step."""
+    if "clip_binding_share" not in summary or summary["clip_binding_share"].isna().all():
+        return []
+    known = summary.dropna(subset=["clip_binding_share"])
+    labels = [configuration_label(row["cell"], row["layers"], row["bidirectional"]) for _, row in known.iterrows()]
+    shares = ", ".join(f"{row['implementation']} {label} {row['clip_binding_share']:.0%}"
+                       for label, (_, row) in zip(labels, known.iterrows()))
+    missing = sorted(set(summary["implementation"]) - set(known["implementation"]))
+    return [f"- Gradient clipping at global norm {clip_norm:g} bound in this share of the training steps (median "
+            f"over runs, from the norm before clipping each step records): {shares}."
+            + (f" Not recorded for {', '.join(missing)}: Keras clips inside its optimizer, which exposes no norm."
+               if missing else "")]
+
+
 def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline: dict | None) -> list[str]:
     sentences = []
     for _, row in summary.iterrows():
@@ -153,6 +173,14 @@ def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline
         values = ", ".join(f"{row['implementation']} {row['hybrid_accuracy']:.4f}" for _, row in hybrid.iterrows())
         sentences.append(f"- Hybrid row, not the recipe: each run's test probabilities averaged with the TF-IDF "
                          f"uni+bigram model's, equal weights fixed in advance (mean over seeds): {values}.")
+    ensembled = summary[summary["ensembles"] > 0] if "ensembles" in summary else summary.iloc[:0]
+    for _, row in ensembled.iterrows():
+        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        spread = f" ± {row['ensemble_accuracy_sd']:.4f}" if np.isfinite(row["ensemble_accuracy_sd"]) else ""
+        sentences.append(f"- Ensemble of 3 (consecutive seeds' runs, test probabilities averaged; still a pure "
+                         f"recurrent model), {label}, {row['implementation']}: test accuracy "
+                         f"{row['ensemble_accuracy']:.4f}{spread} over {int(row['ensembles'])} ensemble(s), "
+                         f"{row['ensemble_train_wall_s'] / 60:.1f} min of training each (its runs' sum).")
     if baseline:
         unigram = baseline.get("unigram_accuracy")
         sentences.append(f"- The TF-IDF + logistic-regression baseline reaches {baseline['metrics']['accuracy']:.4f} "
@@ -181,6 +209,27 @@ def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[
             sentences.append(f"  - {label}, {row['implementation']}: no time ({reached}; more than one did not).")
         else:
             sentences.append(f"  - {label}, {row['implementation']}: not reached in {row['runs']} runs.")
+    return sentences + steps_to_target_sentences(runs)
+
+
+def steps_to_target_sentences(runs: pd.DataFrame) -> list[str]:
+    """Steps until the target, seed by seed: one seed means the same initial weights and batches in every column,
+    so the columns differ there only by their dropout masks and rounding; the check spacing is the resolution."""
+    finished = runs[runs["status"] == "ok"].drop_duplicates(["implementation", *tables.KEYS[1:], "seed"])
+    if "ttt_step" not in finished or finished.empty:
+        return []
+    sentences = []
+    for key, group in finished.groupby(tables.KEYS[1:], sort=False):
+        seeds = sorted(group["seed"].unique())
+        spacing = (group["steps_per_epoch"] / group["validations_per_epoch"]).median()
+        columns = []
+        for name in tables.ordered(group["implementation"]):
+            by_seed = group[group["implementation"] == name].set_index("seed")["ttt_step"]
+            columns.append(f"{name} " + ", ".join("not run" if seed not in by_seed.index else "-"
+                                                  if pd.isna(by_seed[seed]) else f"{int(by_seed[seed])}"
+                                                  for seed in seeds))
+        sentences.append(f"  - Steps to the target, seed by seed ({', '.join(map(str, seeds))}; -: never reached; a "
+                         f"check every {spacing:.0f} steps), {configuration_label(*key)}: {'; '.join(columns)}.")
     return sentences
 
 

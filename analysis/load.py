@@ -87,6 +87,13 @@ class _Folder:
     roofline: dict | None
 
 
+def clip_binding_share(record: dict) -> float | None:
+    """Share of the training steps whose gradients' global norm (before clipping, as the record keeps it per
+    step) exceeded the clip norm, i.e. where the clip changed the update; None where it was not recorded."""
+    norms = [norm for curve in record["curves"] for norm in curve.get("gradient_norms") or ()]
+    return float(np.mean(np.asarray(norms) > record["plan"]["train"]["clip_global_norm"])) if norms else None
+
+
 def _read(results: Path, prefix: str = "") -> _Folder:
     results = Path(results)
     run_root = results / records.RUNS_FOLDER
@@ -97,6 +104,12 @@ def _read(results: Path, prefix: str = "") -> _Folder:
     target = _profile(manifest).get("target_accuracy")
     hybrid_file = results / records.HYBRID_FILE
     hybrids = records.read_json(hybrid_file) if hybrid_file.exists() else {}
+    ensemble_file = results / records.ENSEMBLE_FILE
+    # Each member run carries its ensemble (named by its first run): the summary counts each ensemble once.
+    ensembles = {run: dict(ensemble=prefix + found["runs"][0], ensemble_accuracy=found["metrics"]["accuracy"],
+                           ensemble_train_wall_s=found["train_wall_s"])
+                 for found in (records.read_json(ensemble_file) if ensemble_file.exists() else [])
+                 for run in found["runs"]}
     rows, samples, losses, environments = [], {}, {}, {}
     for run_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
         state, run_id = records.run_state(run_dir), prefix + run_dir.name
@@ -109,7 +122,11 @@ def _read(results: Path, prefix: str = "") -> _Folder:
                              target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
                              ttt_cpu_s=reached and reached["cpu_s"],
                              ttt_eval_wall_s=reached and reached["wall_with_validation_s"],
-                             hybrid_accuracy=hybrids.get(run_dir.name, {}).get("metrics", {}).get("accuracy")))
+                             ttt_step=reached and reached["step"],
+                             hybrid_accuracy=hybrids.get(run_dir.name, {}).get("metrics", {}).get("accuracy"),
+                             clip_binding_share=clip_binding_share(record),
+                             clip_global_norm=record["plan"]["train"].get("clip_global_norm"),
+                             **ensembles.get(run_dir.name, {})))
             samples[run_id] = np.asarray(records.steady_samples_ms(record), dtype=float)
             losses[run_id] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":

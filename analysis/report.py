@@ -15,7 +15,7 @@ import typer
 from analysis import findings, plots, tables
 from analysis.load import AnalysisError, Results, load_machines
 from model.errors import user_errors
-from model.frameworks import IDENTITY_PACKAGES
+from model.frameworks import identity_packages
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -98,7 +98,7 @@ def machine_labels(machines: list[Results]) -> list[str]:
 
 def _versions(environment: dict) -> str:
     packages = environment["packages"]
-    return ", ".join(f"{name} {packages.get(name)}" for name in IDENTITY_PACKAGES)
+    return ", ".join(f"{name} {packages.get(name)}" for name in identity_packages())
 
 
 def slug(label: str) -> str:
@@ -232,6 +232,10 @@ def _findings(data: Results, long_tables: dict, converged: bool) -> list[str]:
     else:
         lines += ["", "**Training-loss agreement** (replaces accuracy verdicts at this budget):", ""]
         lines += findings.loss_sentences(long_tables["loss_agreement"])
+    clips = finished["clip_global_norm"].dropna() if "clip_global_norm" in finished else ()
+    clipping = findings.clipping_sentences(summary, float(clips.iloc[0])) if len(clips) else []
+    if clipping:
+        lines += ["", "**Gradient clipping**:", ""] + clipping
     lines += ["", "**How quiet the machine was**:", ""] + findings.quietness_sentences(runs, data.canary)
     return lines + ["", "**How the verdicts are decided**:", ""] + findings.method_sentences(
         family, long_tables["equivalence"] if converged else None)

@@ -134,6 +134,17 @@ def censored_median(seconds: pd.Series) -> float:
     return median if np.isfinite(median) else float("nan")
 
 
+def _ensembles(group: pd.DataFrame) -> dict:
+    """The configuration's ensembles (each once): their count, mean test accuracy and median training time."""
+    if "ensemble" not in group or group["ensemble"].isna().all():
+        return dict(ensembles=0, ensemble_accuracy=np.nan, ensemble_accuracy_sd=np.nan, ensemble_train_wall_s=np.nan)
+    each = group.dropna(subset=["ensemble"]).drop_duplicates("ensemble")
+    accuracy = each["ensemble_accuracy"].astype(float)
+    return dict(ensembles=len(each), ensemble_accuracy=accuracy.mean(),
+                ensemble_accuracy_sd=accuracy.std(ddof=1) if len(each) > 1 else np.nan,
+                ensemble_train_wall_s=each["ensemble_train_wall_s"].astype(float).median())
+
+
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (implementation, cell, layers, bidirectional): speed over quiet runs (over busy ones only where
     no run was quiet: ``timed_runs`` 0), quality over every seed, CPU, memory, and the run-level ratio to native
@@ -157,6 +168,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    f1=seeds["f1"].mean(), roc_auc=seeds["roc_auc"].mean(), log_loss=seeds["log_loss"].mean(),
                    hybrid_accuracy=group.astype({"hybrid_accuracy": float}).groupby("seed")["hybrid_accuracy"]
                    .mean().mean() if "hybrid_accuracy" in group else np.nan,
+                   **_ensembles(group),
                    epochs_run=int(group["epochs_run"].max()), epoch_s=timing["epoch_s"].median(),
                    first_step_s=timing["first_step_s"].median(),
                    train_wall_s=timing["train_wall_s"].median(), train_cpu_s=timing["train_cpu_s"].median(),
@@ -164,8 +176,12 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    inference_per_s=timing["inference_per_s"].median(), latency_ms=timing["latency_ms"].median(),
                    cpu_utilisation=timing["cpu_utilisation"].median(), peak_above_mb=group["peak_above_mb"].median(),
                    peak_min_mb=group["peak_above_mb"].min(), peak_max_mb=group["peak_above_mb"].max(),
+                   peak_anonymous_above_mb=group["peak_anonymous_above_mb"].astype(float).median()
+                   if "peak_anonymous_above_mb" in group else np.nan,
                    rss_after_imports_mb=group["rss_after_imports_mb"].median(),
                    kernel_path=group["kernel_path"].iloc[0],
+                   clip_binding_share=group["clip_binding_share"].astype(float).median()
+                   if "clip_binding_share" in group else np.nan,
                    gemm_gflop_per_step=group["gemm_gflop_per_step"].iloc[0] if "gemm_gflop_per_step" in group
                    else np.nan)
         if "ttt_wall_s" in group and group["target_accuracy"].notna().any():

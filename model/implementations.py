@@ -3,8 +3,8 @@
 The CLI's ``--impl``/``--backend`` resolution, the sweep grid, the order of
 table columns and the tests all read ``TABLE``. Adding an implementation on a
 framework the project has is one entry here plus its class (and its tests);
-adding a framework is also one entry in ``model/frameworks.py`` and its thread
-setup and probe in ``runners/policy.py`` (a test holds the three together).
+adding a framework is also one entry in ``model/frameworks.py`` (a test
+registers a fake one that way and trains it end to end).
 Adding a variant is one entry in ``variants`` plus the keyword its class
 accepts. The first allowed value of a variant is its default.
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from model.errors import UserError
+from model.frameworks import FRAMEWORKS
 from model.spec import TF_FASTEST, TF_FORMULATIONS, ModelSpec, TrainSpec
 
 
@@ -143,7 +144,7 @@ def native_of(name: str) -> str | None:
 
 def check_installed(name: str) -> None:
     entry = get(name)
-    needed = [entry.framework] + (["keras"] if entry.uses_keras else [])
+    needed = [FRAMEWORKS[entry.framework].module] + (["keras"] if entry.uses_keras else [])
     missing = [module for module in needed if importlib.util.find_spec(module) is None]
     if missing:
         raise ImplementationError(f"{name} needs {', '.join(missing)}, which is not installed; run `make install`")
@@ -154,7 +155,7 @@ def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant:
     """Build one implementation from canonical weights, in a process whose framework ``runners.policy.
     import_framework`` loaded. ``total_steps`` (all epochs') is the horizon of the learning-rate schedule."""
     entry = get(name)
-    if entry.framework not in sys.modules or (entry.uses_keras and "keras" not in sys.modules):
+    if FRAMEWORKS[entry.framework].module not in sys.modules or (entry.uses_keras and "keras" not in sys.modules):
         raise ImplementationError(f"{name}: import its framework first (runners.policy.import_framework)")
     module, _, cls = entry.builder.partition(":")
     return getattr(importlib.import_module(module), cls)(spec, train, weights, total_steps=total_steps,

@@ -87,7 +87,7 @@ def lengths(x: np.ndarray) -> np.ndarray:
 
 def settings(model, train) -> dict:
     """The keyword arguments of ``prepare``/``cache_file`` for a run's ModelSpec and TrainSpec."""
-    return dict(vocab_size=model.vocab_size, maxlen=model.maxlen, val_fraction=train.val_fraction, seed=train.seed,
+    return dict(vocab_size=model.vocab_size, maxlen=model.maxlen, val_fraction=train.val_fraction, seed=train.data_seed,
                 tokenizer=model.tokenizer, head_tokens=model.head_tokens, val_split=train.val_split)
 
 

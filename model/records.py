@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from model.errors import UserError
-from model.frameworks import IDENTITY_PACKAGES
+from model.frameworks import identity_packages
 from model.implementations import column
 from model.spec import ModelSpec, TrainSpec, from_dict
 
@@ -42,6 +42,7 @@ FAILED_FILE = "failed.json"  # written by the sweep for a run that failed or tim
 PLAN_FILE = "plan.json"  # written by the sweep before the run starts
 WEIGHTS_FILE = "weights.npz"
 PREDICTIONS_FILE = "predictions.npz"
+VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"  # of the checkpoint early stopping restored
 VOCABULARY_FILE = "vocabulary.json"
 # Files of a results folder.
 MANIFEST_FILE = "manifest.json"
@@ -49,6 +50,7 @@ BASELINE_FILE = "baseline.json"
 ROOFLINE_FILE = "roofline.json"  # the machine's GEMM rates, measured once per sweep
 BASELINE_PROBABILITIES_FILE = "baseline_probabilities.npz"  # the bigram model's test probabilities, per seed
 HYBRID_FILE = "hybrid.json"  # each run averaged with the bigram model (runners/baseline.py)
+ENSEMBLE_FILE = "ensemble.json"  # runs of consecutive seeds averaged in threes (runners/baseline.py)
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
@@ -204,7 +206,7 @@ def plan_fingerprint(record: dict) -> str:
 class Identity(NamedTuple):
     cpu_model: str
     threads: int
-    versions: tuple  # of IDENTITY_PACKAGES, in order
+    versions: tuple  # of frameworks.identity_packages(), in order
     flags: tuple  # the CPU flags present, of those the environment reads
     cores: int | None
     plan: str  # plan_fingerprint
@@ -222,12 +224,12 @@ def _with_defaults(cls, settings: dict) -> dict:
 def identity(record: dict) -> Identity:
     """What must be equal for records to be pooled: the machine as the runs used it (CPU model, threads, the
     instruction-set flags and core count, since a VM's model string can hide a CPU generation), the versions of
-    the frameworks under test and Keras (``IDENTITY_PACKAGES``), and the plan's fingerprint."""
+    the frameworks under test and Keras (``frameworks.identity_packages``), and the plan's fingerprint."""
     environment = record["environment"]
     packages, cpu = environment["packages"], environment["cpu"]
     flags = tuple(sorted(flag for flag, present in (cpu.get("flags") or {}).items() if present))
     return Identity(cpu["model"], record["runtime"]["policy"]["intra_op_threads"],
-                    tuple(packages.get(name) for name in IDENTITY_PACKAGES), flags, cpu.get("logical_cores"),
+                    tuple(packages.get(name) for name in identity_packages()), flags, cpu.get("logical_cores"),
                     plan_fingerprint(record))
 
 
@@ -271,6 +273,7 @@ def row(record: dict) -> dict:
         latency_ms=timing["inference"]["batch_latency_ms"]["median"],
         train_cpu_s=record["cpu"]["train_cpu_s"], cpu_utilisation=record["cpu"]["train_utilisation"],
         peak_above_mb=memory["peak_above_baseline_mb"], peak_rss_mb=memory["peak_rss_mb"],
+        peak_anonymous_above_mb=memory.get("peak_anonymous_above_ready_mb"),  # records before it: None
         rss_after_imports_mb=memory["rss_after_imports_mb"], baseline_mb=memory["baseline_ready_mb"],
         epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
         n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],

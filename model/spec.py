@@ -108,6 +108,10 @@ class TrainSpec:
     # reviews of a movie on one side), as the official test set's movies are disjoint from the training set's
     val_split: str = "reviews"
     seed: int = 0
+    # None: the seed above. Set, the validation split (and with it the vocabulary and any subset) stays fixed
+    # while the seed varies weights, batch order and dropout: runs that differ only there can be averaged
+    # and judged on the same validation reviews (an ensemble's search).
+    split_seed: int | None = None
     train_size: int | None = None  # None: all 22,500 training reviews after the validation split
     test_size: int | None = None  # None: the whole official 25k test set
     eval_batch_size: int = 500
@@ -120,6 +124,11 @@ class TrainSpec:
     # the seeded permutation is cut into pools of bucket_pool batches, each pool sorted by length.
     bucket_pool: int = 0  # 0: no bucketing, every batch is maxlen wide
 
+    @property
+    def data_seed(self) -> int:
+        """The seed of the validation split, the vocabulary built beside it and any subset."""
+        return self.seed if self.split_seed is None else self.split_seed
+
     def __post_init__(self):
         for name in ("batch_size", "epochs", "patience", "eval_batch_size", "validations_per_epoch"):
             if getattr(self, name) < 1:
@@ -130,8 +139,9 @@ class TrainSpec:
         for name in ("beta_1", "beta_2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise SpecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.seed < 0:
-            raise SpecError(f"seed must be at least 0, got {self.seed}")
+        for name in ("seed", "split_seed"):
+            if (getattr(self, name) or 0) < 0:
+                raise SpecError(f"{name} must be at least 0, got {getattr(self, name)}")
         if self.schedule not in SCHEDULES:
             raise SpecError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0.0 <= self.warmup_fraction < 1.0:

@@ -165,14 +165,14 @@ class TensorFlowImplementation:
         self.step.assign_add(1)
         seed = tf.stack([tf.constant(train.seed, tf.int64), self.step])
         loss, gradients = self._loss_and_gradients(tokens, labels, seed)
-        gradients, _ = tf.clip_by_global_norm(gradients, train.clip_global_norm)
+        gradients, norm = tf.clip_by_global_norm(gradients, train.clip_global_norm)
         step = tf.cast(self.step, tf.float32)
         beta_1_power, beta_2_power = train.beta_1 ** step, train.beta_2 ** step
         for variable, m, v, gradient in zip(variables, self.momentums, self.velocities, gradients):
             tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
                                          beta2_power=beta_2_power, lr=learning_rate, beta1=train.beta_1,
                                          beta2=train.beta_2, epsilon=train.epsilon, grad=gradient)
-        return loss
+        return loss, norm
 
     def _loss_and_gradients(self, tokens, labels, dropout_seed):
         with tf.GradientTape() as tape:
@@ -188,12 +188,14 @@ class TensorFlowImplementation:
         return [g.numpy() for g in gradients]
 
     def train_step(self, tokens: np.ndarray, labels: np.ndarray) -> tf.Tensor:
-        """One Adam step on one batch; returns the loss (a scalar tensor, not yet read)."""
+        """One Adam step on one batch; returns the loss (a scalar tensor, not yet read). The gradients' global
+        norm before clipping is left in ``gradient_norm`` (the loop reads it after the step)."""
         # The learning rate is an argument (a tensor: no retracing) so that one formula serves every step.
         learning_rate = learning_rate_at(self.train, self.steps, self.total_steps)
         self.steps += 1
-        return self._train_step(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels),
-                                tf.constant(learning_rate, tf.float32))
+        loss, self.gradient_norm = self._train_step(tf.convert_to_tensor(tokens), tf.convert_to_tensor(labels),
+                                                    tf.constant(learning_rate, tf.float32))
+        return loss
 
     def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
         return self._predict(tf.convert_to_tensor(tokens)).numpy()

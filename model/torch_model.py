@@ -150,7 +150,8 @@ class TorchImplementation:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_function(self.forward(torch.from_numpy(tokens)), torch.from_numpy(labels))
         loss.backward()
-        nn.utils.clip_grad_norm_(self.parameters, self.train.clip_global_norm)
+        # The norm before clipping, left for the loop to read after the step (the clip binds when it is above).
+        self.gradient_norm = nn.utils.clip_grad_norm_(self.parameters, self.train.clip_global_norm)
         self.optimizer.step()
         return loss.detach()
 
@@ -179,13 +180,30 @@ class TorchImplementation:
         return ["model.pt"]
 
     def info(self) -> dict:
-        # TorchDynamo does not trace into nn.RNN/GRU/LSTM (a graph break there), so torch.compile compiles the
-        # embedding and the head around the recurrent kernel, which stays the same eager call.
-        compiled = "; torch.compile (Inductor) around it: graph break at the recurrent module, which runs eagerly"
-        path = observed_kernel_path(self.module) + (compiled if self.compiled else "")
+        compiled = f"; torch.compile (Inductor): {graph_breaks(self.module)}" if self.compiled else ""
+        path = observed_kernel_path(self.module) + compiled
         return dict(kernel_path=path, jit_compile=self.compiled,
                     training_api=("torch.compile'd" if self.compiled else "eager") + " nn.Module + torch.optim.Adam",
                     parameter_count=sum(p.numel() for p in self.parameters))
+
+
+def graph_breaks(module: SentimentRNN) -> str:
+    """What TorchDynamo made of the forward pass, as its ``explain`` reports it on a tiny batch: how many graphs,
+    where each break fell (the source line) and why, and the operations the compiled graphs hold."""
+    import linecache
+
+    import torch._dynamo
+
+    explained = torch._dynamo.explain(module)(torch.zeros((2, min(module.spec.maxlen, 8)), dtype=torch.long))
+    breaks = []
+    for reason in explained.break_reasons:
+        frame = reason.user_stack[-1] if reason.user_stack else None
+        line = linecache.getline(frame.filename, frame.lineno).split("#")[0].strip() if frame else ""
+        where = f" at `{line}`" if line else ""
+        breaks.append(f"{reason.reason}{where}")
+    ops = sorted({getattr(op, "__name__", str(op)) for graph in explained.ops_per_graph for op in graph})
+    return (f"{explained.graph_count} graph(s) of {', '.join(ops) or 'no operations'}; "
+            f"{len(breaks)} break(s): {'; '.join(breaks) or 'none'} (TorchDynamo explain); the rest runs eagerly")
 
 
 def observed_kernel_path(module: SentimentRNN) -> str:

@@ -29,8 +29,7 @@ from pathlib import Path
 from model import records
 from model.plan import RunPlan
 from runners.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
-from runners.executor import execute, record_failure, start_afresh
-from runners.sweep import SweepError, data_settings
+from runners.executor import ExecutorError, data_settings, execute, record_failure, start_afresh
 
 NODE_RESOURCE, CORES_RESOURCE = "rnnbench_node", "rnnbench_cores"
 PLACEMENTS = {"node": NODE_RESOURCE, "cores": CORES_RESOURCE}
@@ -44,11 +43,11 @@ class RayExecutor:
 
     def __init__(self, address: str = "auto", placement: str = "node"):
         if placement not in PLACEMENTS:
-            raise SweepError(f"unknown placement: {placement}; choose from {', '.join(PLACEMENTS)}")
+            raise ExecutorError(f"unknown placement: {placement}; choose from {', '.join(PLACEMENTS)}")
         try:
             import ray
         except ImportError:
-            raise SweepError("--executor ray needs Ray: pip install -e '.[cluster]'") from None
+            raise ExecutorError("--executor ray needs Ray: pip install -e '.[cluster]'") from None
         self.ray, self.address, self.placement = ray, address, placement
         self.resource = PLACEMENTS[placement]
         _reachable(address)
@@ -56,18 +55,18 @@ class RayExecutor:
             ray.init(address=address, runtime_env=dict(working_dir=str(REPO), excludes=EXCLUDES),
                      logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise SweepError(f"no Ray cluster at --address {address} ({str(error).splitlines()[0]}); start one "
+            raise ExecutorError(f"no Ray cluster at --address {address} ({str(error).splitlines()[0]}); start one "
                              "as docs/cluster.md shows") from None
         self.nodes = [node for node in ray.nodes() if node["Alive"] and node["Resources"].get(self.resource)]
         if not self.nodes:
             ray.shutdown()
-            raise SweepError(f"no node of the Ray cluster at {address} lends {self.resource}; start each "
+            raise ExecutorError(f"no node of the Ray cluster at {address} lends {self.resource}; start each "
                              f"benchmark node with ray start --resources='{{\"{self.resource}\": "
                              f"{'1' if placement == 'node' else 'CORES'}}}' (docs/cluster.md)")
 
     def default_threads(self) -> int:
         if self.placement == "cores":
-            raise SweepError("--placement cores needs --threads (the cores of each run)")
+            raise ExecutorError("--placement cores needs --threads (the cores of each run)")
         return min(int(node["Resources"].get("CPU", 1)) for node in self.nodes)
 
     def slots(self, threads: int) -> int:
@@ -77,7 +76,7 @@ class RayExecutor:
 
     def summary(self, threads: int) -> str:
         if not self.slots(threads):
-            raise SweepError(f"no node lends {threads} {CORES_RESOURCE}; lower --threads")
+            raise ExecutorError(f"no node lends {threads} {CORES_RESOURCE}; lower --threads")
         return (f"Ray cluster at {self.address}: {len(self.nodes)} benchmark node(s), {self.slots(threads)} run(s) at "
                 f"a time ({self.placement} placement), {threads} thread(s) per run")
 
@@ -166,7 +165,7 @@ def _reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as error:
-        raise SweepError(f"no Ray cluster at --address {address} ({error.strerror or error}); start one as "
+        raise ExecutorError(f"no Ray cluster at --address {address} ({error.strerror or error}); start one as "
                          "docs/cluster.md shows") from None
 
 

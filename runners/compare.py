@@ -60,22 +60,12 @@ def compare(
         from model.implementations import NAMES
         from model.plan import get_profile
         from model.spec import CELLS, MAX_LAYERS
-        from runners import policy
-        from runners.sweep import LocalExecutor, sweep
-        from runners.sweep import rerun_noisy as rerun
+        from runners.sweep import compare_profile
 
-        if executor not in ("local", "ray"):
-            fail(f"unknown executor: {executor}; choose from local, ray")
-        if executor == "local" and (address != "auto" or placement != "node"):
-            fail("--address and --placement apply to --executor ray only")
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
         if rerun_noisy < 0:
             fail("--rerun-noisy takes a number of extra runs per cell, 0 or more")
-        thread_counts = _names(threads, range(1, 1025), "thread count", _integer) if threads else None
-        if executor == "local":
-            for count in thread_counts or ():
-                policy.check_threads(count)
         chosen = get_profile(profile).narrowed(
             implementations=_names(implementations, NAMES, "implementation"),
             cells=_names(cells, CELLS, "cell"),
@@ -84,27 +74,12 @@ def compare(
                                  lambda v: {"true": True, "false": False}.get(v.lower(), v)),
             seeds=tuple(range(repeats)) if repeats else None, train_size=train_size, test_size=test_size,
             epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES))
-        folder = results / (name or profile)
-        started = time.perf_counter()
-        if executor == "ray":
-            from runners.cluster import RayExecutor
-
-            runner = RayExecutor(address, placement)
-        else:
-            runner = LocalExecutor()
-        try:
-            if executor == "ray":
-                thread_counts = thread_counts or (runner.default_threads(),)
-                typer.echo(runner.summary(max(thread_counts)))
-            if thread_counts is None:
-                thread_counts = (policy.default_threads(),)
-            counts = sweep(folder, chosen, thread_counts[0] if len(thread_counts) == 1 else thread_counts,
-                           str(data) if data else None, retry_failed, on_progress=_printer(), executor=runner)
-            if rerun_noisy:
-                again = rerun(folder, rerun_noisy, min(3, len(chosen.seeds)), chosen.timeout_s, runner, _printer())
-                typer.echo(f"{len(again)} noisy run(s) run again (listed in the manifest)")
-        finally:
-            runner.close()
+        folder, started = results / (name or profile), time.perf_counter()
+        counts = compare_profile(folder, chosen, _names(threads, range(1, 1025), "thread count", _integer) if threads
+                                 else None, str(data) if data else None, retry_failed, executor, address, placement,
+                                 rerun_noisy, on_progress=_printer(), on_message=typer.echo)
+        if rerun_noisy:
+            typer.echo(f"{counts['reran']} noisy run(s) run again (listed in the manifest)")
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "
                    f"{counts['executed']} run now in {time.perf_counter() - started:.0f} s -> {folder}")
         if report:

@@ -10,9 +10,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from model.frameworks import IDENTITY_PACKAGES
+from model.frameworks import identity_packages
 
-PACKAGES = (*IDENTITY_PACKAGES, "tensorflow", "jaxlib", "numpy", "scikit-learn", "scipy", "pandas",
+# Beside the identity packages (model/frameworks.py), read when a record is written.
+OTHER_PACKAGES = ("tensorflow", "jaxlib", "numpy", "scikit-learn", "scipy", "pandas",
             "memory-profiler", "typer", "psutil")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "fma", "sse3")
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ EXECUTOR_VARIABLE, GIT_VARIABLE = "RNNBENCH_EXECUTOR", "RNNBENCH_GIT"
 
 def package_versions() -> dict:
     versions = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys((*identity_packages(), *OTHER_PACKAGES)):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -20,9 +20,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from model import records
+from model.errors import UserError
 from model.plan import RunPlan
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class ExecutorError(UserError):
+    """An executor that cannot start as asked (reported to users in one line)."""
+
+
+def data_settings(plans) -> list[tuple]:
+    """(source, ``preprocess.prepare`` keyword arguments) of every data cache entry the runs read, once each."""
+    from model import imdb, preprocess
+
+    settings = {(plan.data, tuple(sorted(preprocess.settings(plan.model, plan.train).items()))) for plan in plans}
+    return [(imdb.locate(data), dict(rest)) for data, rest in sorted(settings, key=str)]
 
 
 def train_command(plan_file: Path, out: Path) -> list[str]:

@@ -1,7 +1,6 @@
 """The harness a Python user drives: a run plan in, the finished run's record out.
 
-    from datetime import datetime
-from pathlib import Path
+    from pathlib import Path
     from model.plan import RunPlan, get_profile
     from runners import harness
     model, train = get_profile("quick").specs(cell="gru")

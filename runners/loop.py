@@ -22,6 +22,9 @@ class Steps:
 
     clock: StepClock = field(default_factory=StepClock)
     losses: list[float] = field(default_factory=list)
+    # The gradients' global norm before clipping, per step, where the implementation exposes it (the natives;
+    # Keras clips inside its optimizer): the clip binds on the steps where it exceeds the clip norm.
+    gradient_norms: list[float] = field(default_factory=list)
     on_step: object = None  # progress display, called outside the timed span
 
     def begin(self) -> None:
@@ -48,6 +51,8 @@ def train_epoch(impl, batches: list, on_step=None) -> Steps:
         # float() copies the loss to the host, which waits for the whole step (forward, backward,
         # update) to finish: without it the clock could stop while queued work is still running.
         steps.end(float(loss))
+        if getattr(impl, "gradient_norm", None) is not None:  # computed by the step: reading it waits for nothing
+            steps.gradient_norms.append(float(impl.gradient_norm))
     return steps
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from pathlib import Path
 
@@ -103,22 +104,59 @@ def reset_high_water_mark() -> bool:
         return False
 
 
+def anonymous_mb() -> float | None:
+    """Anonymous resident memory now (RssAnon): what the process allocated, without mapped code and files."""
+    return _status_mb("RssAnon")
+
+
+class _AnonymousPeak:
+    """The largest RssAnon seen by a thread reading /proc/self/status every ``interval_s`` (a few microseconds
+    a read): the kernel keeps no high-water mark for it, so this one is sampled and can miss a short spike."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s, self.peak, self._stop = interval_s, anonymous_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            now = anonymous_mb()
+            if now is not None and (self.peak is None or now > self.peak):
+                self.peak = now
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        now = anonymous_mb()
+        if now is not None and self.peak is not None:
+            self.peak = max(self.peak, now)
+
+
 def measure_peak(function, interval_s: float = 0.05):
     """Run ``function()``; return (its result, memory figures in MB).
 
     memory-profiler samples RSS every ``interval_s`` from a helper process and
     can miss short spikes; the kernel's high-water mark, reset just before,
-    cannot, so both are reported.
+    cannot, so both are reported. Beside them, the peak of anonymous memory
+    (RssAnon, sampled): the working set the run created, free of the code pages
+    and compile caches that move the RSS of TensorFlow and XLA.
     """
-    baseline = rss_mb()
+    baseline, anonymous_ready = rss_mb(), anonymous_mb()
     reset = reset_high_water_mark()
     # max_iterations=1: without it memory-profiler calls a function that returns within one interval
     # again, and the result and figures would describe the second call.
-    sampled, result = memory_usage((function, (), {}), interval=interval_s, max_usage=True, retval=True,
-                                   include_children=False, max_iterations=1)
+    with _AnonymousPeak(interval_s * 4) as anonymous:
+        sampled, result = memory_usage((function, (), {}), interval=interval_s, max_usage=True, retval=True,
+                                       include_children=False, max_iterations=1)
     peak = high_water_mark_mb() if reset else None
     memory = dict(baseline_ready_mb=baseline, peak_rss_mb=peak,
                   peak_above_baseline_mb=None if peak is None else peak - baseline,
                   peak_sampled_mb=float(sampled), peak_sampled_above_baseline_mb=float(sampled) - baseline,
+                  anonymous_ready_mb=anonymous_ready, peak_anonymous_mb=anonymous.peak,
+                  peak_anonymous_above_ready_mb=None if anonymous.peak is None or anonymous_ready is None
+                  else anonymous.peak - anonymous_ready,
                   sample_interval_s=interval_s, high_water_mark_reset=reset)
     return result, memory

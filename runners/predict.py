@@ -68,7 +68,7 @@ def predict(
     texts: Annotated[Optional[list[str]], typer.Argument(help="review texts (or use --file / standard input)")] = None,
     model: Annotated[Path, typer.Option(help="run folder written by runners.train")] = ...,
     file: Annotated[Optional[Path], typer.Option(help="a text file with one review per line")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow (default: $KERAS_BACKEND)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per review")] = False,
 ):
     """Print the predicted sentiment and its probability for each review."""

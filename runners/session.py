@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from model import implementations, records
+from model.frameworks import FRAMEWORKS
 from model.plan import RunPlan
 from model.weights import gemm_flops_per_training_step
 from runners import canary, loop, measure, policy
@@ -32,15 +33,7 @@ def seed_everything(framework: str, seed: int) -> None:
 
     random.seed(seed)
     np.random.seed(seed)
-    if framework == "torch":
-        import torch
-
-        torch.manual_seed(seed)
-    elif framework == "tensorflow":
-        import tensorflow as tf
-
-        tf.random.set_seed(seed)
-    # jax has no global generator: Keras' jax backend seeds its generators from Python's random.
+    FRAMEWORKS[framework].seed(seed)
 
 
 @dataclass
@@ -71,7 +64,7 @@ def run(plan: RunPlan, out: Path, progress: bool = True) -> Path:
     runtime = dict(ready.runtime, **ready.impl.info(), **{f"{module}_imported": sys.modules.get(module) is not None
                                                            for module in ("keras", "tensorflow", "torch", "jax")})
     quality, probabilities = score(ready, logits)
-    files = save(ready, out, probabilities)
+    files = save(ready, out, probabilities, sigmoid(trained.pop("val_logits")))
     timing = dict(trained.pop("timing"), process_start_to_ready_s=ready.ready_s, inference=inference,
                   total_wall_s=time.perf_counter() - wall_before)
     cpu = dict(trained.pop("cpu"), inference_cpu_s=inference["cpu_s"],
@@ -100,7 +93,7 @@ def prepare(plan: RunPlan) -> Prepared:
 
     spec, train_spec = plan.model, plan.train
     prepared = preprocess.prepare(source, **preprocess.settings(spec, train_spec))
-    data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.seed)
+    data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.data_seed)
     impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
                                   plan.variant, total_steps=train_spec.epochs * steps_per_epoch(plan, data))
     runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend, policy=policy.probe(framework),
@@ -168,15 +161,19 @@ def score(ready: Prepared, logits) -> tuple[dict, object]:
     return classification_metrics(ready.data.y_test, probabilities), probabilities
 
 
-def save(ready: Prepared, out: Path, probabilities) -> list[str]:
-    """The canonical weights, the test predictions, the vocabulary and (if the plan asks) the framework's file."""
+def save(ready: Prepared, out: Path, probabilities, val_probabilities) -> list[str]:
+    """The canonical weights, the test predictions, the validation predictions of the restored checkpoint (what
+    an ensemble or a hybrid is chosen on), the vocabulary and (if the plan asks) the framework's file."""
     import numpy as np
 
     files = ready.impl.save(out) if ready.plan.save_model else []
     np.savez(out / records.WEIGHTS_FILE, *ready.impl.get_weights())
     np.savez(out / records.PREDICTIONS_FILE, labels=ready.data.y_test, probabilities=probabilities)
+    np.savez(out / records.VALIDATION_PREDICTIONS_FILE, labels=ready.data.y_val, probabilities=val_probabilities,
+             rows=ready.data.val_index)
     (out / records.VOCABULARY_FILE).write_text(json.dumps(ready.prepared.vocabulary))
-    return files + [records.WEIGHTS_FILE, records.PREDICTIONS_FILE, records.VOCABULARY_FILE]
+    return files + [records.WEIGHTS_FILE, records.PREDICTIONS_FILE, records.VALIDATION_PREDICTIONS_FILE,
+                    records.VOCABULARY_FILE]
 
 
 def record(ready: Prepared, out: Path, **sections) -> None:
@@ -228,9 +225,11 @@ def _epochs(ready: Prepared, display) -> dict:
     wall_start, cpu_start = time.perf_counter(), measure.cpu_seconds()
     paused = dict(wall=0.0, cpu=0.0)  # validation and canaries so far, left out of the training clocks
 
+    latest = {}  # the latest validation's logits, which early stopping keeps with the best weights
+
     def validate(epoch: int, step: int) -> None:
         wall, cpu = time.perf_counter(), measure.cpu_seconds()
-        logits = predict(ready, data.x_val)
+        logits = latest["logits"] = predict(ready, data.x_val)
         took, took_cpu = time.perf_counter() - wall, measure.cpu_seconds() - cpu
         validations.append(dict(epoch=epoch, step=(epoch - 1) * per_epoch + step,
                                 train_wall_s=wall - wall_start - paused["wall"],
@@ -269,11 +268,12 @@ def _epochs(ready: Prepared, display) -> dict:
         if not np.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
         curves.append(dict(epoch=epoch, train_loss=train_loss, val_loss=last["val_loss"],
-                           val_accuracy=last["val_accuracy"], epoch_s=epoch_s[-1], step_losses=steps.losses))
+                           val_accuracy=last["val_accuracy"], epoch_s=epoch_s[-1], step_losses=steps.losses,
+                           gradient_norms=steps.gradient_norms))
         if not display.disable:
             display.console.print(f"epoch {epoch}: validation loss {last['val_loss']:.4f}, "
                                   f"accuracy {last['val_accuracy']:.4f}")
-        if stopper.update(epoch, last["val_loss"], impl):
+        if stopper.update(epoch, last["val_loss"], impl, latest["logits"]):
             break
     restored = stopper.restore(impl, len(epoch_s))
     train_wall = time.perf_counter() - wall_start - paused["wall"]
@@ -292,7 +292,8 @@ def _epochs(ready: Prepared, display) -> dict:
                   validation_s=per_epoch_validation, train_wall_s=train_wall,
                   step_time_coverage=sum(map(sum, samples)) / sum(epoch_s),
                   train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s))
-    return dict(timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall,
+    return dict(val_logits=stopper.best_logits,
+                timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall,
                                         validation_cpu_s=paused["cpu"]),
                 curves=curves, validations=validations, order_digests=digests, tokens_per_epoch=tokens,
                 canary=watch.to_record(train_wall),
@@ -306,11 +307,12 @@ class _EarlyStopping:
 
     def __init__(self, patience: int):
         self.patience, self.best_loss, self.best_epoch = patience, float("inf"), 0
-        self.best_weights, self.stopped = None, None
+        self.best_weights, self.best_logits, self.stopped = None, None, None
 
-    def update(self, epoch: int, val_loss: float, impl) -> bool:
+    def update(self, epoch: int, val_loss: float, impl, val_logits) -> bool:
         if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.best_weights = val_loss, epoch, impl.get_weights()
+            self.best_loss, self.best_epoch = val_loss, epoch
+            self.best_weights, self.best_logits = impl.get_weights(), val_logits
         elif epoch - self.best_epoch >= self.patience:
             self.stopped = epoch
         return self.stopped is not None

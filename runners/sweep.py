@@ -22,7 +22,7 @@ from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
 from model.spec import configuration_slug
-from runners.executor import LocalExecutor
+from runners.executor import LocalExecutor, data_settings
 
 
 class SweepError(UserError):
@@ -87,14 +87,6 @@ def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: 
                                          sessions=sessions, reruns=previous.get("reruns", [])))
 
 
-def data_settings(plans) -> list[tuple]:
-    """(source, ``preprocess.prepare`` keyword arguments) of every data cache entry the runs read, once each."""
-    from model import imdb, preprocess
-
-    settings = {(plan.data, tuple(sorted(preprocess.settings(plan.model, plan.train).items()))) for plan in plans}
-    return [(imdb.locate(data), dict(rest)) for data, rest in sorted(settings, key=str)]
-
-
 def prepare_data(plans: dict[str, RunPlan]) -> None:
     """Build every data cache entry the runs will read (one per seed), so that no measured run builds one."""
     from model import preprocess
@@ -146,12 +138,55 @@ def run_hybrids(results: Path) -> None:
     records.write_json_atomic(results / records.HYBRID_FILE, {k: v for k, v in found.items() if v})
 
 
+def run_ensembles(results: Path) -> None:
+    """``ensemble.json``: the finished runs of each configuration averaged in threes of consecutive seeds."""
+    from runners.baseline import ensembles
+
+    folder = results / records.RUNS_FOLDER
+    done = [run for run in folder.iterdir() if records.run_state(run) == "done"] if folder.is_dir() else []
+    records.write_json_atomic(results / records.ENSEMBLE_FILE, ensembles(done))
+
+
 def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data: str | None = None,
           retry_failed: bool = False,
           on_progress=None, executor=None) -> dict:
     """Run every pending plan of the profile's grid; returns counts of done / failed runs."""
     plans = grid(profile, threads, data)
     return run_plans(results, plans, profile, threads, data, retry_failed, on_progress, executor)
+
+
+def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | None = None, data: str | None = None,
+                    retry_failed: bool = False, executor: str = "local", address: str = "auto",
+                    placement: str = "node", rerun_noisy_runs: int = 0, on_progress=None, on_message=print) -> dict:
+    """What ``python -m runners.compare`` does after reading its options: the profile's sweep on the chosen
+    executor, then up to ``rerun_noisy_runs`` extra runs per cell whose runs were noisy. Returns the sweep's
+    counts, with ``reran`` (how many noisy runs were run again)."""
+    from runners import policy
+
+    if executor not in ("local", "ray"):
+        raise SweepError(f"unknown executor: {executor}; choose from local, ray")
+    if executor == "local" and (address != "auto" or placement != "node"):
+        raise SweepError("--address and --placement apply to --executor ray only")
+    if executor == "local":
+        for count in threads or ():
+            policy.check_threads(count)
+        runner = LocalExecutor()
+    else:
+        from runners.cluster import RayExecutor
+
+        runner = RayExecutor(address, placement)
+    try:
+        if executor == "ray":
+            threads = threads or (runner.default_threads(),)
+            on_message(runner.summary(max(threads)))
+        threads = threads or (policy.default_threads(),)
+        counts = sweep(results, profile, threads[0] if len(threads) == 1 else threads, data, retry_failed,
+                       on_progress=on_progress, executor=runner)
+        counts["reran"] = len(rerun_noisy(results, rerun_noisy_runs, min(3, len(profile.seeds)), profile.timeout_s,
+                                          runner, on_progress)) if rerun_noisy_runs else 0
+    finally:
+        runner.close()
+    return counts
 
 
 def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int | tuple, data: str | None,
@@ -183,6 +218,7 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
             pending.append((name, plan))
     executor.run(folder, pending, profile.timeout_s, report)
     run_hybrids(results)
+    run_ensembles(results)
     states = [records.run_state(folder / name) for name in plans]
     return dict(total=total, executed=len(pending), done=states.count("done"), failed=states.count("failed"))
 
@@ -247,6 +283,7 @@ def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, 
 
         executor.run(folder, pending, timeout_s, report)
         run_hybrids(results)
+        run_ensembles(results)
         made += this_round
         manifest = records.read_json(results / records.MANIFEST_FILE)
         manifest["reruns"] = manifest.get("reruns", []) + this_round

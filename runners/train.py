@@ -26,7 +26,7 @@ VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xl
 @app.command()
 def train(
     impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch, tensorflow, or a full name such as keras-torch")] = "keras",
-    backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch or tensorflow (default: $KERAS_BACKEND, else tensorflow)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow)")] = None,
     profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, standard, full, programming, decomposition, published (maxlen 400, 8 epochs) or competitive (the recipe worth training); default: none")] = None,
     cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
     layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
@@ -52,6 +52,7 @@ def train(
     patience: Annotated[Optional[int], typer.Option(help=f"early-stopping patience in epochs (default: {T.patience})")] = None,
     validations_per_epoch: Annotated[Optional[int], typer.Option(help=f"validation passes per epoch, evenly spaced, excluded from training time (default: {T.validations_per_epoch})")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"seeds weights, split, batch order, dropout (default: {T.seed})")] = None,
+    split_seed: Annotated[Optional[int], typer.Option(help="seeds the validation split (and vocabulary) alone, so that runs of several seeds share it (default: --seed)")] = None,
     train_size: Annotated[Optional[int], typer.Option(help="use a stratified subset of this many training reviews")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
     threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
@@ -70,7 +71,7 @@ def train(
                     embedding_dropout=embedding_dropout, segment_len=segment_len, batch_size=batch_size, epochs=epochs,
                     learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
                     bucket_pool=bucket_pool, val_split=val_split, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
-                    validations_per_epoch=validations_per_epoch, seed=seed, train_size=train_size, test_size=test_size)
+                    validations_per_epoch=validations_per_epoch, seed=seed, split_seed=split_seed, train_size=train_size, test_size=test_size)
     variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla)
     with user_errors():
         from model.plan import RunPlan

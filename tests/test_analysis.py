@@ -197,6 +197,9 @@ def test_converged_report_gives_accuracy_time_to_target_and_equivalence(tmp_path
     assert ("LSTM 1L, torch: 8 s wall with validation; 5 s training only, 9 s CPU (3/3 runs reached it)"
             in text)
     assert "LSTM 1L, keras-torch: not reached in 3 runs" in text
+    # Paired by seed: the same batches in every column; the fixture's second check (step 10) is the first above.
+    assert ("seed by seed (0, 1, 2; -: never reached; a check every 7 steps), LSTM 1L: keras-torch -, -, -; "
+            "torch 10, 10, 10; tensorflow 10, 10, 10." in text)
     assert "mean over 3 seed(s)" in text
 
 
@@ -611,3 +614,24 @@ def test_threads_as_an_axis_give_speed_up_and_efficiency(tmp_path):
     assert row["low"] < 1.6 < row["high"]
     text = report.generate(two).read_text()
     assert "## Threads: parallel speed-up on Test CPU" in text and "1.60x (95% CI" in text
+
+
+def test_the_clip_binding_share_is_read_from_the_recorded_norms():
+    from analysis.load import clip_binding_share
+
+    record = {"plan": {"train": {"clip_global_norm": 1.0}},
+              "curves": [{"gradient_norms": [0.5, 1.5, 2.0]}, {"gradient_norms": [0.9]}]}
+    assert clip_binding_share(record) == 0.5  # 2 of 4 steps above the clip norm
+    assert clip_binding_share({"plan": record["plan"], "curves": [{"step_losses": [0.7]}]}) is None  # Keras
+
+
+def test_an_ensemble_is_counted_once_in_its_configuration_and_reported(tmp_path):
+    folder = write_results(tmp_path / "standard", converged=True)
+    write_json_atomic(folder / records.ENSEMBLE_FILE, [
+        {"runs": [f"torch-lstm1-s{seed}" for seed in range(3)], "seeds": [0, 1, 2], "metrics": {"accuracy": 0.9},
+         "train_wall_s": 18.0, "train_cpu_s": 30.0}])
+    summary = tables.summary(load(folder).runs).set_index(["implementation", "layers"])
+    assert summary.loc[("torch", 1), "ensembles"] == 1 and summary.loc[("torch", 1), "ensemble_accuracy"] == 0.9
+    assert summary.loc[("torch", 2), "ensembles"] == 0 and summary.loc[("tensorflow", 1), "ensembles"] == 0
+    text = report.generate(folder).read_text()
+    assert "LSTM 1L, torch: test accuracy 0.9000 over 1 ensemble(s), 0.3 min of training each" in text

@@ -1,11 +1,13 @@
 """The layers, read from the source: model/ is the bottom, analysis/ never imports runners/, no import cycles."""
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import REPO, run_module_code
 
 PACKAGES = ("model", "runners", "analysis")
+IMPORTED_BY_NAME = re.compile(r"^(?:model|runners|analysis)(?:\.\w+)+:\w+$")
 
 
 def project_imports() -> dict[str, set[str]]:
@@ -21,6 +23,8 @@ def project_imports() -> dict[str, set[str]]:
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                     imported.add(node.module)
                     imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+                elif isinstance(node, ast.Constant) and IMPORTED_BY_NAME.match(str(node.value)):
+                    imported.add(node.value.partition(":")[0])  # "module:Class", loaded with importlib
             graph[module] = {name for name in imported if name.split(".")[0] in PACKAGES and name != module}
     modules = set(graph)
     return {module: {name for name in targets if name in modules} for module, targets in graph.items()}
@@ -56,6 +60,7 @@ def test_the_graph_is_read():
     """Guard against a parser that finds nothing: known edges must be there."""
     graph = project_imports()
     assert "model.records" in graph["analysis.load"] and "model.plan" in graph["runners.train"]
+    assert {"model.torch_model", "model.tf_model", "model.keras_model"} <= graph["model.implementations"]
     assert Path(REPO / "model" / "implementations.py").exists()
 
 

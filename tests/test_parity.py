@@ -229,7 +229,7 @@ def test_every_variant_column_computes_its_implementations_network(results, vari
 
 
 @pytest.mark.parametrize("name, variant, expected", [
-    ("torch", {"compile": True}, "compile"), ("tensorflow", {"jit_compile": True}, "XLA"),
+    ("torch", {"compile": True}, "TorchDynamo explain"), ("tensorflow", {"jit_compile": True}, "XLA"),
     ("tensorflow", {"formulation": "block"}, "Block")])
 def test_the_variant_kernel_ran(variant_results, name, variant, expected):
     """The record names the path that executed; for these variants it must say so."""

@@ -191,3 +191,26 @@ def test_a_plan_written_before_a_setting_existed_resumes_and_another_is_refused(
     (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
     with pytest.raises(UserError, match="planned with other settings"):
         sweep.check_resumable(tmp_path, plans)
+
+
+def test_ensembles_average_consecutive_seeds_in_threes_and_count_a_rerun_seed_once(tmp_path):
+    import numpy as np
+
+    from runners.baseline import ensembles
+    from tests.test_analysis import fixture_record
+
+    labels = np.array([1, 0, 1, 0])
+    probabilities = {"s0": [0.9, 0.6, 0.4, 0.2], "s1": [0.8, 0.3, 0.7, 0.6], "s2": [0.7, 0.4, 0.6, 0.1],
+                     "s1-rerun1": [0.0, 0.0, 0.0, 0.0], "s3": [0.4, 0.6, 0.4, 0.6], "s4": [0.4, 0.6, 0.4, 0.6],
+                     "s5": [0.4, 0.6, 0.4, 0.6], "s6": [0.9, 0.1, 0.9, 0.1]}
+    for name, values in probabilities.items():
+        run = tmp_path / f"torch-lstm1-{name}"
+        seed = int(name[1])
+        records.write_json_atomic(run / records.RECORD_FILE, fixture_record("torch", "lstm", 1, [10.0] * 5, seed=seed))
+        np.savez(run / records.PREDICTIONS_FILE, labels=labels, probabilities=np.array(values))
+    found = ensembles(list(tmp_path.iterdir()))
+    assert [e["seeds"] for e in found] == [[0, 1, 2], [3, 4, 5]]  # seed 6 alone makes no ensemble
+    assert found[0]["runs"] == ["torch-lstm1-s0", "torch-lstm1-s1", "torch-lstm1-s2"]  # not the re-run
+    # Means 0.8, 0.433, 0.567, 0.3: all four right, though the members score 0.5, 0.75 and 1.0.
+    assert found[0]["metrics"]["accuracy"] == 1.0 and found[1]["metrics"]["accuracy"] == 0.0
+    assert found[0]["train_wall_s"] == 18.0 and found[0]["train_cpu_s"] == 30.0  # the members' sums

@@ -1,6 +1,7 @@
 """Small pure pieces: specs, canonical weights, metrics, records, clocks."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -138,11 +139,57 @@ def test_warmup_cosine_learning_rate_against_hand_computed_values():
     assert learning_rate_at(TrainSpec(learning_rate=3e-3), 57, 100) == 3e-3
 
 
-def test_every_framework_is_one_entry_that_policy_and_the_implementation_table_follow():
-    from model.frameworks import FRAMEWORKS, IDENTITY_PACKAGES
+def test_every_implementation_runs_on_a_framework_of_the_table():
+    from model.frameworks import FRAMEWORKS, identity_packages
     from model.implementations import TABLE
-    from runners import environment, policy
 
-    assert set(policy.CONFIGURE) == set(policy.PROBE) == set(FRAMEWORKS)
     assert {entry.framework for entry in TABLE.values()} <= set(FRAMEWORKS)
-    assert set(IDENTITY_PACKAGES) <= set(environment.PACKAGES)
+    assert set(identity_packages()) >= {"torch", "tensorflow-cpu", "jax", "keras"}
+
+
+# A framework the project has never seen, registered in two entries and nothing else, trains end to end
+# through the harness: its configure, probe and seed functions run, and its version enters the record.
+NEW_FRAMEWORK = """
+import importlib
+from model import frameworks, implementations
+from model.plan import RunPlan
+from model.spec import ModelSpec, TrainSpec
+from runners import harness
+
+fake = lambda name: lambda *args: getattr(importlib.import_module("tests.fake_framework"), name)(*args)
+frameworks.FRAMEWORKS["numpy-bag"] = frameworks.Framework(
+    "numpy-bag", module="tests.fake_framework", package="numpy", display="NumPy", always_flushes_denormals=False,
+    configure=fake("configure"), probe=fake("probe"), seed=fake("seed"))
+implementations.TABLE["bag"] = implementations.Implementation(
+    "bag", "numpy-bag", None, "tests.fake_framework:BagOfEmbeddings", description="a framework added in a test")
+plan = RunPlan(implementation="bag", model=ModelSpec(units=16, embedding_dim=16, maxlen=64),
+               train=TrainSpec(train_size=320, test_size=200, epochs=2, batch_size=32), threads=1)
+harness.run(plan, OUT)
+"""
+
+
+def test_a_new_framework_is_one_table_entry_plus_its_implementation(tmp_path, imdb_archive, cache_dir):
+    from tests.conftest import run_module_code
+
+    out = tmp_path / "bag"
+    run_module_code(NEW_FRAMEWORK.replace("OUT", repr(str(out))),
+                    env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)})
+    record = records.read_record(out)
+    policy = record["runtime"]["policy"]
+    assert record["plan"]["implementation"] == "bag" and record["runtime"]["framework"] == "numpy-bag"
+    assert policy["intra_op_threads"] == 1 and policy["flush_denormal"] is True and policy["seeded"] == 0
+    assert record["environment"]["packages"]["numpy"] and len(record["curves"]) == 2
+    assert 0.0 <= record["metrics"]["accuracy"] <= 1.0 and len(record["validations"]) == 2
+
+
+def test_the_anonymous_peak_sees_an_allocation_the_function_frees_again():
+    def allocate_and_free():
+        block = np.ones(200 * 2**20 // 8)  # 200 MB, touched
+        time.sleep(0.5)  # a few samples
+        del block
+        return "done"
+
+    result, memory = measure.measure_peak(allocate_and_free)
+    assert result == "done"
+    assert 180 < memory["peak_anonymous_above_ready_mb"] < 260
+    assert memory["peak_anonymous_mb"] >= memory["anonymous_ready_mb"] + 180
