@@ -149,10 +149,13 @@ def clipping_sentences(summary: pd.DataFrame, clip_norm: float) -> list[str]:
     shares = ", ".join(f"{row['implementation']} {label} {row['clip_binding_share']:.0%}"
                        for label, (_, row) in zip(labels, known.iterrows()))
     missing = sorted(set(summary["implementation"]) - set(known["implementation"]))
+    keras = [name for name in missing if get(base_name(name)).uses_keras]
+    older = [name for name in missing if name not in keras]
     return [f"- Gradient clipping at global norm {clip_norm:g} bound in this share of the training steps (median "
             f"over runs, from the norm before clipping each step records): {shares}."
-            + (f" Not recorded for {', '.join(missing)}: Keras clips inside its optimizer, which exposes no norm."
-               if missing else "")]
+            + (f" Not recorded for {', '.join(keras)}: Keras clips inside its optimizer, which exposes no norm."
+               if keras else "")
+            + (f" Not recorded for {', '.join(older)}: its records predate the norms." if older else "")]
 
 
 def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline: dict | None) -> list[str]:

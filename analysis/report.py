@@ -194,13 +194,22 @@ def _header(title: str, data: Results, converged: bool) -> list[str]:
         lines += [f"> **Not converged** ({n_train} training and {n_test} test reviews, "
                   f"{'/'.join(map(str, sorted(finished['epochs_run'].unique())))} epoch(s) per run). This profile "
                   "answers *speed and memory*, per cell and implementation, with run-level intervals; it makes "
-                  "no accuracy verdicts (accuracies near chance say nothing about final quality). In their place "
+                  f"no accuracy verdicts ({_early_accuracy(finished)}). In their place "
                   "it checks that the implementations' training losses agree over identical batches. Depth, "
                   "direction and converged accuracy are the `standard` and `full` profiles' questions.", ""]
     return lines + [f"{len(finished)} finished runs, {int((data.runs['status'] != 'ok').sum())} failed; "
                     f"{per_cell.min()}-{per_cell.max()} runs per cell; flush-to-zero "
                     f"{sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA "
                     f"{sorted(finished['jit_compile'].unique().tolist())}.", ""]
+
+
+def _early_accuracy(finished) -> str:
+    """What this budget's test accuracies are, in words the numbers support."""
+    accuracy = finished["accuracy"].astype(float)
+    if accuracy.median() < 0.6:
+        return f"test accuracies {accuracy.min():.2f}-{accuracy.max():.2f}, near chance, say nothing of final quality"
+    return (f"test accuracies {accuracy.min():.2f}-{accuracy.max():.2f} after this little training say little of "
+            "final quality")
 
 
 def _findings(data: Results, long_tables: dict, converged: bool) -> list[str]:

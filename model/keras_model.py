@@ -146,11 +146,11 @@ class _KernelProbe:
         return {name: count - self.start.get(name, 0) for name, count in self.calls.items()
                 if count > self.start.get(name, 0)}
 
-    def describe(self, jit: bool = False) -> str:
+    def describe(self, jit: bool = False, model=None) -> str:
         ran = set(self.ran)
         if ran & {"_cudnn_lstm", "_cudnn_gru"} and keras.backend.backend() == "torch":
-            return ("keras-torch-fused patch: torch._VF.lstm/gru on CPU tensors, one fused call per layer "
-                    "(oneDNN RNN primitive for the LSTM, ATen's loop for the GRU)")
+            return ("keras-torch-fused patch: torch._VF.lstm/gru on CPU tensors, one fused call per layer; "
+                    f"observed: {_fused_kernel(model)}")
         if ran & {"_cudnn_lstm", "_cudnn_gru"} or (keras.backend.backend() == "tensorflow" and ran & {"lstm", "gru"}):
             return "fused cuDNN kernel"
         if ran & {"_fallback_lstm", "_fallback_gru"}:
@@ -163,6 +163,23 @@ class _KernelProbe:
                 return "keras generic rnn: tf.while_loop over timesteps calling the cell, in a tf.function graph"
             return "keras generic rnn: Python loop over timesteps calling the cell, eager torch ops"
         return "unknown (no RNN backend function observed)"
+
+
+def _fused_kernel(model) -> str:
+    """The kernel under the patched layer, read from the autograd graph of a tiny forward through the model's
+    first recurrent layer (as native torch's is): torch is the backend here, so importing it costs nothing."""
+    import torch
+
+    from model.torch_model import autograd_kernel
+
+    layer = next((layer for layer in (model.layers if model is not None else ())
+                  if isinstance(getattr(layer, "forward_layer", layer), (layers.LSTM, layers.GRU))), None)
+    if layer is None:
+        return "no recurrent layer found"
+    width = layer.input.shape[-1]
+    with torch.enable_grad():
+        output = layer(torch.zeros((2, 4, width), requires_grad=True))
+    return autograd_kernel(output)
 
 
 class KerasImplementation:
@@ -259,7 +276,8 @@ class KerasImplementation:
         return ["model.keras"]
 
     def info(self) -> dict:
-        return dict(kernel_path=self.probe.describe(bool(self.model.jit_compile)), kernel_calls=self.probe.ran,
+        calls = self.probe.ran  # before describe(), whose probe of the fused kernel calls the layer once more
+        return dict(kernel_path=self.probe.describe(bool(self.model.jit_compile), self.model), kernel_calls=calls,
                     keras_rnn_path=self.rnn_path, use_cudnn=RNN_PATHS[self.rnn_path],
                     jit_compile=bool(self.model.jit_compile), keras_backend=keras.backend.backend(),
                     training_api="keras.Model.train_on_batch" if self.train.bucket_pool else "keras.Model.fit",

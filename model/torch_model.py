@@ -206,18 +206,22 @@ def graph_breaks(module: SentimentRNN) -> str:
             f"{len(breaks)} break(s): {'; '.join(breaks) or 'none'} (TorchDynamo explain); the rest runs eagerly")
 
 
-def observed_kernel_path(module: SentimentRNN) -> str:
-    """Name the kernel torch really dispatched to, read from the autograd graph of a tiny forward."""
-    tokens = torch.zeros((2, min(module.spec.maxlen, 4)), dtype=torch.long)
-    with torch.enable_grad():
-        output, _ = module.recurrent(module.embedding(tokens))
+def autograd_kernel(output: torch.Tensor) -> str:
+    """Which CPU kernel produced ``output``, read from the autograd graph behind it (a tiny forward is enough)."""
     nodes, stack = set(), [output.grad_fn]
     while stack:
         node = stack.pop()
         if node is not None and type(node).__name__ not in nodes:
             nodes.add(type(node).__name__)
             stack += [parent for parent, _ in node.next_functions]
-    layer = f"torch fused multi-layer nn.{type(module.recurrent).__name__}"
     if any(name.startswith("MkldnnRnnLayer") for name in nodes):
-        return f"{layer}: oneDNN RNN primitive (aten::mkldnn_rnn_layer)"
-    return f"{layer}: ATen CPU loop, one autograd op per gate per timestep (no oneDNN kernel for this cell)"
+        return "oneDNN RNN primitive (aten::mkldnn_rnn_layer)"
+    return "ATen CPU loop, one autograd op per gate per timestep (no oneDNN kernel for this cell)"
+
+
+def observed_kernel_path(module: SentimentRNN) -> str:
+    """Name the kernel torch really dispatched to, read from the autograd graph of a tiny forward."""
+    tokens = torch.zeros((2, min(module.spec.maxlen, 4)), dtype=torch.long)
+    with torch.enable_grad():
+        output, _ = module.recurrent(module.embedding(tokens))
+    return f"torch fused multi-layer nn.{type(module.recurrent).__name__}: {autograd_kernel(output)}"

@@ -172,8 +172,10 @@ def test_the_fused_kernel_ran(results, key):
     kernel = str(results["keras-torch-fused"][f"{key}/kernel"])
     if key.startswith("rnn"):
         assert kernel.startswith("keras generic rnn"), kernel
-    else:
+    else:  # the kernel under the patch is observed, as native torch's is: oneDNN's primitive serves the LSTM only
         assert kernel.startswith("keras-torch-fused patch"), kernel
+        assert ("oneDNN RNN primitive" in kernel) == key.startswith("lstm"), kernel
+        assert str(results["torch"][f"{key}/kernel"]).split(": ", 1)[1] in kernel  # native torch's kernel
 
 
 def test_the_steps_change_the_weights(results):
