@@ -248,7 +248,7 @@ def quietness_sentences(runs: pd.DataFrame, canary: dict | None = None) -> list[
     if canary and "canary_slowdown" in finished:
         slow = finished["canary_slowdown"].dropna()
         sentences.append(
-            f"- Canary (a fixed matrix product and copy, `runners/canary.py`, timed every "
+            f"- Canary (a fixed matrix product and copy, `runners/harness/canary.py`, timed every "
             f"{finished['canary_every_s'].max():.0f} s of training): "
             f"reference {canary['ms']:.1f} ms ({canary['source']}); during training the runs' canaries ran "
             f"{slow.min():.2f}-{slow.max():.2f}x the reference (median {slow.median():.2f}x; threshold "

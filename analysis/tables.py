@@ -30,7 +30,7 @@ CONFIDENCE = 0.95
 FAMILY_LEVEL = 0.05
 MIN_RUNS = 3
 # A run is flagged as not quiet when others used more than this share of the machine while it trained, or
-# when its canary (runners/canary.py) ran this much slower during training than the machine's reference: the
+# when its canary (runners/harness/canary.py) ran this much slower during training than the machine's reference: the
 # run-to-run spread on these VMs is about 15%, and the slow periods seen were 20-57% slower.
 QUIET_OTHER_CPU, QUIET_STEAL, CANARY_SLOWDOWN = 0.05, 0.02, 1.25
 # Accuracy differences within this many percentage points count as equivalent.

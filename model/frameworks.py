@@ -3,7 +3,7 @@
 The implementation table (``model/implementations.py``) names each implementation's framework; this table says
 what a framework is: the module to import, the package whose version enters a record's identity, whether it can
 run without flushing denormals to zero, how its threads are set once it is imported, how the policy is probed
-(on the main thread and on its worker threads), and how it is seeded. ``runners/policy.py`` applies the policy
+(on the main thread and on its worker threads), and how it is seeded. ``runners/harness/policy.py`` applies the policy
 through these entries. Adding a framework: one entry here with its three functions, then its implementation
 class and entry (``tests/test_units.py`` registers a fake framework that way and trains it end to end).
 """

@@ -152,11 +152,11 @@ def check_installed(name: str) -> None:
 
 def create(name: str, spec: ModelSpec, train: TrainSpec, weights: list, variant: dict | None = None,
            total_steps: int = 1):
-    """Build one implementation from canonical weights, in a process whose framework ``runners.policy.
+    """Build one implementation from canonical weights, in a process whose framework ``runners.harness.policy.
     import_framework`` loaded. ``total_steps`` (all epochs') is the horizon of the learning-rate schedule."""
     entry = get(name)
     if FRAMEWORKS[entry.framework].module not in sys.modules or (entry.uses_keras and "keras" not in sys.modules):
-        raise ImplementationError(f"{name}: import its framework first (runners.policy.import_framework)")
+        raise ImplementationError(f"{name}: import its framework first (runners.harness.policy.import_framework)")
     module, _, cls = entry.builder.partition(":")
     return getattr(importlib.import_module(module), cls)(spec, train, weights, total_steps=total_steps,
                                                          **(variant or {}))

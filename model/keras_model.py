@@ -1,7 +1,7 @@
 """The one Keras 3 model definition, and its training through ``fit``; runs unchanged on any backend.
 
 ``KERAS_BACKEND`` must be set before this module is imported
-(``runners.policy.import_framework`` does it).
+(``runners.harness.policy.import_framework`` does it).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _fused_kernel(model) -> str:
 class KerasImplementation:
     """Keras' own training path: compile + fit, on whichever backend Keras was imported with."""
 
-    drives_own_loop = True  # fit() and predict() run the batches; runners.loop only listens
+    drives_own_loop = True  # fit() and predict() run the batches; runners.harness.loop only listens
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic",
                  jit_compile: bool | str = False, total_steps: int = 1):

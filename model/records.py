@@ -13,7 +13,7 @@ Schema history:
      ``validations`` (each validation with the training clocks at that point, validation excluded);
      ``cpu.machine_during_training`` (other processes' CPU and steal); inference excludes one warm-up
      batch and its memory is measured above the post-training RSS (``*_post_training_*``); later
-     ``canary`` (runners/canary.py), optional when read.
+     ``canary`` (runners/harness/canary.py), optional when read.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ MANIFEST_FILE = "manifest.json"
 BASELINE_FILE = "baseline.json"
 ROOFLINE_FILE = "roofline.json"  # the machine's GEMM rates, measured once per sweep
 BASELINE_PROBABILITIES_FILE = "baseline_probabilities.npz"  # the bigram model's test probabilities, per seed
-HYBRID_FILE = "hybrid.json"  # each run averaged with the bigram model (runners/baseline.py)
-ENSEMBLE_FILE = "ensemble.json"  # runs of consecutive seeds averaged in threes (runners/baseline.py)
+HYBRID_FILE = "hybrid.json"  # each run averaged with the bigram model (runners/harness/baseline.py)
+ENSEMBLE_FILE = "ensemble.json"  # runs of consecutive seeds averaged in threes (runners/harness/baseline.py)
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",

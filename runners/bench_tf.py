@@ -27,8 +27,8 @@ def measure(cell: str, steps: int, warmup: int, threads: int, batch: int, maxlen
     from model.spec import TF_FORMULATIONS
     from model.tf_model import TensorFlowImplementation
     from model.weights import initial_weights
-    from runners import policy
-    from runners.measure import StepClock, summarize_ms
+    from runners.harness import policy
+    from runners.harness.measure import StepClock, summarize_ms
 
     policy.configure("tensorflow", threads, True)
     spec = ModelSpec(cell=cell, units=units, maxlen=maxlen, dropout=0.0)
@@ -67,7 +67,7 @@ def bench(cell: Annotated[str, typer.Option(help="rnn, gru or lstm")] = "lstm",
           batch: int = TrainSpec.batch_size, maxlen: int = ModelSpec.maxlen, units: int = ModelSpec.units):
     """Median train-step time of each native TF formulation on one fixed batch."""
     from model.errors import user_errors
-    from runners import policy
+    from runners.harness import policy
 
     with user_errors():
         threads = threads or policy.default_threads()

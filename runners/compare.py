@@ -60,7 +60,7 @@ def compare(
         from model.implementations import NAMES
         from model.plan import get_profile
         from model.spec import CELLS, MAX_LAYERS
-        from runners.sweep import compare_profile
+        from runners.harness.sweep import compare_profile
 
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")

@@ -27,7 +27,7 @@ def load_predictor(run_dir: Path):
     from model import preprocess, records
     from model.keras_model import build_model
     from model.spec import ModelSpec, from_dict
-    from runners.metrics import sigmoid
+    from runners.harness.metrics import sigmoid
 
     record = records.read_record(run_dir)
     spec = from_dict(ModelSpec, record["plan"]["model"])
@@ -81,7 +81,7 @@ def predict(
             fail(f"{model} is not a finished run (no record.json)")
         reviews = _read_texts(list(texts or []), file)
         from model.implementations import resolve
-        from runners.policy import import_framework
+        from runners.harness.policy import import_framework
 
         import_framework(resolve("keras", backend))  # Keras with --backend, else $KERAS_BACKEND, else tensorflow
         probabilities = load_predictor(model)(reviews)

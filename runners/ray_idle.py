@@ -24,7 +24,7 @@ import psutil
 import typer
 
 from model.errors import fail, user_errors
-from runners import measure
+from runners.harness import measure
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 SETTLE_S = 15  # after `ray start`, before the first window: its start-up work is not idle cost
@@ -86,7 +86,7 @@ def idle_cost(windows: int, seconds: float) -> dict:
 
 
 def measure_cpu() -> dict:
-    from runners.environment import cpu_info
+    from runners.harness.environment import cpu_info
 
     info = cpu_info()
     return dict(model=info.get("model"), logical_cores=info.get("logical_cores"))

@@ -8,7 +8,7 @@ into ``roofline.json``). The small GEMM is the shape every recurrent step
 multiplies, h_t @ U: (batch, units) x (units, G*units); at batch 64 and 64
 units it is 2 MFLOP, far too small to reach the large-GEMM rate, which is
 what bounds a sequential recurrence on a CPU. Beside them, the machine's
-canary reference (``runners/canary.py``).
+canary reference (``runners/harness/canary.py``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def gemm_rate(m: int, k: int, n: int, seconds: float = 1.0) -> float:
 def measure(threads: int, batch: int = 64, units: int = 64, gates: int = 4) -> dict:
     import torch
 
-    from runners import canary
-    from runners.environment import cpu_info
+    from runners.harness import canary
+    from runners.harness.environment import cpu_info
 
     torch.set_num_threads(threads)
     return dict(cpu_model=cpu_info()["model"], hostname=platform.node(), threads=threads,
@@ -59,7 +59,7 @@ def main(threads: Annotated[int, typer.Option(help="threads, as the runs use")] 
     """The large- and small-GEMM float32 rates of this machine and its canary reference, as JSON."""
     from model import records
     from model.errors import user_errors
-    from runners import policy
+    from runners.harness import policy
 
     with user_errors():
         threads = threads or policy.default_threads()

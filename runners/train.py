@@ -95,7 +95,7 @@ def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, da
     """A run plan from the command line's options (checked here, before any framework loads)."""
     from model import implementations
     from model.plan import RunPlan, build_specs, get_profile
-    from runners import policy
+    from runners.harness import policy
 
     policy.check_threads(threads)
     name = implementations.resolve(impl, backend)

@@ -24,7 +24,7 @@ import numpy as np
 from model import implementations
 from model.spec import ModelSpec, TrainSpec
 from model.weights import initial_weights
-from runners import loop, policy
+from runners.harness import loop, policy
 
 EMBEDDING_SCALE = 20.0  # uniform(-0.05, 0.05) -> uniform(-1, 1)
 LOGIT_SCALE = 5.0

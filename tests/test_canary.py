@@ -10,13 +10,13 @@ import time
 import pandas as pd
 
 from analysis import tables
-from runners.sweep import reruns_needed
+from runners.harness.sweep import reruns_needed
 from tests.conftest import QUIET_ENV, REPO
 
 # Takes the machine's reference, says so, then 30 canaries; prints the slowdown of their median.
 CANARIES = """
 import json, statistics, sys
-from runners.canary import Workload, reference
+from runners.harness.canary import Workload, reference
 base = reference(2)["total_ms"]
 print("ready", flush=True)
 workload = Workload(2)

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from model import preprocess, records
-from runners import cluster as ray_executor
+from runners.harness import cluster as ray_executor
 from tests.conftest import run_module
 
 if not os.environ.get("RNNBENCH_REQUIRE_RAY"):  # CI installs the cluster group and sets it: no silent skip there

@@ -11,10 +11,10 @@ from tests.conftest import REPO
 # import of Keras on the native path fails loudly instead of passing unnoticed.
 CHECK = """
 import sys
-from runners import policy
+from runners.harness import policy
 policy.import_framework("{name}")
 import {module}
-from runners import session  # the driver that runs it must not pull the others in either
+from runners.harness import session  # the driver that runs it must not pull the others in either
 print(sorted(m for m in ("keras", "torch", "tensorflow") if sys.modules.get(m) is not None))
 """
 

@@ -39,7 +39,7 @@ prepared = preprocess.prepare(Path(record["data"]["source"]), spec["vocab_size"]
                               train["val_fraction"], train["seed"])
 data = prepared.subset(train["train_size"], train["test_size"], train["seed"])
 import keras
-from runners.metrics import sigmoid
+from runners.harness.metrics import sigmoid
 loaded = keras.saving.load_model(run / "model.keras", compile=False)
 print(json.dumps(sigmoid(loaded.predict(data.x_test, verbose=0).reshape(-1)).tolist()))
 """
@@ -90,8 +90,8 @@ def test_prediction_loads_none_of_the_measurement_stack(trained_runs):
     code = ("import sys; from runners.predict import app;\n"
             "sys.argv = ['predict', '--model', sys.argv[1], 'Great film'];\n"
             "try:\n    app()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('memory_profiler', 'runners.session', 'runners.measure', 'runners.environment') "
-            "if m in sys.modules))")
+            "print(sorted(m for m in ('memory_profiler', 'runners.harness.session', 'runners.harness.measure', "
+            "'runners.harness.environment') if m in sys.modules))")
     import subprocess
     import sys
 

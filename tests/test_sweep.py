@@ -9,7 +9,7 @@ from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
 from model.spec import SpecError
-from runners import sweep
+from runners.harness import sweep
 from tests.conftest import run_module
 
 TINY = Profile("tiny", "test grid", model=dict(units=8, maxlen=64), train=dict(train_size=384, test_size=100, epochs=1),
@@ -136,7 +136,7 @@ def test_every_seeds_data_is_prepared_before_the_first_run(tmp_path, monkeypatch
                         events.append(("prepare", settings["seed"])))
     monkeypatch.setattr("model.imdb.locate", lambda data=None: tmp_path)
     monkeypatch.setattr(sweep, "run_baselines", lambda results, plans: events.append(("baselines",)))
-    monkeypatch.setattr("runners.executor.execute", lambda plan, run_dir, timeout_s:
+    monkeypatch.setattr("runners.harness.executor.execute", lambda plan, run_dir, timeout_s:
                         events.append(("run", plan.train.seed)) or "done")
     profile = replace(TINY, seeds=(0, 1, 2), layers=(1,))
     sweep.sweep(tmp_path / "sweep", profile, threads=1)
@@ -148,7 +148,7 @@ def test_run_order_is_a_fixed_random_order_per_block():
     from collections import Counter
 
     from model.plan import get_profile
-    from runners.sweep import grid
+    from runners.harness.sweep import grid
 
     profile = get_profile("quick")
     names = list(grid(profile, 2))
@@ -164,7 +164,7 @@ def test_run_order_is_a_fixed_random_order_per_block():
 def test_the_hybrid_row_averages_a_run_with_the_bigram_model_of_its_seed(tmp_path):
     import numpy as np
 
-    from runners.baseline import hybrid
+    from runners.harness.baseline import hybrid
 
     run = tmp_path / "runs" / "torch-lstm1-s1"
     run.mkdir(parents=True)
@@ -196,7 +196,7 @@ def test_a_plan_written_before_a_setting_existed_resumes_and_another_is_refused(
 def test_ensembles_average_consecutive_seeds_in_threes_and_count_a_rerun_seed_once(tmp_path):
     import numpy as np
 
-    from runners.baseline import ensembles
+    from runners.harness.baseline import ensembles
     from tests.test_analysis import fixture_record
 
     labels = np.array([1, 0, 1, 0])

@@ -10,8 +10,8 @@ from model import records
 from model.plan import get_profile
 from model.spec import ModelSpec, SpecError, TrainSpec
 from model.weights import initial_weights, parameter_count, shapes
-from runners import measure
-from runners.metrics import binary_cross_entropy, classification_metrics
+from runners.harness import measure
+from runners.harness.metrics import binary_cross_entropy, classification_metrics
 
 
 def test_profiles_and_overrides():

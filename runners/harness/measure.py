@@ -1,6 +1,6 @@
 """Clocks and memory: per-step wall times, CPU time, resident memory and its high-water mark.
 
-The clock only reads time; ``runners.loop`` decides where it starts and stops
+The clock only reads time; ``runners.harness.loop`` decides where it starts and stops
 (after pulling each step's result to the host, so that it reads a finished step).
 """
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.batches import gather, inference_batches
-from runners.measure import StepClock
+from runners.harness.measure import StepClock
 
 
 @dataclass

@@ -6,8 +6,8 @@ recorded (``failed.json``) and the sweep goes on; a run counts as finished
 once its ``record.json`` exists (written atomically by the run itself), so
 re-running the same command resumes where it stopped.
 
-Where and how runs execute is ``runners.executor``'s business: its ``LocalExecutor`` (the default) runs them one
-after another on this machine; ``runners.cluster.RayExecutor`` runs the same plans, with the same command, on a
+Where and how runs execute is ``runners.harness.executor``'s business: its ``LocalExecutor`` (the default) runs them one
+after another on this machine; ``runners.harness.cluster.RayExecutor`` runs the same plans, with the same command, on a
 Ray cluster.
 """
 
@@ -22,7 +22,7 @@ from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
 from model.spec import configuration_slug
-from runners.executor import LocalExecutor, data_settings
+from runners.harness.executor import LocalExecutor, data_settings
 
 
 class SweepError(UserError):
@@ -74,7 +74,7 @@ def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
 
 def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: str | None, runs: int,
                    executor: dict, order: list[str] = ()) -> None:
-    from runners.environment import environment
+    from runners.harness.environment import environment
 
     path = results / records.MANIFEST_FILE
     previous = records.read_json(path) if path.exists() else {}
@@ -100,7 +100,7 @@ def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
     import numpy as np
 
     from model import imdb, preprocess
-    from runners.baseline import tfidf_logistic_regression
+    from runners.harness.baseline import tfidf_logistic_regression
 
     path, arrays_path = results / records.BASELINE_FILE, results / records.BASELINE_PROBABILITIES_FILE
     done = records.read_json(path) if path.exists() else {}
@@ -123,10 +123,10 @@ def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
 
 
 def run_hybrids(results: Path) -> None:
-    """``hybrid.json``: every finished run averaged with the bigram model of its seed (runners/baseline.py)."""
+    """``hybrid.json``: every finished run averaged with the bigram model of its seed (runners/harness/baseline.py)."""
     import numpy as np
 
-    from runners.baseline import hybrid
+    from runners.harness.baseline import hybrid
 
     arrays_path = results / records.BASELINE_PROBABILITIES_FILE
     if not arrays_path.exists():
@@ -140,7 +140,7 @@ def run_hybrids(results: Path) -> None:
 
 def run_ensembles(results: Path) -> None:
     """``ensemble.json``: the finished runs of each configuration averaged in threes of consecutive seeds."""
-    from runners.baseline import ensembles
+    from runners.harness.baseline import ensembles
 
     folder = results / records.RUNS_FOLDER
     done = [run for run in folder.iterdir() if records.run_state(run) == "done"] if folder.is_dir() else []
@@ -161,7 +161,7 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
     """What ``python -m runners.compare`` does after reading its options: the profile's sweep on the chosen
     executor, then up to ``rerun_noisy_runs`` extra runs per cell whose runs were noisy. Returns the sweep's
     counts, with ``reran`` (how many noisy runs were run again)."""
-    from runners import policy
+    from runners.harness import policy
 
     if executor not in ("local", "ray"):
         raise SweepError(f"unknown executor: {executor}; choose from local, ray")
@@ -172,7 +172,7 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
             policy.check_threads(count)
         runner = LocalExecutor()
     else:
-        from runners.cluster import RayExecutor
+        from runners.harness.cluster import RayExecutor
 
         runner = RayExecutor(address, placement)
     try:

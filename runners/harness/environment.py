@@ -17,7 +17,7 @@ OTHER_PACKAGES = ("tensorflow", "jaxlib", "numpy", "scikit-learn", "scipy", "pan
             "memory-profiler", "typer", "psutil")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "fma", "sse3")
 REPO = Path(__file__).resolve().parent.parent
-# Set by the Ray executor for the runs it starts (runners/cluster.py).
+# Set by the Ray executor for the runs it starts (runners/harness/cluster.py).
 EXECUTOR_VARIABLE, GIT_VARIABLE = "RNNBENCH_EXECUTOR", "RNNBENCH_GIT"
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from model import records
 from model.plan import RunPlan
-from runners.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
-from runners.executor import ExecutorError, data_settings, execute, record_failure, start_afresh
+from runners.harness.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
+from runners.harness.executor import ExecutorError, data_settings, execute, record_failure, start_afresh
 
 NODE_RESOURCE, CORES_RESOURCE = "rnnbench_node", "rnnbench_cores"
 PLACEMENTS = {"node": NODE_RESOURCE, "cores": CORES_RESOURCE}
@@ -173,7 +173,7 @@ def _run_on_node(plan: dict, timeout_s: float, placement: str, shipped: dict) ->
     """On a worker node: the data in place, a core set if asked, the run in a fresh process; its files back."""
     import ray
 
-    from runners import policy
+    from runners.harness import policy
 
     started, plan = time.perf_counter(), RunPlan.from_dict(plan)
     _place(shipped["files"], ray.get)
@@ -195,7 +195,7 @@ def _run_on_node(plan: dict, timeout_s: float, placement: str, shipped: dict) ->
 
 
 def _roofline_on_node(threads: int) -> dict | None:
-    from runners.executor import measure_roofline as measure
+    from runners.harness.executor import measure_roofline as measure
 
     with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch:
         measure(Path(scratch), threads)

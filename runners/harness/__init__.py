@@ -21,7 +21,7 @@ from model import implementations, records
 from model.errors import UserError
 from model.plan import RunPlan
 from model.spec import configuration_slug
-from runners import policy
+from runners.harness import policy
 
 
 class HarnessError(UserError):
@@ -42,6 +42,6 @@ def run(plan: RunPlan, out: Path | None = None, progress: bool = False) -> dict:
         raise HarnessError(f"{out} already holds a finished run; choose another --out")
     policy.set_thread_environment(plan.threads, plan.entry.framework)
 
-    from runners.session import run as train_and_evaluate
+    from runners.harness.session import run as train_and_evaluate
 
     return records.read_record(train_and_evaluate(plan, out=out, progress=progress))

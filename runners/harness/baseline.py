@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model import preprocess
-from runners.metrics import classification_metrics
+from runners.harness.metrics import classification_metrics
 
 
 def tfidf_logistic_regression(source: Path, prepared, train_size=None, test_size=None, seed: int = 0,

@@ -1,7 +1,7 @@
 """How one run executes, whichever executor starts it: a fresh ``python -m runners.train --plan`` process with a
 timeout, its folder started afresh, a failure recorded in ``failed.json``; the machine's roofline measured once
-per results folder; and the local executor. ``runners.sweep`` plans and ``runners.cluster`` (Ray) distributes;
-both execute runs through this module.
+per results folder; and the local executor. ``runners.harness.sweep`` plans and ``runners.harness.cluster`` (Ray)
+distributes; both execute runs through this module.
 
 An executor has ``describe() -> dict`` (for the manifest), ``measure_roofline(results, threads)``,
 ``run(runs_folder, pending, timeout_s, report)`` (``report(run_id, state, seconds=None, where=None)`` hears of

@@ -22,9 +22,9 @@ from model import implementations, records
 from model.frameworks import FRAMEWORKS
 from model.plan import RunPlan
 from model.weights import gemm_flops_per_training_step
-from runners import canary, loop, measure, policy
-from runners.environment import environment
-from runners.metrics import binary_cross_entropy, classification_metrics, sigmoid
+from runners.harness import canary, loop, measure, policy
+from runners.harness.environment import environment
+from runners.harness.metrics import binary_cross_entropy, classification_metrics, sigmoid
 
 
 def seed_everything(framework: str, seed: int) -> None:
