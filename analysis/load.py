@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pandas as pd
 
 from model import records
 from model.errors import UserError
+from model.implementations import column
+from model.spec import ModelSpec, from_dict
 
 KEYS = ["implementation", "cell", "layers", "bidirectional"]
 
@@ -18,12 +21,75 @@ class AnalysisError(UserError):
     """Records that cannot be analysed together (reported to users in one line)."""
 
 
+def run_column(plan: dict) -> str:
+    """The table column of a run: its implementation, or implementation[option=value] for a variant."""
+    try:
+        return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
+    except (UserError, TypeError, KeyError):
+        return plan["implementation"]  # partial specs (hand-made records) or retired variants
+
+
+def canary_ms(record: dict, phase: str) -> float | None:
+    """Median canary time (ms) of one phase of the run (``start``, ``training``, ``end``); records before the
+    canary have none."""
+    samples = [s["total_ms"] for s in (record.get("canary") or {}).get("samples", []) if s["phase"] == phase]
+    return statistics.median(samples) if samples else None
+
+
+def row(record: dict) -> dict:
+    """One flat row of the figures the analysis tabulates."""
+    plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
+    spec, runtime = plan["model"], record["runtime"]
+    epochs = timing["epoch_s"]
+    return dict(
+        status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
+        cell=spec["cell"], layers=spec["layers"],
+        bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
+        maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
+        segment_len=spec.get("segment_len"),
+        accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
+        run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
+        run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
+        steps_per_epoch=record["data"]["steps_per_epoch"],
+        epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),
+        validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),
+        n_val=record["data"]["n_val"],
+        epoch_s=sum(epochs) / len(epochs), first_step_s=timing["first_step_s"],
+        ready_s=timing["process_start_to_ready_s"], train_wall_s=timing["train_wall_s"],
+        train_samples_per_s=timing["train_samples_per_s"],
+        inference_per_s=timing["inference"]["throughput_per_s"],
+        latency_ms=timing["inference"]["batch_latency_ms"]["median"],
+        train_cpu_s=record["cpu"]["train_cpu_s"], cpu_utilisation=record["cpu"]["train_utilisation"],
+        peak_above_mb=memory["peak_above_baseline_mb"], peak_rss_mb=memory["peak_rss_mb"],
+        peak_anonymous_above_mb=memory.get("peak_anonymous_above_ready_mb"),  # records before it: None
+        rss_after_imports_mb=memory["rss_after_imports_mb"], baseline_mb=memory["baseline_ready_mb"],
+        epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
+        n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],
+        threads=runtime["policy"]["intra_op_threads"], flush_denormal=runtime["policy"]["flush_denormal"],
+        jit_compile=runtime["jit_compile"], hostname=record["environment"].get("hostname"),
+        precision=plan["variant"].get("precision", "fp32"), bf16_emulated=bool(runtime.get("bf16_emulated")),
+        **_quietness(record["cpu"].get("machine_during_training")),
+        canary_start_ms=canary_ms(record, "start"),
+        # Only canaries during training judge a run: the end one follows the last step at once, while the
+        # framework's worker threads still spin, and would flag every short run.
+        canary_training_ms=canary_ms(record, "training"),
+        canary_share=(record.get("canary") or {}).get("share_of_training"),
+        canary_every_s=(record.get("canary") or {}).get("every_s"),
+        started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),
+    )
+
+
+def _quietness(machine: dict | None) -> dict:
+    machine = machine or {}
+    return dict(other_cpu_fraction=machine.get("other_fraction"), steal_fraction=machine.get("steal_fraction"))
+
+
 def _failed_row(run_id: str, failure: dict) -> dict:
     plan = failure["plan"]
     spec = plan["model"]
     return dict(run_id=run_id, status=failure["status"], failure=failure["reason"],
                 error=((failure.get("stderr_tail") or "").strip().splitlines() or [""])[-1],
-                implementation=records.run_column(plan), base_implementation=plan["implementation"],
+                implementation=run_column(plan), base_implementation=plan["implementation"],
                 cell=spec["cell"], layers=spec["layers"],
                 bidirectional=spec["bidirectional"], seed=plan["train"]["seed"])
 
@@ -118,7 +184,7 @@ def _read(results: Path, prefix: str = "") -> _Folder:
             identity = records.identity(record)
             environments.setdefault(identity, record["environment"])
             reached = records.time_to_target(record, target) if target else None
-            rows.append(dict(run_id=run_id, **records.row(record), cpu_model=identity.cpu_model, identity=identity,
+            rows.append(dict(run_id=run_id, **row(record), cpu_model=identity.cpu_model, identity=identity,
                              target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
                              ttt_cpu_s=reached and reached["cpu_s"],
                              ttt_eval_wall_s=reached and reached["wall_with_validation_s"],

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import pandas as pd
 import typer
 
@@ -52,7 +53,7 @@ def write(data: Results, out: Path, title: str) -> Path:
                        depth_scaling=tables.depth_scaling(summary),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
                        equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary),
-                       runs=data.runs)
+                       precision=tables.precision(data.runs, family), runs=data.runs)
     (out / "tables").mkdir(exist_ok=True)
     for name, table in long_tables.items():
         table.to_csv(out / "tables" / f"{name}.csv", index=False)
@@ -142,6 +143,13 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                   "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
                   tables.to_markdown(tables.headline(summaries[label], "memory"))]
     lines += _threads_sections(machines)
+    precisions = {label: tables.precision(data.runs, families[label]) for label, data in zip(labels, machines)}
+    if any(not table.empty for table in precisions.values()):
+        lines += ["## bf16 / fp32 per machine", "",
+                  "Steady step of each bf16 column over its fp32 default, per machine (or thread count, or width: "
+                  "whatever separates the groups), with the 95% run-level interval; `emulated` where the CPU had no "
+                  "bf16 instructions. Where the gain depends on the width or the CPU, the rows differ.", "",
+                  tables.to_markdown(tables.precision_across(precisions))]
     if not unowned.empty:
         lines += ["## Failed runs of no single machine", "",
                   "A folder with several machines' runs cannot say which machine a failed run was on.", "",
@@ -287,6 +295,23 @@ def _detail_tables(data: Results, long_tables: dict) -> list[str]:
                   f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds the recurrent part of "
                   "each step (the input projection x@W and the weight gradients can run as larger GEMMs).", "",
                   tables.to_markdown(tables.roofline(summary, peak))]
+    precision = long_tables["precision"]
+    if not precision.empty:
+        emulated = " **Emulated**: this CPU has no bf16 instructions, so these ratios measure the frameworks' " \
+            "software conversion, not bf16 hardware." if precision["emulated"].any() else ""
+        cells = precision.assign(
+            ratio=[tables.ratio_text(r.ratio, r.low, r.high) + ("" if r.clear else " (not clear)")
+                   for r in precision.itertuples()],
+            accuracy_points=[f"{r.accuracy_points:+.2f} ({r.accuracy_low:+.2f}..{r.accuracy_high:+.2f})"
+                             if np.isfinite(r.accuracy_low) else f"{r.accuracy_points:+.2f}"
+                             for r in precision.itertuples()])
+        lines += [f"Precision ({cpu}): each bf16 column against its fp32 default. Steady step (geometric means of "
+                  "quiet runs), bf16 / fp32 with its 95% run-level interval (below 1: bf16 is faster; Holm-corrected "
+                  "with the report's other speed verdicts), and test accuracy bf16 - fp32 in points, paired by "
+                  f"seed, with its 95% interval and a TOST verdict within ±{tables.EQUIVALENCE_MARGIN_POINTS:g} "
+                  f"point. A precision that trains faster but loses accuracy shows it here.{emulated}", "",
+                  tables.to_markdown(cells[["implementation", "cell", "layers", "bidirectional", "fp32_ms",
+                                            "bf16_ms", "ratio", "seeds", "accuracy_points", "accuracy"]])]
     programming = long_tables["programming_model"]
     if not programming.empty:
         lines += [f"Programming model ({cpu}): each variant against its implementation's default on the same "

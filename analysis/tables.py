@@ -204,7 +204,8 @@ def _released_keras(name: str) -> bool:
 
 def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     """Every speed comparison a report states a verdict on, per configuration: each column against native
-    torch, each Keras column against the native implementation of its backend, each column against the fastest
+    torch, each Keras column against the native implementation of its backend, each variant column against its
+    implementation's default, each column against the fastest
     column, and each Keras-as-released column against the fastest of those. One row per distinct pair, over quiet
     runs: the ratio of geometric means, its 95% interval, the p-value, and ``clear`` where Holm's procedure
     rejects a ratio of 1 at ``FAMILY_LEVEL`` family-wise over all the rows."""
@@ -217,7 +218,8 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
         means = {name: geometric_mean(groups[(name, *configuration)]["run_step_ms"]) for name in names}
         for name in names:
             native = native_of(base_name(name)) if get(base_name(name)).uses_keras else None
-            pairs |= {(configuration, *sorted((name, other))) for other in (REFERENCE, native)
+            # a variant column (bf16, XLA, torch.compile, ...) is also judged against its own default
+            pairs |= {(configuration, *sorted((name, other))) for other in (REFERENCE, native, base_name(name))
                       if other in names and other != name}
         for pool in (names, [name for name in names if _released_keras(name)]):
             if len(pool) > 1:
@@ -364,6 +366,46 @@ def programming_model(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def precision(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each bf16 column against its fp32 default on the same configuration: steady step (geometric means of quiet
+    runs), bf16 / fp32 with its 95% run-level interval (``clear`` as in the report's verdict family), and test
+    accuracy bf16 - fp32 in points, paired by seed,
+    with its 95% interval and a TOST verdict within +-``EQUIVALENCE_MARGIN_POINTS`` (each test at 2.5%, Holm over
+    the table); ``emulated`` where the CPU had no bf16 instructions (the ratio then measures the emulation)."""
+    family = comparisons(runs) if family is None else family
+    groups, finished = timed_groups(runs), runs[runs["status"] == "ok"]
+    margin, rows = EQUIVALENCE_MARGIN_POINTS, []
+    for (name, cell, layers, bidirectional), group in groups.items():
+        default = groups.get((base_name(name), cell, layers, bidirectional))
+        if default is None or not (group["precision"] == "bf16").all():
+            continue
+        speed = compared(family, cell, layers, bidirectional, name, base_name(name))
+        same = finished[(finished["cell"] == cell) & (finished["layers"] == layers)
+                        & (finished["bidirectional"] == bidirectional)]
+        accuracy = {column: same[same["implementation"] == column].groupby("seed")["accuracy"].mean()
+                    for column in (name, base_name(name))}
+        d = (accuracy[name] - accuracy[base_name(name)]).dropna().to_numpy() * 100
+        mean, d_low, d_high = difference_interval(d)
+        tested = np.isfinite(d_low)
+        rows.append(dict(implementation=base_name(name), cell=cell, layers=layers, bidirectional=bidirectional,
+                         fp32_ms=geometric_mean(default["run_step_ms"]), bf16_ms=geometric_mean(group["run_step_ms"]),
+                         ratio=speed["ratio"], low=speed["low"], high=speed["high"], clear=speed["clear"],
+                         seeds=len(d), accuracy_points=mean, accuracy_low=d_low,
+                         accuracy_high=d_high, emulated=bool(group["bf16_emulated"].any()),
+                         p_equivalent=max(stats.ttest_1samp(d, -margin, alternative="greater").pvalue,
+                                          stats.ttest_1samp(d, margin, alternative="less").pvalue)
+                         if tested else np.nan))
+    table = pd.DataFrame(rows, columns=["implementation", "cell", "layers", "bidirectional", "fp32_ms", "bf16_ms",
+                                        "ratio", "low", "high", "clear", "seeds", "accuracy_points", "accuracy_low",
+                                        "accuracy_high", "emulated", "p_equivalent"])
+    equivalent = holm(table["p_equivalent"], (1 - CONFIDENCE) / 2)
+    table["accuracy"] = ["no interval (fewer than 3 seeds or no spread)" if not np.isfinite(row.accuracy_low)
+                         else f"equivalent within ±{margin:g} point" if same
+                         else "not shown equivalent" + (" (lower)" if row.accuracy_high < 0 else "")
+                         for row, same in zip(table.itertuples(), equivalent)]
+    return _order(table, ["cell", "bidirectional", "layers"])
+
+
 def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per configuration with two or more implementations: the fastest (lowest geometric mean of quiet run
     medians), the runner-up with its ratio to the fastest and interval, ``clear`` only where every other column's
@@ -448,6 +490,22 @@ def ratios_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
             key = (configuration_label(row["cell"], row["layers"], row["bidirectional"]), row["implementation"])
             cells.setdefault(key, {})[machine] = ratio_text(row["vs_torch"], row["vs_torch_low"],
                                                             row["vs_torch_high"])
+    if not cells:
+        return pd.DataFrame(columns=["configuration", "implementation", *machines])
+    frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["configuration", "implementation"])
+    return frame.reset_index()
+
+
+def precision_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """(configuration, implementation) rows x machine columns of ``precision`` tables: bf16 / fp32 with its
+    interval."""
+    cells = {}
+    for machine, table in machines.items():
+        for row in table.itertuples():
+            key = (configuration_label(row.cell, row.layers, row.bidirectional), row.implementation)
+            cells.setdefault(key, {})[machine] = (ratio_text(row.ratio, row.low, row.high)
+                                                  + (" emulated" if row.emulated else ""))
     if not cells:
         return pd.DataFrame(columns=["configuration", "implementation", *machines])
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")

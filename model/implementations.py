@@ -50,6 +50,9 @@ def _settle_tf(variant: dict, spec: ModelSpec) -> dict:
         variant = {**variant, "formulation": TF_FASTEST[spec.cell]}
     if variant["formulation"] == "block" and spec.cell != "lstm":
         raise ImplementationError("the tensorflow formulation block (fused BlockLSTM) exists only for the lstm cell")
+    if variant["formulation"] == "block" and variant["precision"] == "bf16":
+        raise ImplementationError("the tensorflow formulation block (BlockLSTM) has no bf16 kernel; choose loop or "
+                                  "precomputed")
     if variant["jit_compile"] and not variant["graph"]:
         raise ImplementationError("tensorflow: XLA (jit_compile) needs the graph (graph=True)")
     return variant
@@ -58,23 +61,29 @@ def _settle_tf(variant: dict, spec: ModelSpec) -> dict:
 # Keras' own RNN paths: "generic" (use_cudnn=False, the fastest unpatched path on the CPU) or "auto" (Keras'
 # default). "fused" exists only with the keras-torch-fused patch.
 # jit_compile: False (measured faster for these RNNs on torch and TensorFlow) or Keras' "auto" (XLA on jax).
-_KERAS_VARIANTS = {"rnn_path": ("generic", "auto"), "jit_compile": (False, "auto", True)}
+# precision: fp32, or bf16 compute with fp32 weights and optimizer state (each class says how its framework
+# does it); every implementation takes it, so bf16 is a variant column beside each default.
+PRECISIONS = ("fp32", "bf16")
+_KERAS_VARIANTS = {"rnn_path": ("generic", "auto"), "jit_compile": (False, "auto", True), "precision": PRECISIONS}
 TABLE = {impl.name: impl for impl in (
     Implementation("keras-torch", "torch", "torch", "model.keras_model:KerasImplementation", _KERAS_VARIANTS,
                    "the one Keras 3 model definition on KERAS_BACKEND=torch"),
     Implementation("keras-tensorflow", "tensorflow", "tensorflow", "model.keras_model:KerasImplementation",
                    _KERAS_VARIANTS, "the same definition, unchanged, on KERAS_BACKEND=tensorflow"),
-    Implementation("torch", "torch", None, "model.torch_model:TorchImplementation", {"compile": (False, True)},
+    Implementation("torch", "torch", None, "model.torch_model:TorchImplementation",
+                   {"compile": (False, True), "precision": PRECISIONS},
                    "native PyTorch: torch.nn + a plain training loop"),
     Implementation("tensorflow", "tensorflow", None, "model.tf_model:TensorFlowImplementation",
-                   {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True), "graph": (True, False)},
+                   {"formulation": ("fastest", *TF_FORMULATIONS), "jit_compile": (False, True), "graph": (True, False),
+                    "precision": PRECISIONS},
                    "native TensorFlow: tf.Module + tf.function + GradientTape", _settle_tf),
     Implementation("keras-jax", "jax", "jax", "model.keras_model:KerasImplementation",
-                   {"rnn_path": ("generic", "auto"), "jit_compile": ("auto", False, True)},
+                   {"rnn_path": ("generic", "auto"), "jit_compile": ("auto", False, True), "precision": PRECISIONS},
                    "the same definition, unchanged, on KERAS_BACKEND=jax (Keras' auto jit: the step under XLA)",
                    four_way=False),
     Implementation("keras-torch-fused", "torch", "torch", "model.keras_model:KerasImplementation",
-                   {"rnn_path": ("fused",), "jit_compile": (False,)}, "keras-torch with Keras' CUDA-only fused "
+                   {"rnn_path": ("fused",), "jit_compile": (False,), "precision": PRECISIONS},
+                   "keras-torch with Keras' CUDA-only fused "
                    "LSTM/GRU path opened to CPU tensors (SimpleRNN keeps the generic loop)",
                    patch="model/keras_fused.py", four_way=False),
 )}

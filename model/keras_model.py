@@ -56,8 +56,23 @@ class MaxOverReview(layers.Layer):
         return (shapes[1][0], shapes[0][-1])
 
 
-def build_model(spec: ModelSpec, rnn_path: str = "generic", variable_width: bool = False) -> keras.Model:
+# bf16: Keras' mixed_bfloat16 policy on every layer (variables in fp32, computation in bf16); the loss casts
+# the logits to fp32, as the native implementations do.
+DTYPE_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def build_model(spec: ModelSpec, rnn_path: str = "generic", variable_width: bool = False,
+                precision: str = "fp32") -> keras.Model:
     options = {} if spec.cell == "rnn" else {"use_cudnn": RNN_PATHS[rnn_path]}
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(DTYPE_POLICIES[precision])
+    try:
+        return _network(spec, options, variable_width)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _network(spec: ModelSpec, options: dict, variable_width: bool) -> keras.Model:
     # Integer token ids, padded at the front to maxlen (or, for length-bucketed batches, to the batch's width).
     tokens = keras.Input(shape=(None if variable_width else spec.maxlen,), dtype="int32", name="tokens")
     # Each token id becomes a learned embedding_dim vector.
@@ -188,8 +203,8 @@ class KerasImplementation:
     drives_own_loop = True  # fit() and predict() run the batches; runners.harness.loop only listens
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], rnn_path: str = "generic",
-                 jit_compile: bool | str = False, total_steps: int = 1):
-        self.spec, self.train, self.rnn_path = spec, train, rnn_path
+                 jit_compile: bool | str = False, precision: str = "fp32", total_steps: int = 1):
+        self.spec, self.train, self.rnn_path, self.precision = spec, train, rnn_path, precision
         if rnn_path == "fused":
             if keras.backend.backend() != "torch":
                 raise ValueError("the fused RNN path is a patch of Keras' torch backend")
@@ -197,7 +212,7 @@ class KerasImplementation:
 
             keras_fused.install()  # before the probe, which then counts the fused calls too
         self.probe = _KernelProbe()
-        self.model = build_model(spec, rnn_path, variable_width=train.bucket_pool > 0)
+        self.model = build_model(spec, rnn_path, variable_width=train.bucket_pool > 0, precision=precision)
         self.model.set_weights(weights)
         learning_rate = train.learning_rate
         if train.schedule == "warmup_cosine":  # model.spec.learning_rate_at is this formula
@@ -277,7 +292,11 @@ class KerasImplementation:
 
     def info(self) -> dict:
         calls = self.probe.ran  # before describe(), whose probe of the fused kernel calls the layer once more
-        return dict(kernel_path=self.probe.describe(bool(self.model.jit_compile), self.model), kernel_calls=calls,
+        path = self.probe.describe(bool(self.model.jit_compile), self.model)
+        if self.precision != "fp32":
+            layer = self.model.layers[-1]
+            path += f", computing in {layer.compute_dtype} (dtype policy {layer.dtype_policy.name})"
+        return dict(kernel_path=path, kernel_calls=calls, precision=self.precision,
                     keras_rnn_path=self.rnn_path, use_cudnn=RNN_PATHS[self.rnn_path],
                     jit_compile=bool(self.model.jit_compile), keras_backend=keras.backend.backend(),
                     training_api="keras.Model.train_on_batch" if self.train.bucket_pool else "keras.Model.fit",

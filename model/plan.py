@@ -72,7 +72,7 @@ class RunPlan:
 
 
 GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s", "target_accuracy",
-               "variants")
+               "variants", "threads")
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class Profile:
     target_accuracy: float | None = None  # validation accuracy whose first crossing is the time to target
     # Extra columns: (implementation, ((option, value), ...)) run beside the defaults, e.g. native TF eagerly.
     variants: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    threads: tuple[int, ...] = ()  # thread counts as an axis; empty: --threads, else the usable cores
 
     def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
         """The specs of one run of this profile; ``None`` overrides are ignored."""
@@ -176,6 +177,14 @@ PROFILES = {profile.name: profile for profile in (
             "validation accuracy", model=COMPETITIVE_MODEL, train=COMPETITIVE_TRAIN, cells=("lstm",),
             bidirectional=(True,), implementations=FOUR_WAY + ("keras-torch-fused",), seeds=(0, 1, 2),
             timeout_s=4 * 3600, target_accuracy=0.89),
+    # The CPU's own axes: bf16 beside fp32 for each of the four, at 1 and 2 threads, quick's data; at the default
+    # width and at 256 units, where bf16's GEMMs are large enough to gain (issue measurements: torch LSTM 1.67x
+    # at 256 units, none at 64, on a Zen 4). bf16 needs a CPU with bf16 instructions (or --emulate-bf16).
+    *(Profile(name, f"stratified 2,560 train / 1,000 test reviews, 1 epoch a run; {units} units; the four in fp32 "
+              "and bf16 x 3 cells x 1 and 2 threads x 3 seeds", model=dict(units=units),
+              train=dict(train_size=2560, test_size=1000, epochs=1), seeds=(0, 1, 2), threads=(1, 2),
+              variants=tuple((impl, (("precision", "bf16"),)) for impl in FOUR_WAY))
+      for name, units in (("cpu-axes", 64), ("cpu-axes-wide", 256))),
     # The published settings that matter most for accuracy: longer reviews, more epochs, patience 2.
     Profile("published", "maxlen 400, up to 8 epochs, patience 2; the default LSTM on all four",
             model=dict(maxlen=400), train=dict(epochs=8, patience=2), cells=("lstm",), timeout_s=4 * 3600),

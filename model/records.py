@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -31,7 +30,6 @@ from typing import NamedTuple
 
 from model.errors import UserError
 from model.frameworks import identity_packages
-from model.implementations import column
 from model.spec import ModelSpec, TrainSpec, from_dict
 
 SCHEMA_VERSION = 2
@@ -231,65 +229,3 @@ def identity(record: dict) -> Identity:
     return Identity(cpu["model"], record["runtime"]["policy"]["intra_op_threads"],
                     tuple(packages.get(name) for name in identity_packages()), flags, cpu.get("logical_cores"),
                     plan_fingerprint(record))
-
-
-def run_column(plan: dict) -> str:
-    """The table column of a run: its implementation, or implementation[option=value] for a variant."""
-    try:
-        return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
-    except (UserError, TypeError, KeyError):
-        return plan["implementation"]  # partial specs (hand-made records) or retired variants
-
-
-def canary_ms(record: dict, phase: str) -> float | None:
-    """Median canary time (ms) of one phase of the run (``start``, ``training``, ``end``); records before the
-    canary have none."""
-    samples = [s["total_ms"] for s in (record.get("canary") or {}).get("samples", []) if s["phase"] == phase]
-    return statistics.median(samples) if samples else None
-
-
-def row(record: dict) -> dict:
-    """One flat row of the figures the analysis tabulates."""
-    plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
-    spec, runtime = plan["model"], record["runtime"]
-    epochs = timing["epoch_s"]
-    return dict(
-        status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
-        cell=spec["cell"], layers=spec["layers"],
-        bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
-        maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
-        segment_len=spec.get("segment_len"),
-        accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
-        run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
-        run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
-        steps_per_epoch=record["data"]["steps_per_epoch"],
-        epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),
-        validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),
-        n_val=record["data"]["n_val"],
-        epoch_s=sum(epochs) / len(epochs), first_step_s=timing["first_step_s"],
-        ready_s=timing["process_start_to_ready_s"], train_wall_s=timing["train_wall_s"],
-        train_samples_per_s=timing["train_samples_per_s"],
-        inference_per_s=timing["inference"]["throughput_per_s"],
-        latency_ms=timing["inference"]["batch_latency_ms"]["median"],
-        train_cpu_s=record["cpu"]["train_cpu_s"], cpu_utilisation=record["cpu"]["train_utilisation"],
-        peak_above_mb=memory["peak_above_baseline_mb"], peak_rss_mb=memory["peak_rss_mb"],
-        peak_anonymous_above_mb=memory.get("peak_anonymous_above_ready_mb"),  # records before it: None
-        rss_after_imports_mb=memory["rss_after_imports_mb"], baseline_mb=memory["baseline_ready_mb"],
-        epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
-        n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],
-        threads=runtime["policy"]["intra_op_threads"], flush_denormal=runtime["policy"]["flush_denormal"],
-        jit_compile=runtime["jit_compile"], hostname=record["environment"].get("hostname"),
-        **_quietness(record["cpu"].get("machine_during_training")),
-        canary_start_ms=canary_ms(record, "start"),
-        # Only canaries during training judge a run: the end one follows the last step at once, while the
-        # framework's worker threads still spin, and would flag every short run.
-        canary_training_ms=canary_ms(record, "training"),
-        canary_share=(record.get("canary") or {}).get("share_of_training"),
-        canary_every_s=(record.get("canary") or {}).get("every_s"),
-        started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),
-    )
-
-
-def _quietness(machine: dict | None) -> dict:
-    machine = machine or {}
-    return dict(other_cpu_fraction=machine.get("other_fraction"), steal_fraction=machine.get("steal_fraction"))

@@ -10,6 +10,10 @@ Equivalence with the Keras model:
 * torch keeps two bias vectors (input and recurrent) where Keras' LSTM and
   SimpleRNN keep one. Their sum is all that matters, so the recurrent one is
   frozen at zero: the trainable parameters are exactly Keras'.
+* bf16 (``precision="bf16"``): ``torch.autocast("cpu", dtype=torch.bfloat16)``
+  around the forward pass, as torch's CPU AMP recipe does: matmuls and the
+  oneDNN RNN primitive compute in bf16, weights, gradients and Adam's state
+  stay fp32, and the logits are cast to fp32 before the loss.
 * Adam: torch adds epsilon to the bias-corrected sqrt(v); Keras and TF add it
   to the raw sqrt(v). Setting torch's epsilon to eps / sqrt(1 - beta_2**t)
   at step t makes the two updates identical.
@@ -127,8 +131,9 @@ class TorchImplementation:
 
 
     def __init__(self, spec: ModelSpec, train: TrainSpec, weights: list[np.ndarray], compile: bool = False,
-                 total_steps: int = 1):
+                 precision: str = "fp32", total_steps: int = 1):
         self.spec, self.train, self.compiled, self.total_steps = spec, train, compile, total_steps
+        self.precision = precision
         self.module = SentimentRNN(spec)
         load_canonical(self.module, weights)
         # torch.compile (Inductor): compiled at the first call of each mode, so the first step holds it.
@@ -139,6 +144,11 @@ class TorchImplementation:
         self.loss_function = nn.BCEWithLogitsLoss()
         self.steps = 0
 
+    def _logits(self, tokens: np.ndarray) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.forward(torch.from_numpy(tokens))
+        return logits.float()
+
     def train_step(self, tokens: np.ndarray, labels: np.ndarray) -> torch.Tensor:
         """One Adam step on one batch; returns the loss (a 0-d tensor, not yet read)."""
         self.module.train()
@@ -148,7 +158,7 @@ class TorchImplementation:
         group["eps"] = self.train.epsilon / (1 - self.train.beta_2 ** self.steps) ** 0.5
         group["lr"] = learning_rate_at(self.train, self.steps - 1, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_function(self.forward(torch.from_numpy(tokens)), torch.from_numpy(labels))
+        loss = self.loss_function(self._logits(tokens), torch.from_numpy(labels))
         loss.backward()
         # The norm before clipping, left for the loop to read after the step (the clip binds when it is above).
         self.gradient_norm = nn.utils.clip_grad_norm_(self.parameters, self.train.clip_global_norm)
@@ -159,7 +169,7 @@ class TorchImplementation:
         """d loss / d each canonical weight on one batch, before clipping (training mode; no step is taken)."""
         self.module.train()
         self.module.zero_grad(set_to_none=True)
-        self.loss_function(self.forward(torch.from_numpy(tokens)), torch.from_numpy(labels)).backward()
+        self.loss_function(self._logits(tokens), torch.from_numpy(labels)).backward()
         gradients = canonical_gradients(self.module)
         self.module.zero_grad(set_to_none=True)
         return gradients
@@ -167,7 +177,7 @@ class TorchImplementation:
     @torch.inference_mode()
     def predict_batch(self, tokens: np.ndarray) -> np.ndarray:
         self.module.eval()
-        return self.forward(torch.from_numpy(tokens)).numpy()
+        return self._logits(tokens).numpy()
 
     def get_weights(self) -> list[np.ndarray]:
         return canonical_weights(self.module)
@@ -181,8 +191,8 @@ class TorchImplementation:
 
     def info(self) -> dict:
         compiled = f"; torch.compile (Inductor): {graph_breaks(self.module)}" if self.compiled else ""
-        path = observed_kernel_path(self.module) + compiled
-        return dict(kernel_path=path, jit_compile=self.compiled,
+        path = observed_kernel_path(self.module, self.precision) + compiled
+        return dict(kernel_path=path, jit_compile=self.compiled, precision=self.precision,
                     training_api=("torch.compile'd" if self.compiled else "eager") + " nn.Module + torch.optim.Adam",
                     parameter_count=sum(p.numel() for p in self.parameters))
 
@@ -219,9 +229,11 @@ def autograd_kernel(output: torch.Tensor) -> str:
     return "ATen CPU loop, one autograd op per gate per timestep (no oneDNN kernel for this cell)"
 
 
-def observed_kernel_path(module: SentimentRNN) -> str:
-    """Name the kernel torch really dispatched to, read from the autograd graph of a tiny forward."""
+def observed_kernel_path(module: SentimentRNN, precision: str = "fp32") -> str:
+    """Name the kernel torch really dispatched to, and the dtype it computed in, read from the autograd graph
+    and the output of a tiny forward."""
     tokens = torch.zeros((2, min(module.spec.maxlen, 4)), dtype=torch.long)
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         output, _ = module.recurrent(module.embedding(tokens))
-    return f"torch fused multi-layer nn.{type(module.recurrent).__name__}: {autograd_kernel(output)}"
+    dtype = "" if precision == "fp32" else f", computing in {str(output.dtype).removeprefix('torch.')}"
+    return f"torch fused multi-layer nn.{type(module.recurrent).__name__}: {autograd_kernel(output)}{dtype}"

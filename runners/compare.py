@@ -54,6 +54,7 @@ def compare(
     address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
     rerun_noisy: Annotated[int, typer.Option(help="run a cell's noisy runs (busy machine or slowed canary) again, up to this many extra runs per cell, until it has 3 quiet runs")] = 0,
+    emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
 ):
     """Train every configuration of the grid in its own process, then write the report."""
     with user_errors():
@@ -77,7 +78,7 @@ def compare(
         folder, started = results / (name or profile), time.perf_counter()
         counts = compare_profile(folder, chosen, _names(threads, range(1, 1025), "thread count", _integer) if threads
                                  else None, str(data) if data else None, retry_failed, executor, address, placement,
-                                 rerun_noisy, on_progress=_printer(), on_message=typer.echo)
+                                 rerun_noisy, emulate_bf16, on_progress=_printer(), on_message=typer.echo)
         if rerun_noisy:
             typer.echo(f"{counts['reran']} noisy run(s) run again (listed in the manifest)")
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "

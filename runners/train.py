@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 # CLI option -> variant option of the implementation table.
-VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xla": "jit_compile"}
+VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xla": "jit_compile", "precision": "precision"}
 
 
 @app.command()
@@ -64,6 +64,8 @@ def train(
     data: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz, the labelled archive, or an aclImdb/ folder (default: $IMDB_DATA, then usual places)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder to create (default: runs/<time>-<impl>-<cell><layers>)")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    precision: Annotated[Optional[str], typer.Option(help="fp32 (default) or bf16: bf16 computation, fp32 weights and optimizer state")] = None,
+    emulate_bf16: Annotated[bool, typer.Option(help="run --precision bf16 on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
 ):
     """Train on the IMDB training split, stop early on a validation split, test on the official 25k test set."""
     settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
@@ -72,7 +74,7 @@ def train(
                     learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
                     bucket_pool=bucket_pool, val_split=val_split, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
                     validations_per_epoch=validations_per_epoch, seed=seed, split_seed=split_seed, train_size=train_size, test_size=test_size)
-    variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla)
+    variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla, precision=precision)
     with user_errors():
         from model.plan import RunPlan
 
@@ -88,7 +90,7 @@ def train(
         from runners import harness
 
         out = out or harness.default_run_dir(run_plan)
-        _summary(harness.run(run_plan, out=out, progress=not quiet), out)
+        _summary(harness.run(run_plan, out=out, progress=not quiet, emulate_bf16=emulate_bf16), out)
 
 
 def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data):

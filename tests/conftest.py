@@ -79,6 +79,20 @@ def run_module(module: str, *args: str, env: dict | None = None, timeout: float 
                           text=True, timeout=timeout, input=stdin)
 
 
+def invoke(module: str, *args: str, input: str | None = None):
+    """A CLI in this process, through typer's test runner: for what is refused or answered before any framework
+    loads (a subprocess stays where isolation is the point). The result reads like a finished subprocess."""
+    import importlib
+    import types
+
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(importlib.import_module(module).app, list(args), input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return types.SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
 def run_module_code(code: str, env: dict | None = None, timeout: float = 300, check: bool = True):
     """Run ``python -c code`` in a fresh process from the repository; fails the test on a non-zero exit if
     ``check``."""

@@ -60,9 +60,10 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
         count_only = settings.pop("count_only", False)
         steps = settings.pop("steps", 1)
         widths = settings.pop("widths", None)
+        given = {**json.loads(variant_json), **settings.pop("variant", {})}  # the process's, then the case's
         train = TrainSpec(batch_size=16, eval_batch_size=16, **settings.pop("train", {}))
         spec = ModelSpec(**settings)
-        variant = implementations.resolve_variant(name, json.loads(variant_json), spec)
+        variant = implementations.resolve_variant(name, given, spec)
         weights = initial_weights(spec, seed=7)
         weights[0], weights[-2] = weights[0] * EMBEDDING_SCALE, weights[-2] * LOGIT_SCALE
         policy.import_framework(name)

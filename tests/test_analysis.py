@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import report, tables
-from analysis.load import AnalysisError, load, load_machines
+from analysis.load import AnalysisError, load, load_machines, row
 from model import records
 from model.records import RecordError, write_json_atomic
 from tests.conftest import run_module
@@ -307,7 +307,7 @@ def test_version_1_records_are_upgraded_and_unknown_versions_refused(results):
     write_json_atomic(run_dir / "record.json", version_1_record(current))
     upgraded = records.read_record(run_dir)
     assert upgraded["schema_version"] == 2 and upgraded["upgraded_from"] == 1
-    assert records.row(upgraded) == records.row(current)
+    assert row(upgraded) == row(current)
     assert records.steady_samples_ms(upgraded) == records.steady_samples_ms(current)
     assert len(load(results).runs) == 19  # a folder mixing both versions still loads
     write_json_atomic(run_dir / "record.json", dict(current, schema_version=7))
@@ -635,3 +635,22 @@ def test_an_ensemble_is_counted_once_in_its_configuration_and_reported(tmp_path)
     assert summary.loc[("torch", 2), "ensembles"] == 0 and summary.loc[("tensorflow", 1), "ensembles"] == 0
     text = report.generate(folder).read_text()
     assert "LSTM 1L, torch: test accuracy 0.9000 over 1 ensemble(s), 0.3 min of training each" in text
+
+
+def test_bf16_columns_get_their_ratio_to_fp32_and_an_accuracy_verdict(results):
+    # A bf16 column of native torch: every step 0.6x fp32's, test accuracy 0.2, 0.3 and 0.1 points lower by seed.
+    for seed, factor in enumerate(SEED_FACTORS):
+        record = fixture_record("torch", "lstm", 1, [s * factor * 0.6 for s in STEPS[("torch", 1)]],
+                                accuracy=ACCURACY["torch"][seed] - (0.002, 0.003, 0.001)[seed], seed=seed)
+        record["plan"]["variant"] = {"compile": False, "precision": "bf16"}
+        record["runtime"]["bf16_emulated"] = True
+        write_json_atomic(results / "runs" / f"torch+precision-bf16-lstm1-s{seed}" / "record.json", record)
+    row = tables.precision(load(results).runs).set_index("implementation").loc["torch"]
+    assert row["ratio"] == pytest.approx(0.6) and row["low"] < 0.6 < row["high"] and row["clear"]
+    # mean -0.2 points, sd 0.1 over 3 seeds: t(2) interval -0.2 +- 4.303 * 0.1 / sqrt(3)
+    half = stats_t(2) * 0.1 / 3 ** 0.5
+    assert row["accuracy_points"] == pytest.approx(-0.2)
+    assert (row["accuracy_low"], row["accuracy_high"]) == pytest.approx((-0.2 - half, -0.2 + half))
+    assert row["accuracy"] == "equivalent within ±1 point" and row["emulated"]
+    text = report.generate(results).read_text()
+    assert "Precision (Test CPU)" in text and "**Emulated**" in text and "| torch " in text

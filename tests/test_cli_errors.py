@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_module
+from tests.conftest import invoke, run_module
 
 
 def assert_one_line_error(done, *fragments):
@@ -36,11 +36,28 @@ def assert_one_line_error(done, *fragments):
     (("--train-size", "10"), "does not fill one batch"),
     (("--plan", "missing-plan.json"), "cannot read run plan"),
     (("--plan", "missing-plan.json", "--cell", "gru"), "do not combine it with --cell"),
+    (("--impl", "torch", "--precision", "fp16"), "unknown precision 'fp16' for torch"),
+    (("--impl", "tensorflow", "--tf-formulation", "block", "--precision", "bf16"), "BlockLSTM) has no bf16 kernel"),
 ])
 def test_train_rejects_bad_settings(tmp_path, args, fragment):
-    done = run_module("runners.train", *args, "--out", str(tmp_path / "run"))
+    done = invoke("runners.train", *args, "--out", str(tmp_path / "run"))
     assert_one_line_error(done, fragment)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("module, args", [
+    ("runners.train", ("--impl", "torch", "--precision", "bf16")),
+    ("runners.compare", ("--implementations", "torch", "--cells", "lstm", "--variants", "torch:precision=bf16")),
+])
+def test_bf16_is_refused_on_a_cpu_without_bf16_instructions(tmp_path, monkeypatch, module, args):
+    from runners.harness import policy
+
+    monkeypatch.setattr(policy, "cpu_has_bf16", lambda: False)
+    monkeypatch.delenv(policy.EMULATE_BF16_VARIABLE, raising=False)
+    out = ("--out", str(tmp_path / "run")) if module == "runners.train" else ("--results", str(tmp_path))
+    done = invoke(module, *args, *out)
+    assert_one_line_error(done, "precision bf16 needs a CPU with bf16 instructions", "--emulate-bf16")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_train_rejects_an_unknown_keras_backend_from_the_environment(tmp_path):
@@ -76,25 +93,25 @@ def test_uninstalled_backend_is_a_one_line_error(tmp_path):
 
 
 def test_predict_rejects_a_missing_run_folder(tmp_path):
-    done = run_module("runners.predict", "--model", str(tmp_path / "nope"), "great film")
+    done = invoke("runners.predict", "--model", str(tmp_path / "nope"), "great film")
     assert_one_line_error(done, "not found")
 
 
 def test_predict_rejects_a_folder_without_a_record(tmp_path):
-    done = run_module("runners.predict", "--model", str(tmp_path), "great film")
+    done = invoke("runners.predict", "--model", str(tmp_path), "great film")
     assert_one_line_error(done, "not a finished run")
 
 
 def test_predict_rejects_empty_text(tmp_path):
     (tmp_path / "record.json").write_text("{}")
-    done = run_module("runners.predict", "--model", str(tmp_path), "   ")
+    done = invoke("runners.predict", "--model", str(tmp_path), "   ")
     assert_one_line_error(done, "review 1 is empty")
-    done = run_module("runners.predict", "--model", str(tmp_path), stdin="")
+    done = invoke("runners.predict", "--model", str(tmp_path), input="")
     assert_one_line_error(done, "no review text")
 
 
 def test_help_lists_the_options():
-    done = run_module("runners.train", "--help")
+    done = invoke("runners.train", "--help")
     assert done.returncode == 0
     for option in ("--impl", "--cell", "--layers", "--threads", "--flush-denormal", "--profile", "--out"):
         assert option in done.stdout

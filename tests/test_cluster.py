@@ -13,7 +13,7 @@ import pytest
 
 from model import preprocess, records
 from runners.harness import cluster as ray_executor
-from tests.conftest import run_module
+from tests.conftest import invoke, run_module
 
 if not os.environ.get("RNNBENCH_REQUIRE_RAY"):  # CI installs the cluster group and sets it: no silent skip there
     pytest.importorskip("ray")
@@ -180,10 +180,10 @@ def test_shipped_files_are_written_where_the_head_had_them_with_its_modification
 
 
 def test_ray_options_are_checked(tmp_path):
-    done = run_module("runners.compare", "--executor", "dask", "--results", str(tmp_path))
+    done = invoke("runners.compare", "--executor", "dask", "--results", str(tmp_path))
     assert done.returncode != 0 and done.stderr.strip().splitlines() == ["error: unknown executor: dask; choose "
                                                                          "from local, ray"]
-    done = run_module("runners.compare", "--placement", "cores", "--results", str(tmp_path))
+    done = invoke("runners.compare", "--placement", "cores", "--results", str(tmp_path))
     assert done.stderr.strip().splitlines() == ["error: --address and --placement apply to --executor ray only"]
     done = run_module("runners.compare", "--executor", "ray", "--address", "127.0.0.1:1", "--results", str(tmp_path))
     assert done.returncode != 0 and done.stderr.strip().startswith("error: no Ray cluster at --address 127.0.0.1:1")

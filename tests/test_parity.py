@@ -64,6 +64,20 @@ BROKEN = ("torch~outputs", "torch~gradient")
 # test_keras_tensorflow_clips_by_the_norm_of_unaggregated_slices). Its gradients agree; its updates do not.
 KNOWN_DIFFERENCES = {("keras-tensorflow", key) for key in PARITY if key.endswith("-clip")}
 
+# bf16 against the fp32 reference. bf16 keeps 8 significant bits: unit roundoff u = 2^-8 = 3.9e-3, 65,000 times
+# float32's. Each implementation rounds at other places (torch's autocast rounds the operands of its matmuls and
+# of oneDNN's RNN primitive; Keras' mixed policy and native TF round weights and activations between ops), so
+# the columns agree with fp32, and with each other, only to a few u: independent roundings add as the square root
+# of their number, and a recurrent state carries them from step to step while the gates' sigmoids and tanh shrink
+# them. Bounds: logits and loss within 8u (3.1e-2), each weight's gradient within 16u (6.3e-2). A defect below
+# those is invisible in bf16 (the broken copies' 0.1% is), which is why the fp32 cases above carry the proof and
+# these show that each bf16 column computes the same network in bf16. Updates after Adam steps are not compared:
+# Adam's first update is lr * sign(g), and rounding flips the sign of gradients near zero.
+BF16_U = 2.0 ** -8
+BF16_LOGIT_RTOL, BF16_GRADIENT_RTOL = 8 * BF16_U, 16 * BF16_U
+BF16_CASES = ("rnn-1", "gru-1", "lstm-1", "lstm-2-bi")
+BF16 = {f"{key}-bf16": PARITY[key] | dict(variant=dict(precision="bf16")) for key in BF16_CASES}
+
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
     scale = float(np.linalg.norm(b))
@@ -103,7 +117,7 @@ def _run(folder, name, cases):
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
     with ThreadPoolExecutor(2) as pool:  # two processes at a time on a 2-core machine
-        return dict(pool.map(lambda name: _run(folder, name, PARITY | COUNTS), NAMES + BROKEN))
+        return dict(pool.map(lambda name: _run(folder, name, PARITY | COUNTS | BF16), NAMES + BROKEN))
 
 
 @pytest.mark.parametrize("key", sorted(COUNTS))
@@ -200,6 +214,45 @@ VARIANTS = (
     ("keras-torch", {"rnn_path": "auto"}, VARIANT_CASES),
     ("keras-jax", {"jit_compile": False}, VARIANT_CASES),
 )
+
+
+
+
+def _renamed(result: dict, old: str, new: str) -> dict:
+    """One case's numbers under another case's key."""
+    return {name.replace(f"{old}/", f"{new}/", 1): value for name, value in result.items()
+            if name.startswith(f"{old}/")}
+
+
+def bf16_differences(result: dict, reference: dict, key: str) -> list[str]:
+    found = []
+    logits = _relative(result[f"{key}/logits"], reference[f"{key}/logits"])
+    loss = abs(float(result[f"{key}/loss"]) / float(reference[f"{key}/loss"]) - 1)
+    for what, gap, bound in (("logits", logits, BF16_LOGIT_RTOL), ("loss", loss, BF16_LOGIT_RTOL)):
+        if gap > bound:
+            found.append(f"{what} differ by {gap:.1e} (relative; bound {bound:.1e})")
+    for name in (k for k in reference if k.startswith(f"{key}/g")):
+        gap = _relative(result[name], reference[name])
+        if gap > BF16_GRADIENT_RTOL:
+            found.append(f"gradient {name} differs by {gap:.1e} (relative; bound {BF16_GRADIENT_RTOL:.1e})")
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bf16_columns_compute_the_same_network_within_bf16_rounding(results, name):
+    for key in BF16_CASES:
+        found = bf16_differences(_renamed(results[name], f"{key}-bf16", key), results["torch"], key)
+        assert not found, f"{name}[precision=bf16] {key}: {'; '.join(found)}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bf16_columns_really_compute_in_bf16(results, name):
+    """Not a silent fp32 fallback: the logits move by bf16's rounding, far beyond fp32's, and the record's
+    kernel path names the dtype that computed."""
+    for key in BF16_CASES:
+        assert _relative(results[name][f"{key}-bf16/logits"], results[name][f"{key}/logits"]) > 20 * LOGIT_RTOL, key
+        kernel = str(results[name][f"{key}-bf16/kernel"])
+        assert "bfloat16" in kernel or "bf16" in kernel, kernel
 
 
 def _variant_id(name: str, variant: dict) -> str:

@@ -5,12 +5,13 @@ from dataclasses import replace
 
 import pytest
 
+from analysis.load import run_column
 from model import records
 from model.errors import UserError
 from model.plan import Profile, RunPlan
 from model.spec import SpecError
 from runners.harness import sweep
-from tests.conftest import run_module
+from tests.conftest import invoke, run_module
 
 TINY = Profile("tiny", "test grid", model=dict(units=8, maxlen=64), train=dict(train_size=384, test_size=100, epochs=1),
                implementations=("torch",), cells=("rnn",), layers=(1, 2), timeout_s=300)
@@ -39,14 +40,14 @@ def test_variant_columns_get_their_own_runs():
     assert sorted(plans) == ["tensorflow+graph-False-lstm1-s0", "tensorflow-lstm1-s0", "torch-lstm1-s0"]
     eager = plans["tensorflow+graph-False-lstm1-s0"]
     assert eager.variant == {"formulation": "loop", "jit_compile": False, "graph": False}
-    assert records.run_column(eager.to_dict()) == "tensorflow[graph=False]"
-    assert records.run_column(plans["tensorflow-lstm1-s0"].to_dict()) == "tensorflow"
+    assert run_column(eager.to_dict()) == "tensorflow[graph=False]"
+    assert run_column(plans["tensorflow-lstm1-s0"].to_dict()) == "tensorflow"
     with pytest.raises(UserError, match="needs the graph"):
         sweep.grid(replace(profile, variants=(("tensorflow", (("graph", False), ("jit_compile", True))),)), 1)
 
 
 def test_compare_rejects_a_malformed_variant(tmp_path):
-    done = run_module("runners.compare", "--variants", "tensorflow-graph", "--results", str(tmp_path))
+    done = invoke("runners.compare", "--variants", "tensorflow-graph", "--results", str(tmp_path))
     assert done.returncode != 0 and done.stderr.strip().splitlines() == [
         "error: bad variant 'tensorflow-graph'; write implementation:option=value, e.g. tensorflow:graph=false"]
 
@@ -124,7 +125,7 @@ def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
 
 
 def test_compare_rejects_unknown_names(tmp_path):
-    done = run_module("runners.compare", "--cells", "lstm,cnn", "--results", str(tmp_path))
+    done = invoke("runners.compare", "--cells", "lstm,cnn", "--results", str(tmp_path))
     assert done.returncode != 0 and done.stderr.strip().splitlines() == [
         "error: unknown cell: cnn; choose from rnn, gru, lstm"]
 

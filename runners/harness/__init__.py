@@ -34,12 +34,14 @@ def default_run_dir(plan: RunPlan) -> Path:
     return Path("runs") / f"{stamp}-{plan.implementation}-{slug}"
 
 
-def run(plan: RunPlan, out: Path | None = None, progress: bool = False) -> dict:
-    """Train and evaluate ``plan`` into ``out`` (default: ``default_run_dir``); returns its record."""
+def run(plan: RunPlan, out: Path | None = None, progress: bool = False, emulate_bf16: bool = False) -> dict:
+    """Train and evaluate ``plan`` into ``out`` (default: ``default_run_dir``); returns its record.
+    ``emulate_bf16``: run a bf16 plan on a CPU without bf16 instructions (refused otherwise)."""
     out = Path(out or default_run_dir(plan))
     implementations.check_installed(plan.implementation)
     if out is not None and (Path(out) / records.RECORD_FILE).exists():
         raise HarnessError(f"{out} already holds a finished run; choose another --out")
+    policy.check_precision(plan.variant, emulate_bf16)
     policy.set_thread_environment(plan.threads, plan.entry.framework)
 
     from runners.harness.session import run as train_and_evaluate

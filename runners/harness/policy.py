@@ -46,6 +46,27 @@ def check_threads(threads: int | None) -> None:
                           "oversubscribed cores change every measurement")
 
 
+# CPU flags (/proc/cpuinfo) of an x86 CPU that computes in bf16 natively: AVX512_BF16 (Zen 4, Cooper Lake
+# and later Xeons) or AMX (Sapphire Rapids and later). Without them the frameworks convert in software.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+EMULATE_BF16_VARIABLE = "RNNBENCH_EMULATE_BF16"  # set by --emulate-bf16 for the runs a sweep starts
+
+
+def cpu_has_bf16() -> bool:
+    from runners.harness.environment import cpu_info
+
+    return any(cpu_info()["flags"].get(flag) for flag in BF16_FLAGS)
+
+
+def check_precision(variant: dict, emulate: bool = False) -> None:
+    """bf16 only where the CPU has bf16 instructions, unless asked to emulate (its timings then measure the
+    software conversion, and the record says so)."""
+    if variant.get("precision") == "bf16" and not (emulate or os.environ.get(EMULATE_BF16_VARIABLE) == "1"):
+        if not cpu_has_bf16():
+            raise PolicyError(f"precision bf16 needs a CPU with bf16 instructions ({' or '.join(BF16_FLAGS)}), "
+                              "which this one lacks; --emulate-bf16 runs it in software anyway")
+
+
 def set_thread_environment(threads: int, framework: str | None = None) -> None:
     """Must run before torch, tensorflow, jax or numpy is imported."""
     if threads < 1:

@@ -96,8 +96,10 @@ def prepare(plan: RunPlan) -> Prepared:
     data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.data_seed)
     impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
                                   plan.variant, total_steps=train_spec.epochs * steps_per_epoch(plan, data))
+    # What was asked is the plan's (threads, flush_denormal); what took effect is the probed policy.
     runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend, policy=policy.probe(framework),
-                   threads_requested=plan.threads, flush_denormal_requested=plan.flush_denormal,
+                   # bf16 converted in software: its timings measure the emulation, not bf16 hardware
+                   bf16_emulated=plan.variant.get("precision") == "bf16" and not policy.cpu_has_bf16(),
                    tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
     return Prepared(plan, source, prepared, data, impl, runtime, dict(rss_after_imports_mb=rss_after_imports),
                     ready_s=time.time() - process_start)

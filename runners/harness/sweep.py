@@ -14,6 +14,7 @@ Ray cluster.
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -157,12 +158,15 @@ def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data:
 
 def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | None = None, data: str | None = None,
                     retry_failed: bool = False, executor: str = "local", address: str = "auto",
-                    placement: str = "node", rerun_noisy_runs: int = 0, on_progress=None, on_message=print) -> dict:
+                    placement: str = "node", rerun_noisy_runs: int = 0, emulate_bf16: bool = False, on_progress=None,
+                    on_message=print) -> dict:
     """What ``python -m runners.compare`` does after reading its options: the profile's sweep on the chosen
     executor, then up to ``rerun_noisy_runs`` extra runs per cell whose runs were noisy. Returns the sweep's
-    counts, with ``reran`` (how many noisy runs were run again)."""
+    counts, with ``reran`` (how many noisy runs were run again). ``emulate_bf16``: bf16 columns run on a CPU
+    without bf16 instructions (the runs this machine starts inherit the permission)."""
     from runners.harness import policy
 
+    threads = tuple(threads or profile.threads) or None
     if executor not in ("local", "ray"):
         raise SweepError(f"unknown executor: {executor}; choose from local, ray")
     if executor == "local" and (address != "auto" or placement != "node"):
@@ -180,8 +184,12 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
             threads = threads or (runner.default_threads(),)
             on_message(runner.summary(max(threads)))
         threads = threads or (policy.default_threads(),)
-        counts = sweep(results, profile, threads[0] if len(threads) == 1 else threads, data, retry_failed,
-                       on_progress=on_progress, executor=runner)
+        axis = threads[0] if len(threads) == 1 else threads
+        if emulate_bf16:
+            os.environ[policy.EMULATE_BF16_VARIABLE] = "1"
+        for plan in grid(profile, axis, data).values():
+            policy.check_precision(plan.variant)
+        counts = sweep(results, profile, axis, data, retry_failed, on_progress=on_progress, executor=runner)
         counts["reran"] = len(rerun_noisy(results, rerun_noisy_runs, min(3, len(profile.seeds)), profile.timeout_s,
                                           runner, on_progress)) if rerun_noisy_runs else 0
     finally:
