@@ -173,7 +173,10 @@ def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline
                          f"({interval}, paired over {int(row['seeds'])} seeds): **{row['verdict']}**.")
     hybrid = summary.dropna(subset=["hybrid_accuracy"]) if "hybrid_accuracy" in summary else summary.iloc[:0]
     if not hybrid.empty:
-        values = ", ".join(f"{row['implementation']} {row['hybrid_accuracy']:.4f}" for _, row in hybrid.iterrows())
+        several = hybrid[["cell", "layers", "bidirectional"]].drop_duplicates().shape[0] > 1
+        values = ", ".join((f"{configuration_label(row['cell'], row['layers'], row['bidirectional'])} " if several
+                            else "") + f"{row['implementation']} {row['hybrid_accuracy']:.4f}"
+                           for _, row in hybrid.iterrows())
         sentences.append(f"- Hybrid row, not the recipe: each run's test probabilities averaged with the TF-IDF "
                          f"uni+bigram model's, equal weights fixed in advance (mean over seeds): {values}.")
     ensembled = summary[summary["ensembles"] > 0] if "ensembles" in summary else summary.iloc[:0]

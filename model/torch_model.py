@@ -11,9 +11,14 @@ Equivalence with the Keras model:
   SimpleRNN keep one. Their sum is all that matters, so the recurrent one is
   frozen at zero: the trainable parameters are exactly Keras'.
 * bf16 (``precision="bf16"``): ``torch.autocast("cpu", dtype=torch.bfloat16)``
-  around the forward pass, as torch's CPU AMP recipe does: matmuls and the
-  oneDNN RNN primitive compute in bf16, weights, gradients and Adam's state
-  stay fp32, and the logits are cast to fp32 before the loss.
+  around the forward pass, as torch's CPU AMP recipe does: weights, gradients
+  and Adam's state stay fp32, the logits are cast to fp32 before the loss.
+  What autocast computes in bf16 depends on the cell (torch 2.13): the LSTM
+  through oneDNN's bf16 RNN primitive, SimpleRNN in bf16, but ``nn.GRU`` has
+  no autocast rule and stays fp32; the record's kernel path names the dtype
+  observed. On a CPU without bf16 instructions oneDNN cannot build its bf16
+  LSTM primitive (an error, not a fallback), so there the forward pass runs
+  with oneDNN off and the LSTM computes in fp32 on ATen's loop.
 * Adam: torch adds epsilon to the bias-corrected sqrt(v); Keras and TF add it
   to the raw sqrt(v). Setting torch's epsilon to eps / sqrt(1 - beta_2**t)
   at step t makes the two updates identical.
@@ -21,6 +26,8 @@ Equivalence with the Keras model:
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +152,7 @@ class TorchImplementation:
         self.steps = 0
 
     def _logits(self, tokens: np.ndarray) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with precision_context(self.precision):
             logits = self.forward(torch.from_numpy(tokens))
         return logits.float()
 
@@ -197,6 +204,19 @@ class TorchImplementation:
                     parameter_count=sum(p.numel() for p in self.parameters))
 
 
+def precision_context(precision: str):
+    """autocast for bf16, with oneDNN off where it has no bf16 kernels (see the module docstring)."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with warnings.catch_warnings():  # a note about TF32 on Intel GPUs, irrelevant here
+            warnings.simplefilter("ignore")
+            stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+    return stack
+
+
 def graph_breaks(module: SentimentRNN) -> str:
     """What TorchDynamo made of the forward pass, as its ``explain`` reports it on a tiny batch: how many graphs,
     where each break fell (the source line) and why, and the operations the compiled graphs hold."""
@@ -233,7 +253,8 @@ def observed_kernel_path(module: SentimentRNN, precision: str = "fp32") -> str:
     """Name the kernel torch really dispatched to, and the dtype it computed in, read from the autograd graph
     and the output of a tiny forward."""
     tokens = torch.zeros((2, min(module.spec.maxlen, 4)), dtype=torch.long)
-    with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with torch.enable_grad(), precision_context(precision):
         output, _ = module.recurrent(module.embedding(tokens))
-    dtype = "" if precision == "fp32" else f", computing in {str(output.dtype).removeprefix('torch.')}"
+    dtype = "" if precision == "fp32" else f", computing in {str(output.dtype).removeprefix('torch.')}" + (
+        "" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else " (oneDNN off: no bf16 primitives on this CPU)")
     return f"torch fused multi-layer nn.{type(module.recurrent).__name__}: {autograd_kernel(output)}{dtype}"

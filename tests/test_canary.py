@@ -13,14 +13,17 @@ from analysis import tables
 from runners.harness.sweep import reruns_needed
 from tests.conftest import QUIET_ENV, REPO
 
-# Takes the machine's reference, says so, then 30 canaries; prints the slowdown of their median.
+# Takes the machine's reference, says so, then canaries for a second of wall time (a fixed count could finish
+# before the parent's first pause); prints the slowdown of their median.
 CANARIES = """
-import json, statistics, sys
+import json, statistics, sys, time
 from runners.harness.canary import Workload, reference
 base = reference(2)["total_ms"]
-print("ready", flush=True)
 workload = Workload(2)
-taken = [workload.once()["total_ms"] for _ in range(30)]
+print("ready", flush=True)
+taken, end = [], time.perf_counter() + 1.0
+while time.perf_counter() < end or len(taken) < 30:
+    taken.append(workload.once()["total_ms"])
 print(json.dumps(statistics.median(taken) / base))
 """
 

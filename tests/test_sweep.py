@@ -39,7 +39,7 @@ def test_variant_columns_get_their_own_runs():
     plans = sweep.grid(profile, threads=1)
     assert sorted(plans) == ["tensorflow+graph-False-lstm1-s0", "tensorflow-lstm1-s0", "torch-lstm1-s0"]
     eager = plans["tensorflow+graph-False-lstm1-s0"]
-    assert eager.variant == {"formulation": "loop", "jit_compile": False, "graph": False}
+    assert eager.variant == {"formulation": "loop", "jit_compile": False, "graph": False, "precision": "fp32"}
     assert run_column(eager.to_dict()) == "tensorflow[graph=False]"
     assert run_column(plans["tensorflow-lstm1-s0"].to_dict()) == "tensorflow"
     with pytest.raises(UserError, match="needs the graph"):
@@ -54,7 +54,8 @@ def test_compare_rejects_a_malformed_variant(tmp_path):
 
 def test_plans_round_trip_through_json(tmp_path):
     plan = sweep.grid(replace(TINY, implementations=("tensorflow",)), threads=2)["tensorflow-rnn1-s0"]
-    assert plan.variant == {"formulation": "precomputed", "jit_compile": False, "graph": True}  # "fastest" per cell
+    assert plan.variant == {"formulation": "precomputed", "jit_compile": False, "graph": True,
+                            "precision": "fp32"}  # "fastest" per cell
     plan.save(tmp_path / "plan.json")
     assert RunPlan.load(tmp_path / "plan.json") == plan
     with pytest.raises(SpecError, match="plan version 9"):

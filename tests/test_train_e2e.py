@@ -78,7 +78,7 @@ def test_keras_runs_name_their_kernel_path(trained_runs):
     assert "oneDNN" in records.read_record(trained_runs["torch"])["runtime"]["kernel_path"]
     fused = records.read_record(trained_runs["keras-torch-fused"])
     assert "keras-torch-fused patch" in fused["runtime"]["kernel_path"] and fused["plan"]["variant"] == {
-        "rnn_path": "fused", "jit_compile": False}
+        "rnn_path": "fused", "jit_compile": False, "precision": "fp32"}
 
 
 def test_native_torch_can_turn_flush_to_zero_off(tmp_path, imdb_archive, cache_dir):

@@ -16,7 +16,7 @@ from model.frameworks import identity_packages
 OTHER_PACKAGES = ("tensorflow", "jaxlib", "numpy", "scikit-learn", "scipy", "pandas",
             "memory-profiler", "typer", "psutil")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "fma", "sse3")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Set by the Ray executor for the runs it starts (runners/harness/cluster.py).
 EXECUTOR_VARIABLE, GIT_VARIABLE = "RNNBENCH_EXECUTOR", "RNNBENCH_GIT"
 
