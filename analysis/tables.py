@@ -299,6 +299,12 @@ def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.Data
     return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers", "seed"])
 
 
+def tost_p(differences, margin: float = EQUIVALENCE_MARGIN_POINTS) -> float:
+    """The p-value of equivalence within +-margin: the larger of the two one-sided t tests (TOST)."""
+    return max(stats.ttest_1samp(differences, -margin, alternative="greater").pvalue,
+               stats.ttest_1samp(differences, margin, alternative="less").pvalue)
+
+
 def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy of each implementation minus native PyTorch's, paired by seed (same weights, same batches;
     a seed run twice counts once, as its mean), with a 95% t interval. Verdicts over the table as one family:
@@ -323,9 +329,7 @@ def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
                              seeds=len(paired), difference_points=mean, sd_points=np.std(d, ddof=1) if len(d) > 1
                              else np.nan, low=low, high=high,
                              p_different=stats.ttest_1samp(d, 0.0).pvalue if tested else np.nan,
-                             p_equivalent=max(stats.ttest_1samp(d, -margin, alternative="greater").pvalue,
-                                              stats.ttest_1samp(d, margin, alternative="less").pvalue)
-                             if tested else np.nan))
+                             p_equivalent=tost_p(d) if tested else np.nan))
     table = pd.DataFrame(rows, columns=["implementation", "cell", "layers", "bidirectional", "seeds",
                                         "difference_points", "sd_points", "low", "high", "p_different",
                                         "p_equivalent"])
@@ -392,9 +396,7 @@ def precision(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.Data
                          ratio=speed["ratio"], low=speed["low"], high=speed["high"], clear=speed["clear"],
                          seeds=len(d), accuracy_points=mean, accuracy_low=d_low,
                          accuracy_high=d_high, emulated=bool(group["bf16_emulated"].any()),
-                         p_equivalent=max(stats.ttest_1samp(d, -margin, alternative="greater").pvalue,
-                                          stats.ttest_1samp(d, margin, alternative="less").pvalue)
-                         if tested else np.nan))
+                         p_equivalent=tost_p(d) if tested else np.nan))
     table = pd.DataFrame(rows, columns=["implementation", "cell", "layers", "bidirectional", "fp32_ms", "bf16_ms",
                                         "ratio", "low", "high", "clear", "seeds", "accuracy_points", "accuracy_low",
                                         "accuracy_high", "emulated", "p_equivalent"])
