@@ -41,6 +41,7 @@ def row(record: dict) -> dict:
     plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
     spec, runtime = plan["model"], record["runtime"]
     epochs = timing["epoch_s"]
+    steps = records.summarize(records.steady_samples_ms(record))  # from the raw samples, not the runner's summary
     return dict(
         status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
         cell=spec["cell"], layers=spec["layers"],
@@ -48,8 +49,7 @@ def row(record: dict) -> dict:
         maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
         segment_len=spec.get("segment_len"),
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
-        run_step_ms=timing["steady_step_ms"]["median"], run_step_iqr_ms=timing["steady_step_ms"]["iqr"],
-        run_step_mean_ms=timing["steady_step_ms"]["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
+        run_step_ms=steps["median"], run_step_iqr_ms=steps["iqr"], run_step_mean_ms=steps["mean"], gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
         steps_per_epoch=record["data"]["steps_per_epoch"],
         epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),
         validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),

@@ -1,8 +1,9 @@
 """Run records and the other files of a run or results folder: names, schema, writing, reading, accessors.
 
 Everything that writes or reads a record goes through this module; the
-analysis reads records only through ``read_record``, ``row`` and
-``steady_samples_ms``. Records are versioned (``SCHEMA_VERSION``); an older
+analysis reads records only through ``read_record`` and the accessors here
+(``steady_samples_ms``, ``summarize``, ...), and computes its summaries from
+the raw samples. Records are versioned (``SCHEMA_VERSION``); an older
 version is upgraded here, explicitly, or refused in one line.
 
 Schema history:
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -154,6 +156,18 @@ def steady(step_samples: list[list[float]], warmup_steps: int) -> list[float]:
 
 def steady_samples_ms(record: dict) -> list[float]:
     return steady(record["timing"]["step_samples_ms"], record["plan"]["warmup_steps"])
+
+
+def summarize(samples_ms: list[float]) -> dict:
+    """Median, quartiles (linear interpolation) and mean of timed samples, in the samples' unit."""
+    if not samples_ms:
+        return dict(n=0, median=None, q1=None, q3=None, iqr=None, mean=None)
+    # statistics, not numpy: this module is imported before the runner sets numpy's thread variables.
+    # "inclusive" is numpy's default linear interpolation.
+    q1, median, q3 = (statistics.quantiles(samples_ms, n=4, method="inclusive") if len(samples_ms) > 1
+                      else samples_ms * 3)
+    return dict(n=len(samples_ms), median=float(median), q1=float(q1), q3=float(q3), iqr=float(q3 - q1),
+                mean=statistics.fmean(samples_ms))
 
 
 def step_losses(record: dict) -> list[float]:

@@ -12,8 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from memory_profiler import memory_usage
+
+from model import records
 
 
 class StepClock:
@@ -31,13 +32,9 @@ class StepClock:
 
 
 def summarize_ms(samples_s: list[float]) -> dict:
-    """Median and interquartile range, in milliseconds."""
-    if not samples_s:
-        return dict(n=0, median=None, q1=None, q3=None, iqr=None, mean=None)
-    ms = np.asarray(samples_s) * 1e3
-    q1, median, q3 = np.percentile(ms, [25, 50, 75])
-    return dict(n=int(ms.size), median=float(median), q1=float(q1), q3=float(q3), iqr=float(q3 - q1),
-                mean=float(ms.mean()))
+    """Median and interquartile range of samples in seconds, in milliseconds (the record's summary; the
+    analysis recomputes it from the raw samples with the same function)."""
+    return records.summarize([s * 1e3 for s in samples_s])
 
 
 def cpu_seconds() -> float:
