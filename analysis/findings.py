@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import tables
+from analysis.load import CANARY_MIN_SAMPLES
 from model.implementations import base_name, get, native_of
 from model.spec import CELL_NAMES, configuration_label
 
@@ -86,7 +87,7 @@ def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[st
 
 
 def depth_sentences(depth: pd.DataFrame) -> list[str]:
-    growth = [c for c in depth.columns if "x_vs_" in c]
+    growth = [c for c in depth.columns if "x_vs_" in c and not c.endswith(("_low", "_high"))]
     if not growth:
         return ["- One depth only in this profile; depth scaling is the full profile's question."]
     deepest = growth[-1]
@@ -95,8 +96,10 @@ def depth_sentences(depth: pd.DataFrame) -> list[str]:
     for name in tables.ordered(depth["implementation"]):
         rows = depth[depth["implementation"] == name]
         values = ", ".join(f"{CELL_NAMES[r['cell']]}{' bi' if r['bidirectional'] else ''} "
-                           f"{r[deepest]:.2f}x" for _, r in rows.iterrows())
-        sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time.")
+                           + tables.ratio_text(r[deepest], r.get(f"{deepest}_low", np.nan),
+                                               r.get(f"{deepest}_high", np.nan)) for _, r in rows.iterrows())
+        sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time (95% run-level "
+                         "intervals, quiet runs).")
     return sentences
 
 
@@ -256,7 +259,13 @@ def quietness_sentences(runs: pd.DataFrame, canary: dict | None = None) -> list[
             f"reference {canary['ms']:.1f} ms ({canary['source']}); during training the runs' canaries ran "
             f"{slow.min():.2f}-{slow.max():.2f}x the reference (median {slow.median():.2f}x; threshold "
             f"{tables.CANARY_SLOWDOWN:.2f}x), at a cost of at most {finished['canary_share'].max():.2%} of "
-            "training time. The plot `canary.png` sets each run's canary and step time against sweep time.")
+            "training time. The plot `canary.png` sets each run's canary and step time against sweep time."
+            if len(slow) else f"- Canary: reference {canary['ms']:.1f} ms ({canary['source']}).")
+        unjudged = int((finished["canary_training_n"] < CANARY_MIN_SAMPLES).sum())
+        if unjudged:
+            sentences.append(f"- {unjudged} of {len(finished)} run(s) trained too briefly for "
+                             f"{CANARY_MIN_SAMPLES} canaries (one every {finished['canary_every_s'].max():.0f} s; a "
+                             "single canary is within its own noise): /proc/stat alone judges them.")
     if noisy.empty:
         sentences.append("- Every run trained on a quiet machine.")
     else:

@@ -1,6 +1,7 @@
 """Reference results: the records README's figures are generated from, committed, one folder per machine.
 
     python -m analysis.reference add results/competitive   # copy a sweep's records in, host details stripped
+    python -m analysis.reference add results/depth --name depth   # a profile swept with other settings
     python -m analysis.reference readme                    # rewrite README's generated blocks from them
     python -m analysis.reference readme --check            # exit 1 if README differs (the test suite runs it)
 
@@ -26,6 +27,7 @@ from analysis import tables
 from analysis.load import load
 from model import records
 from model.errors import fail, user_errors
+from model.implementations import base_name
 from model.spec import configuration_label
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,11 +58,15 @@ def _anonymous(document: dict) -> dict:
     return strip(document)
 
 
-def add(results: Path) -> Path:
-    """Copy a sweep's finished records into ``results/reference/<machine>/<profile>/``."""
+def add(results: Path, name: str | None = None) -> Path:
+    """Copy a sweep's finished records into ``results/reference/<machine>/<name>/``: by default the profile's
+    name; another name for a profile swept with other settings (``--layers 1,2,3``), which must not pool with
+    the profile's own records."""
     manifest = records.read_json(results / records.MANIFEST_FILE)
     profile = manifest["profile"]["name"] if isinstance(manifest["profile"], dict) else manifest["profile"]
-    target = REFERENCE / machine_name(manifest["environment"]) / profile
+    if name is not None and not re.fullmatch(r"[\w-]+", name):
+        fail(f"--name {name!r}: use letters, digits, '-' and '_' (it names a folder and a README block)")
+    target = REFERENCE / machine_name(manifest["environment"]) / (name or profile)
     done = [run for run in sorted((results / records.RUNS_FOLDER).iterdir()) if records.run_state(run) == "done"]
     if not done:
         fail(f"{results} has no finished runs to add")
@@ -81,6 +87,25 @@ def _ensemble_cell(row) -> str:
     return f"{row['ensemble_accuracy']:.4f}{sd} ({int(row['ensembles'])}), {row['ensemble_train_wall_s'] / 60:.0f} min"
 
 
+def _ratio_cell(family: pd.DataFrame, row) -> str:
+    """A variant column against its implementation's default, any other column against native torch: the
+    ratio of steady step times from the report's Holm family, "clear" where Holm rejects 1."""
+    name = row["implementation"]
+    against = base_name(name) if base_name(name) != name else tables.REFERENCE
+    if name == against:
+        return "-"
+    found = tables.compared(family, row["cell"], row["layers"], row["bidirectional"], name, against)
+    if not np.isfinite(found["ratio"]):
+        return "-"
+    return (f"{tables.ratio_text(found['ratio'], found['low'], found['high'])} vs {against}"
+            + (", clear" if found["clear"] else ""))
+
+
+def converged(data) -> bool:
+    """Whether a folder's profile trains to an accuracy worth comparing (it names a target accuracy)."""
+    return data.profile.get("target_accuracy") is not None
+
+
 def profile_table(profile: str) -> str:
     """The README block of one profile: a row per machine, configuration and implementation."""
     folders = sorted(REFERENCE.glob(f"*/{profile}"))
@@ -89,7 +114,7 @@ def profile_table(profile: str) -> str:
     rows, notes = [], []
     for folder in folders:
         data = load(folder)
-        summary = tables.summary(data.runs)
+        summary, family = tables.summary(data.runs), tables.comparisons(data.runs)
         for _, row in summary.iterrows():
             sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
             ttt = row.get("ttt_eval_wall_s", np.nan)
@@ -100,10 +125,12 @@ def profile_table(profile: str) -> str:
                          "test accuracy": f"{row['accuracy']:.4f}{sd}",
                          "training, min": f"{row['train_wall_s'] / 60:.1f}",
                          "ms/step": f"{row['step_ms']:.0f}",
-                         "to target, s": f"{ttt:.0f}" if np.isfinite(ttt) else "-",
-                         "ensemble of 3": _ensemble_cell(row),
-                         "hybrid with bigram LR": f"{row['hybrid_accuracy']:.4f}"
-                         if np.isfinite(row.get("hybrid_accuracy", np.nan)) else "-"})
+                         "step time ratio": _ratio_cell(family, row),
+                         "first step, s": f"{row['first_step_s']:.1f}",
+                         **({"to target, s": f"{ttt:.0f}" if np.isfinite(ttt) else "-",
+                             "ensemble of 3": _ensemble_cell(row),
+                             "hybrid with bigram LR": f"{row['hybrid_accuracy']:.4f}"
+                             if np.isfinite(row.get("hybrid_accuracy", np.nan)) else "-"} if converged(data) else {})})
         if data.baseline:
             unigram = data.baseline.get("unigram_accuracy")
             notes.append(f"{folder.parent.name}: TF-IDF + logistic regression on the same rows "
@@ -112,14 +139,20 @@ def profile_table(profile: str) -> str:
     target = data.profile.get("target_accuracy")
     legend = ("`seeds`: seeds trained, `runs`: runs (a noisy run's re-run repeats its seed); accuracy mean ± sd "
               "over seeds; training wall minutes and steady ms/step are the median and the geometric mean over quiet "
-              "runs; `to target`: seconds until validation accuracy "
-              + (f"first reached {target:.0%}" if target else "reached the profile's target")
-              + ", validation on the clock (censored median); `ensemble of 3`: the test accuracy of the runs of "
-              "seeds 0-2 (3-5, 6-8) averaged, mean ± sd over ensembles, (n) ensembles, and the training minutes of "
-              "one ensemble (its runs' sum); `hybrid`: the run's test probabilities averaged "
-              "with the bigram model's (equal weights, an extra row, not the recipe). Generated by "
-              "`make readme-results` from "
-              f"`results/reference/*/{profile}/`.")
+              "runs; `step time ratio`: a variant column's steady step time over its implementation's default, "
+              "any other column's over native torch: ratio of geometric means with its 95% run-level interval, "
+              "`clear` where Holm's procedure over the report's speed comparisons rejects a ratio of 1; "
+              "`first step`: median seconds of the first training step (graph building, compilation)")
+    if converged(data):
+        legend += (f"; `to target`: seconds until validation accuracy first reached {target:.0%}"
+                   ", validation on the clock (censored median); `ensemble of 3`: the test accuracy of the runs of "
+                   "seeds 0-2 (3-5, 6-8) averaged, mean ± sd over ensembles, (n) ensembles, and the training minutes "
+                   "of one ensemble (its runs' sum); `hybrid`: the run's test probabilities averaged "
+                   "with the bigram model's (equal weights, an extra row, not the recipe)")
+    else:
+        legend += ("; accuracies after this little training say nothing of final quality, so time to target, "
+                   "ensembles and hybrids are left out")
+    legend += f". Generated by `make readme-results` from `results/reference/*/{profile}/`."
     return "\n".join([pd.DataFrame(rows).to_markdown(index=False), "", legend, ""]
                      + [f"- {note}" for note in notes]) + "\n"
 
@@ -129,10 +162,12 @@ def render_readme(text: str) -> str:
 
 
 @app.command("add")
-def add_command(results: Annotated[Path, typer.Argument(help="a results folder written by runners.compare")]):
-    """Copy a sweep's records into results/reference/<machine>/<profile>/ (host details stripped)."""
+def add_command(results: Annotated[Path, typer.Argument(help="a results folder written by runners.compare")],
+                name: Annotated[str | None, typer.Option(help="folder name under the machine (default: the "
+                                                               "profile's)")] = None):
+    """Copy a sweep's records into results/reference/<machine>/<name>/ (host details stripped)."""
     with user_errors():
-        typer.echo(add(results))
+        typer.echo(add(results, name))
 
 
 @app.command("readme")

@@ -50,9 +50,9 @@ def write(data: Results, out: Path, title: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     summary, family = tables.summary(data.runs), tables.comparisons(data.runs)
     long_tables = dict(summary=summary, comparisons=family, keras_overhead=tables.overhead(data.runs, family),
-                       depth_scaling=tables.depth_scaling(summary),
+                       depth_scaling=tables.depth_scaling(summary, data.runs),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
-                       equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary),
+                       equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary, data.runs),
                        precision=tables.precision(data.runs, family), runs=data.runs)
     (out / "tables").mkdir(exist_ok=True)
     for name, table in long_tables.items():
@@ -315,7 +315,9 @@ def _detail_tables(data: Results, long_tables: dict) -> list[str]:
     programming = long_tables["programming_model"]
     if not programming.empty:
         lines += [f"Programming model ({cpu}): each variant against its implementation's default on the same "
-                  "configuration. The first step holds tracing or compilation; `break_even_steps` is the number "
+                  "configuration: `speedup` is default / variant step time with its 95% run-level interval "
+                  "(`speedup_low`-`speedup_high`, quiet runs; Holm's verdict on the same pair is in the findings). "
+                  "The first step holds tracing or compilation; `break_even_steps` is the number "
                   "of steady steps after which the variant has paid for it (empty: slower per step, never).", "",
                   tables.to_markdown(programming)]
     return lines + [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(long_tables["keras_overhead"]),

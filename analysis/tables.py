@@ -268,14 +268,29 @@ def overhead(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataF
     return _order(pd.DataFrame(rows), ["backend", "cell", "bidirectional", "layers"])
 
 
-def depth_scaling(table: pd.DataFrame) -> pd.DataFrame:
-    """Step time per depth and its growth relative to the shallowest depth run, per implementation and cell."""
+def depth_scaling(table: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Step time per depth and its growth relative to the shallowest depth run, per implementation and cell; with
+    ``runs``, each growth's 95% run-level interval (``*_low``, ``*_high``: quiet runs, unadjusted, since these
+    describe the cost of depth and are not verdicts of the report's family)."""
     wide = table.pivot_table(index=["implementation", "cell", "bidirectional"], columns="layers", values="step_ms")
     depths = list(wide.columns)
     wide.columns = [f"{c}_layer_ms" for c in depths]
+    groups = timed_groups(runs) if runs is not None else {}
     for depth in depths[1:]:
-        wide[f"{depth}x_vs_{depths[0]}"] = wide[f"{depth}_layer_ms"] / wide[f"{depths[0]}_layer_ms"]
+        growth = f"{depth}x_vs_{depths[0]}"
+        wide[growth] = wide[f"{depth}_layer_ms"] / wide[f"{depths[0]}_layer_ms"]
+        if runs is not None:
+            intervals = [_group_ratio(groups, (name, cell, depth, bi), (name, cell, depths[0], bi))[1:3]
+                         for name, cell, bi in wide.index]
+            wide[f"{growth}_low"], wide[f"{growth}_high"] = zip(*intervals) if intervals else ((), ())
     return wide.reset_index()
+
+
+def _group_ratio(groups: dict, numerator: tuple, denominator: tuple) -> tuple[float, float, float, float]:
+    """``ratio_interval`` of two timed groups' run step times (nan where either group has no quiet run)."""
+    if numerator not in groups or denominator not in groups:
+        return (float("nan"),) * 4
+    return ratio_interval(groups[numerator]["run_step_ms"], groups[denominator]["run_step_ms"])
 
 
 def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -343,10 +358,12 @@ def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
     return _order(table, ["cell", "bidirectional", "layers"])
 
 
-def programming_model(table: pd.DataFrame) -> pd.DataFrame:
+def programming_model(table: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each variant column (eager vs graph, XLA, torch.compile, Keras jit) against its implementation's default
     column on the same configuration: the compile or trace time it adds to the first step, the steady-state
-    gain per step, and the number of steps after which it has paid for itself."""
+    gain per step (with ``runs``, its 95% run-level interval over quiet runs; the report's verdict family judges
+    the same pair), and the number of steps after which it has paid for itself."""
+    groups = timed_groups(runs) if runs is not None else {}
     rows = []
     for _, row in table.iterrows():
         name = row["implementation"]
@@ -357,6 +374,7 @@ def programming_model(table: pd.DataFrame) -> pd.DataFrame:
         if default.empty:
             continue
         default = default.iloc[0]
+        configuration = (row["cell"], row["layers"], row["bidirectional"])
         extra_first_s = row["first_step_s"] - default["first_step_s"]
         gain_ms = default["step_ms"] - row["step_ms"]
         if gain_ms > 0:
@@ -365,7 +383,10 @@ def programming_model(table: pd.DataFrame) -> pd.DataFrame:
             break_even = np.nan  # never: slower per step
         rows.append(dict(variant=name, cell=row["cell"], layers=row["layers"], bidirectional=row["bidirectional"],
                          default_step_ms=default["step_ms"], variant_step_ms=row["step_ms"],
-                         speedup=default["step_ms"] / row["step_ms"], default_first_step_s=default["first_step_s"],
+                         speedup=default["step_ms"] / row["step_ms"],
+                         **dict(zip(("speedup_low", "speedup_high"), _group_ratio(
+                             groups, (base_name(name), *configuration), (name, *configuration))[1:3])),
+                         default_first_step_s=default["first_step_s"],
                          variant_first_step_s=row["first_step_s"], break_even_steps=break_even))
     return pd.DataFrame(rows)
 

@@ -18,6 +18,7 @@ torch (recurrent outputs 0.1% too large; the first recurrent kernel's gradient
 
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -57,6 +58,7 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
     name, _, broken = name.partition("~")
     results = {}
     for key, settings in json.loads(specs_json).items():
+        started = time.perf_counter()
         count_only = settings.pop("count_only", False)
         steps = settings.pop("steps", 1)
         widths = settings.pop("widths", None)
@@ -70,8 +72,8 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
         impl = implementations.create(name, spec, train, weights, variant, total_steps=steps)
         if broken:
             perturb(impl, broken)
-        results[f"{key}/count"] = np.int64(impl.info()["parameter_count"])
         if count_only:
+            results[f"{key}/count"] = np.int64(impl.info()["parameter_count"])
             continue
         batches = [fixed_batch(spec, seed=123 + step, width=widths[step] if widths else None)
                    for step in range(steps)]
@@ -85,7 +87,12 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
         for i, (weight, start) in enumerate(zip(impl.get_weights(), weights)):
             results[f"{key}/w{i}"] = weight
             results[f"{key}/d{i}"] = weight - start  # the optimizer's total update
-        results[f"{key}/kernel"] = np.array(impl.info()["kernel_path"])
+        # info() once, after the steps (Keras' names the path its calls took; under torch.compile it runs
+        # TorchDynamo's explain)
+        info = impl.info()
+        results[f"{key}/count"] = np.int64(info["parameter_count"])
+        results[f"{key}/kernel"] = np.array(info["kernel_path"])
+        results[f"{key}/seconds"] = np.float64(time.perf_counter() - started)  # where the suite's time goes
     np.savez(out, **results)
 
 

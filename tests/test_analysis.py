@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import report, tables
+from analysis import findings, report, tables
 from analysis.load import AnalysisError, load, load_machines, row
 from model import records
 from model.records import RecordError, write_json_atomic
@@ -44,7 +44,7 @@ def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0,
         "canary": {"every_s": 15.0, "spent_s": 0.03, "share_of_training": 0.005,
                    "samples": [{"phase": phase, "total_ms": 10.0, "gemm_ms": 1.0, "copy_ms": 9.0,
                                 "train_wall_s": 0.0, "at": 1.8e9 + 60 * seed + 20 * layers} for phase in
-                               ("start", "training", "end")]},
+                               ("start", "training", "training", "training", "end")]},
     }
 
 
@@ -153,8 +153,12 @@ def test_overhead_and_depth_scaling(results):
     overhead = tables.overhead(runs)
     assert list(overhead["backend"]) == ["torch", "torch"]
     assert overhead.set_index("layers").loc[1, "overhead"] == pytest.approx(4.0)
-    depth = tables.depth_scaling(tables.summary(runs)).set_index("implementation")
+    depth = tables.depth_scaling(tables.summary(runs), runs).set_index("implementation")
     assert depth.loc["torch", "2x_vs_1"] == pytest.approx(21 / 11)
+    # the seeds' +-5% spread around it, over 3 runs a depth: a Welch interval about +-12% wide
+    assert 1.6 < depth.loc["torch", "2x_vs_1_low"] < 21 / 11 < depth.loc["torch", "2x_vs_1_high"] < 2.2
+    sentence = findings.depth_sentences(depth.reset_index())[1]
+    assert sentence.startswith("- torch: 2 layers cost LSTM 1.91x (95% CI 1.") and "the 1-layer step time" in sentence
     deeper_only = tables.depth_scaling(tables.summary(runs[runs["layers"] == 2]))
     assert not [c for c in deeper_only.columns if "x_vs_" in c]  # one depth: nothing to scale against
 
@@ -239,8 +243,10 @@ def test_programming_model_sets_compile_time_against_the_steady_gain(results):
         write_json_atomic(results / "runs" / f"tensorflow+jit_compile-True-lstm1-s{seed}" / "record.json", record)
     summary = tables.summary(load(results).runs)
     assert "tensorflow[jit_compile=True]" in set(summary["implementation"])
-    row = tables.programming_model(summary).set_index("variant").loc["tensorflow[jit_compile=True]"]
+    row = tables.programming_model(summary, load(results).runs).set_index("variant").loc[
+        "tensorflow[jit_compile=True]"]
     assert row["speedup"] == pytest.approx(1.25) and row["variant_first_step_s"] == 5.0
+    assert 1 < row["speedup_low"] < 1.25 < row["speedup_high"] < 1.5  # 3 runs a side, +-5% between seeds
     seeds = (1.05 * 0.95) ** (1 / 3)
     assert row["break_even_steps"] == pytest.approx(3.5e3 / ((11.0 - 8.8) * seeds))
     text = report.generate(results).read_text()
@@ -285,6 +291,22 @@ def test_a_slowed_canary_flags_a_run_that_proc_stat_calls_quiet(results):
     assert "tensorflow-lstm2-s2" in text and "reference 9.0 ms (measured beside the roofline)" in text
     assert "1.11-1.44x the reference" in text and (results / "canary.png").stat().st_size > 1000
 
+
+def test_a_run_too_short_for_three_canaries_is_judged_by_proc_stat_alone(results):
+    """One canary is within its own noise (on a quiet machine single ones read up to 1.63x): two slow ones flag
+    nothing, and the report says how many runs the canary could not judge."""
+    path = results / "runs" / "tensorflow-lstm2-s2" / "record.json"
+    record = json.loads(path.read_text())
+    first = record["canary"]["samples"][0]
+    record["canary"]["samples"] = [dict(first, phase=phase, total_ms=ms)
+                                   for phase, ms in (("start", 9.0), ("training", 15.0), ("training", 15.0),
+                                                     ("end", 9.0))]  # 15 / 9: 1.67x, twice
+    write_json_atomic(path, record)
+    runs = load(results).runs.set_index("run_id")
+    assert runs.loc["tensorflow-lstm2-s2", "canary_training_n"] == 2
+    assert np.isnan(runs.loc["tensorflow-lstm2-s2", "canary_slowdown"])
+    assert tables.quiet(runs).all()
+    assert "1 of 18 run(s) trained too briefly for 3 canaries" in report.generate(results).read_text()
 
 def test_records_from_different_machines_are_not_pooled(results):
     record = json.loads((results / "runs" / "torch-lstm1-s0" / "record.json").read_text())
@@ -587,6 +609,23 @@ def test_readme_tables_are_generated_from_the_committed_reference_records():
     done = run_module("analysis.reference", "readme", "--check")
     assert done.returncode == 0, done.stderr
 
+
+def test_a_sweep_with_other_settings_enters_the_reference_under_its_own_name(tmp_path, monkeypatch):
+    """A quick sweep over depths must not pool with quick's own reference records: ``--name`` files it apart, and
+    its README block gives each column's step time ratio with the report's interval and Holm verdict."""
+    from analysis import reference
+
+    results = write_results(tmp_path / "depth")
+    monkeypatch.setattr(reference, "REFERENCE", tmp_path / "reference")
+    target = reference.add(results, "depth")
+    assert target == tmp_path / "reference" / reference.machine_name(ENVIRONMENT) / "depth"
+    assert len(list((target / "runs").glob("*/record.json"))) == len(list((results / "runs").iterdir())) == 18
+    table = reference.profile_table("depth")
+    keras_torch = next(line for line in table.splitlines() if "| LSTM 2L " in line and "keras-torch " in line)
+    assert "4.19x (95% CI" in keras_torch and "vs torch, clear" in keras_torch  # medians 88 / 21 ms
+    assert "`results/reference/*/depth/`" in table and reference.profile_table("quick").startswith("_(no reference")
+    with pytest.raises(SystemExit):
+        reference.add(results, "../quick")
 
 def test_reference_records_name_no_host():
     from analysis import reference

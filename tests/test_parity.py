@@ -39,18 +39,20 @@ CLIP = dict(steps=5, train=dict(learning_rate=0.01, clip_global_norm=0.01))  # g
 PARITY = {}
 for cell in ("rnn", "gru", "lstm"):
     one, stack = dict(cell=cell, layers=1, **SMALL), dict(cell=cell, layers=2, bidirectional=True, **SMALL)
-    PARITY |= {
-        f"{cell}-1": one | STEPS, f"{cell}-1-clip": one | CLIP, f"{cell}-2-bi": stack | STEPS,
-        f"{cell}-2-bi-clip": stack | CLIP,
-        # Epsilon as large as sqrt(v): where it is added (raw or bias-corrected sqrt(v)) shows.
-        f"{cell}-1-eps": one | dict(steps=5, train=dict(learning_rate=0.01, epsilon=1e-2, **NO_CLIP)),
-        # The competitive recipe's parts: segments as rows, length-bucketed batches of several widths, and the
-        # warm-up + cosine schedule, whose learning rate differs at every step.
-        f"{cell}-seg-bi": dict(cell=cell, layers=1, bidirectional=True, segment_len=4, steps=5,
-                               widths=[12, 8, 4, 12, 8],
-                               train=dict(schedule="warmup_cosine", warmup_fraction=0.4, bucket_pool=1,
-                                          learning_rate=0.01, **NO_CLIP), **SMALL),
-    }
+    PARITY |= {f"{cell}-1": one | STEPS, f"{cell}-1-clip": one | CLIP, f"{cell}-2-bi": stack | STEPS}
+# What does not depend on the cell is checked on fewer cells (each case costs Keras on jax and on TensorFlow a
+# trace and compile of several seconds): the clip over a 2-layer bidirectional stack's global norm on the LSTM;
+# epsilon as large as sqrt(v), where it is added (raw or bias-corrected sqrt(v)) shows, on the LSTM; the
+# competitive recipe's parts (segments as rows, length-bucketed batches of several widths, the warm-up + cosine
+# schedule whose learning rate differs at every step) on the gated cells.
+PARITY |= {
+    "lstm-2-bi-clip": dict(cell="lstm", layers=2, bidirectional=True, **SMALL) | CLIP,
+    "lstm-1-eps": dict(cell="lstm", layers=1, **SMALL) | dict(steps=5, train=dict(learning_rate=0.01, epsilon=1e-2,
+                                                                                 **NO_CLIP)),
+    **{f"{cell}-seg-bi": dict(cell=cell, layers=1, bidirectional=True, segment_len=4, steps=5, widths=[12, 8, 4, 12, 8],
+                              train=dict(schedule="warmup_cosine", warmup_fraction=0.4, bucket_pool=1,
+                                         learning_rate=0.01, **NO_CLIP), **SMALL) for cell in ("gru", "lstm")},
+}
 # One full-size case: the default network (64 units, embedding 64, vocabulary 10,000) over its 200 timesteps, where
 # float32 differences accumulate longest; three steps, dropout off. The tolerances above hold for it too.
 PARITY["lstm-full"] = dict(cell="lstm", dropout=0.0, steps=3, train=dict(learning_rate=0.01, **NO_CLIP))
@@ -120,7 +122,9 @@ def _run(folder, name, cases):
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
     with ThreadPoolExecutor(2) as pool:  # two processes at a time on a 2-core machine
-        return dict(pool.map(lambda name: _run(folder, name, PARITY | COUNTS | BF16), NAMES + BROKEN))
+        # the broken copies only have to fail the fp32 comparison
+        return dict(pool.map(lambda name: _run(folder, name, PARITY if "~" in name else PARITY | COUNTS | BF16),
+                             NAMES + BROKEN))
 
 
 @pytest.mark.parametrize("key", sorted(COUNTS))
@@ -170,12 +174,11 @@ def test_keras_tensorflow_clips_by_the_norm_of_unaggregated_slices():
     assert dense_norm == pytest.approx(2.0) and keras_norm == pytest.approx(2 ** 0.5)  # row 3 twice: |2| vs sqrt(2)
 
 
-@pytest.mark.parametrize("cell", ("rnn", "gru", "lstm"))
-def test_the_multi_step_cases_can_see_clipping_and_epsilon(results, cell):
+@pytest.mark.parametrize("case, other", [(f"{cell}-1-clip", f"{cell}-1") for cell in ("rnn", "gru", "lstm")]
+                         + [("lstm-1-eps", "lstm-1")])
+def test_the_multi_step_cases_can_see_clipping_and_epsilon(results, case, other):
     """Agreement means something only if the clip (or epsilon's place) changes the updates well beyond it."""
-    result = results["torch"]
-    for case, other in ((f"{cell}-1-clip", f"{cell}-1"), (f"{cell}-1-eps", f"{cell}-1")):
-        assert _relative(result[f"{case}/d1"], result[f"{other}/d1"]) > 100 * UPDATE_RTOL, case
+    assert _relative(results["torch"][f"{case}/d1"], results["torch"][f"{other}/d1"]) > 100 * UPDATE_RTOL
 
 
 @pytest.mark.parametrize("key", sorted(PARITY))

@@ -4,11 +4,12 @@
 not a neighbour on the same physical cores, memory-bandwidth pressure or a
 lower clock: those slow the run and the canary alike. The canary is a fixed
 float32 matrix product at the run's thread count and a copy far larger than
-the caches, about 10 ms in all, timed at the start, every ``EVERY_S`` seconds
-of training (off the training clocks, like validation) and at the end, into
-the record's ``canary`` section. The machine's reference is measured beside
-the roofline (once per sweep, or per Ray node); the analysis flags a run whose
-in-training canaries ran slower than it by more than its threshold
+the caches, each the median of three, about 20 ms in all, timed at the start,
+every ``EVERY_S`` seconds of training (off the training clocks, like
+validation) and at the end, into the record's ``canary`` section. The
+machine's reference is measured beside the roofline (once per sweep, or per
+Ray node); the analysis flags a run whose in-training canaries (at least
+``analysis.load.CANARY_MIN_SAMPLES``) ran slower than it by more than its threshold
 (``analysis.tables.CANARY_SLOWDOWN``).
 """
 
@@ -36,7 +37,7 @@ class Workload:
         self.once()  # page in the arrays and wake the BLAS threads
 
     def once(self) -> dict:
-        """One canary: milliseconds of the product (median of ``REPEATS``) and of the copy."""
+        """One canary: milliseconds of the product and of the copy, each the median of ``REPEATS``."""
         from threadpoolctl import threadpool_limits
 
         gemm = []
@@ -45,11 +46,13 @@ class Workload:
                 start = time.perf_counter()
                 np.matmul(self.a, self.b, out=self.out)
                 gemm.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        np.copyto(self.target, self.source)
-        copy = time.perf_counter() - start
-        return dict(gemm_ms=float(np.median(gemm)) * 1e3, copy_ms=copy * 1e3,
-                    total_ms=(float(np.median(gemm)) + copy) * 1e3)
+        copy = []  # a median too: one 32 MB copy alone varied by a third on a quiet machine
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            np.copyto(self.target, self.source)
+            copy.append(time.perf_counter() - start)
+        gemm_ms, copy_ms = float(np.median(gemm)) * 1e3, float(np.median(copy)) * 1e3
+        return dict(gemm_ms=gemm_ms, copy_ms=copy_ms, total_ms=gemm_ms + copy_ms)
 
 
 def reference(threads: int, samples: int = 7) -> dict:
