@@ -40,19 +40,21 @@ class Workload:
         """One canary: milliseconds of the product and of the copy, each the median of ``REPEATS``."""
         from threadpoolctl import threadpool_limits
 
-        gemm = []
         with threadpool_limits(limits=self.threads, user_api="blas"):
-            for _ in range(REPEATS):
-                start = time.perf_counter()
-                np.matmul(self.a, self.b, out=self.out)
-                gemm.append(time.perf_counter() - start)
-        copy = []  # a median too: one 32 MB copy alone varied by a third on a quiet machine
-        for _ in range(REPEATS):
-            start = time.perf_counter()
-            np.copyto(self.target, self.source)
-            copy.append(time.perf_counter() - start)
-        gemm_ms, copy_ms = float(np.median(gemm)) * 1e3, float(np.median(copy)) * 1e3
+            gemm_ms = _median_ms(lambda: np.matmul(self.a, self.b, out=self.out))
+        # a median for the copy too: one 32 MB copy alone varied by a third on a quiet machine
+        copy_ms = _median_ms(lambda: np.copyto(self.target, self.source))
         return dict(gemm_ms=gemm_ms, copy_ms=copy_ms, total_ms=gemm_ms + copy_ms)
+
+
+def _median_ms(work) -> float:
+    """Milliseconds of ``work()``, the median of ``REPEATS`` timings."""
+    taken = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        work()
+        taken.append(time.perf_counter() - start)
+    return float(np.median(taken)) * 1e3
 
 
 def reference(threads: int, samples: int = 7) -> dict:
