@@ -10,7 +10,7 @@ comma := ,
 EXECUTOR ?= local
 ADDRESS ?= auto
 
-.PHONY: install test lint train compare report readme-results clean
+.PHONY: install test lint train compare report readme-results reference clean
 
 install: $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -37,6 +37,10 @@ report: install
 # README's generated tables, from the committed reference records (results/reference/)
 readme-results: install
 	$(PY) -m analysis.reference readme
+
+# This machine's reference set: the sets results/reference/<machine>/ lacks, measured, filed, README regenerated
+reference: install
+	$(PY) -m runners.reference
 
 clean:
 	rm -rf $(VENV) .pytest_cache

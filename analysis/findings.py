@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import tables
-from analysis.load import CANARY_MIN_SAMPLES
+from analysis import noise, tables
 from model.implementations import base_name, get, native_of
 from model.spec import CELL_NAMES, configuration_label
 
@@ -42,13 +41,25 @@ def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str,
 
 def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> list[str]:
     """Which statistic, which correction and which equivalence test this report's verdicts use."""
-    sentences = [f"- Step time: geometric mean over quiet runs of each run's median steady step; ratios are ratios "
-                 f"of those means with a 95% Welch t interval on log run medians (no interval with fewer than "
-                 f"{tables.MIN_RUNS} runs a side or no spread). The {len(family)} speed comparisons this report "
+    sentences = [f"- Step time: geometric mean over timed runs of each run's median steady step. A ratio between "
+                 "columns that ran interleaved is estimated round by round: per block (seed) the median of the log "
+                 "ratios of the two columns' steps in each round, with a 95% t interval over blocks; between "
+                 "sequential runs it is the ratio of geometric means with a 95% Welch t interval on log run medians "
+                 f"(no interval with fewer than {tables.MIN_RUNS} runs or blocks a side or no spread). The "
+                 f"{len(family)} speed comparisons this report "
                  f"states as verdicts (each column against torch, against its native backend and against the "
                  f"fastest) are one family: a verdict is \"clear\" only where Holm's step-down procedure rejects a "
                  f"ratio of 1 at {tables.FAMILY_LEVEL:.0%} family-wise ({int(family['clear'].sum())} clear). "
                  "Intervals printed are the unadjusted 95% ones."]
+    for row in family.itertuples():
+        if {base_name(row.numerator), base_name(row.denominator)} != {row.numerator} or "[label=" not in (
+                row.denominator):
+            continue  # not an A/A: one implementation against its twin (a label tells them apart)
+        reach = max(row.high / row.ratio - 1, 1 - row.low / row.ratio) if np.isfinite(row.low) else np.nan
+        sentences.append(f"- A/A, {configuration_label(row.cell, row.layers, row.bidirectional)}: {row.numerator} "
+                         f"over its twin, {tables.ratio_text(row.ratio, row.low, row.high)}"
+                         + (f": this sweep resolves differences of about ±{reach:.0%} for it." if np.isfinite(reach)
+                            else "."))
     if equivalence is not None and not equivalence.empty:
         margin = tables.EQUIVALENCE_MARGIN_POINTS
         sentences.append(f"- Accuracy: \"equivalent\" is a TOST (two one-sided t tests against ±{margin:g} point, "
@@ -246,30 +257,27 @@ def quietness_sentences(runs: pd.DataFrame, canary: dict | None = None) -> list[
     finished = runs[runs["status"] == "ok"]
     if "other_cpu_fraction" not in finished or finished["other_cpu_fraction"].isna().all():
         return ["- Machine load during training was not recorded (schema-1 records)."]
-    noisy = finished[~tables.quiet(finished)]
+    woven = noise.interleaved(finished)
+    noisy = finished[~noise.quiet(finished)]
     sentences = [f"- /proc/stat: other processes used at most {finished['other_cpu_fraction'].max():.1%} of the "
                  f"machine and the hypervisor stole at most {finished['steal_fraction'].max():.1%} of it while any "
-                 f"run trained (thresholds for a quiet run: {tables.QUIET_OTHER_CPU:.0%} and "
-                 f"{tables.QUIET_STEAL:.0%})."]
-    if canary and "canary_slowdown" in finished:
+                 f"run trained (its own turns, for an interleaved run; a sequential run is busy above "
+                 f"{noise.QUIET_OTHER_CPU:.0%} and {noise.QUIET_STEAL:.0%})."]
+    if woven.any():
+        sentences.append(f"- {int(woven.sum())} of {len(finished)} run(s) ran interleaved: each is timed whatever the "
+                         "machine did, since a slow period fell on every column of its rounds alike and its "
+                         "comparisons are paired round by round.")
+    if canary and "canary_slowdown" in finished and finished["canary_slowdown"].notna().any():
         slow = finished["canary_slowdown"].dropna()
         sentences.append(
-            f"- Canary (a fixed matrix product and copy, `runners/harness/canary.py`, timed every "
-            f"{finished['canary_every_s'].max():.0f} s of training): "
-            f"reference {canary['ms']:.1f} ms ({canary['source']}); during training the runs' canaries ran "
-            f"{slow.min():.2f}-{slow.max():.2f}x the reference (median {slow.median():.2f}x; threshold "
-            f"{tables.CANARY_SLOWDOWN:.2f}x), at a cost of at most {finished['canary_share'].max():.2%} of "
-            "training time. The plot `canary.png` sets each run's canary and step time against sweep time."
-            if len(slow) else f"- Canary: reference {canary['ms']:.1f} ms ({canary['source']}).")
-        unjudged = int((finished["canary_training_n"] < CANARY_MIN_SAMPLES).sum())
-        if unjudged:
-            sentences.append(f"- {unjudged} of {len(finished)} run(s) trained too briefly for "
-                             f"{CANARY_MIN_SAMPLES} canaries (one every {finished['canary_every_s'].max():.0f} s; a "
-                             "single canary is within its own noise): /proc/stat alone judges them.")
+            f"- Canary (`runners/harness/canary.py`, a diagnostic that judges no run: `analysis/noise.py` says why): "
+            f"reference {canary['ms']:.1f} ms; during training the runs' canaries ran {slow.min():.2f}-"
+            f"{slow.max():.2f}x it (median {slow.median():.2f}x), at a cost of at most "
+            f"{finished['canary_share'].max():.2%} of training time.")
     if noisy.empty:
-        sentences.append("- Every run trained on a quiet machine.")
+        sentences.append("- No run was excluded from the timing figures.")
     else:
-        sentences.append(f"- {len(noisy)} of {len(finished)} run(s) trained on a busy or slowed machine: their "
+        sentences.append(f"- {len(noisy)} of {len(finished)} sequential run(s) trained on a busy machine: their "
                          "accuracy counts, their times enter no verdict and no step-time figure (cells marked † in "
                          f"the headline tables): {', '.join(noisy['run_id'])}.")
     return sentences

@@ -9,17 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.noise import canary_slowdown
 from model import records
 from model.errors import UserError
 from model.implementations import column
 from model.spec import ModelSpec, from_dict
 
 KEYS = ["implementation", "cell", "layers", "bidirectional"]
-# The canary judges a run by the median of at least this many canaries taken during training. One canary is within
-# its own noise: on a quiet AMD EPYC (/proc/stat: other processes <= 2.5%, steal <= 0.4%) single in-training
-# canaries of the decomposition sweep read 1.04-1.63x their 4.9 ms reference, and flagged 10 of 43 runs, every
-# one a keras-torch run (the only ones long enough to take one). Shorter runs are judged by /proc/stat alone.
-CANARY_MIN_SAMPLES = 3
 
 
 class AnalysisError(UserError):
@@ -28,10 +24,11 @@ class AnalysisError(UserError):
 
 def run_column(plan: dict) -> str:
     """The table column of a run: its implementation, or implementation[option=value] for a variant."""
+    label = f"[label={plan['label']}]" if plan.get("label") else ""
     try:
-        return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
+        return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"])) + label
     except (UserError, TypeError, KeyError):
-        return plan["implementation"]  # partial specs (hand-made records) or retired variants
+        return plan["implementation"] + label  # partial specs (hand-made records) or retired variants
 
 
 def canary_samples(record: dict, phase: str) -> list[float]:
@@ -52,6 +49,7 @@ def row(record: dict) -> dict:
     spec, runtime = plan["model"], record["runtime"]
     epochs = timing["epoch_s"]
     steps = records.summarize(records.steady_samples_ms(record))  # from the raw samples, not the runner's summary
+    schedule = record.get("schedule") or dict(schedule="sequential")
     return dict(
         status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
         cell=spec["cell"], layers=spec["layers"],
@@ -88,6 +86,7 @@ def row(record: dict) -> dict:
         canary_share=(record.get("canary") or {}).get("share_of_training"),
         canary_every_s=(record.get("canary") or {}).get("every_s"),
         started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),
+        schedule=schedule["schedule"], block=schedule.get("block"), round_step_ms=records.round_medians(record),
     )
 
 
@@ -223,25 +222,13 @@ def _machine_roofline(roofline: dict | None, cpu_model: str, threads: int) -> di
                  if machine.get("cpu_model") == cpu_model and machine.get("threads") == threads), None)
 
 
-def _canary(runs: pd.DataFrame, roofline: dict | None) -> tuple[pd.DataFrame, dict | None]:
-    """Each run's canary slowdown against the machine's reference: the one measured beside the roofline, else
-    the fastest canary any of these runs took at its start."""
-    if "canary_training_ms" not in runs or runs["canary_training_ms"].isna().all():
-        return runs, None
-    measured = (roofline or {}).get("canary")
-    reference = (dict(ms=measured["total_ms"], source="measured beside the roofline") if measured
-                 else dict(ms=float(runs["canary_start_ms"].min()), source="fastest start of a run"))
-    judged = runs["canary_training_n"] >= CANARY_MIN_SAMPLES
-    return runs.assign(canary_slowdown=(runs["canary_training_ms"] / reference["ms"]).where(judged)), reference
-
-
 def _results(folders: list[_Folder], identity: tuple) -> Results:
     rows = [row for folder in folders for row in folder.rows
             if row["identity"] == identity or (row["identity"] is None and set(folder.environments) == {identity})]
     ids = {row["run_id"] for row in rows}
     first = next(folder for folder in folders if identity in folder.environments)
     roofline = _machine_roofline(first.roofline, identity.cpu_model, identity.threads)
-    runs, canary = _canary(pd.DataFrame(rows).drop(columns="identity"), roofline)
+    runs, canary = canary_slowdown(pd.DataFrame(rows).drop(columns="identity"), roofline)
     return Results(runs,
                    {k: v for folder in folders for k, v in folder.samples.items() if k in ids},
                    {k: v for folder in folders for k, v in folder.losses.items() if k in ids},

@@ -183,7 +183,7 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
     return figure
 
 
-def canary(runs: pd.DataFrame, threshold: float):
+def canary(runs: pd.DataFrame):
     """Every run against sweep time: its canary slowdown during training, and its steady step relative to the
     median run of its column and configuration, so slow periods and the runs they touched line up."""
     finished = runs[runs["status"] == "ok"].dropna(subset=["started_at", "run_step_ms"])
@@ -197,7 +197,6 @@ def canary(runs: pd.DataFrame, threshold: float):
         mine = finished["implementation"] == name
         top.scatter(minutes[mine], finished.loc[mine, "canary_slowdown"], color=colour_of(name), label=name, s=18)
         bottom.scatter(minutes[mine], relative[mine], color=colour_of(name), s=18)
-    top.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:.2f}x")
     top.set_ylabel("canary / reference")
     bottom.axhline(1.0, color="grey", linewidth=1)
     bottom.set_ylabel("step / median of its cell")

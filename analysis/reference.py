@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import tables
+from analysis import calibration, tables
+from analysis.calibration import schedule_of
 from analysis.load import load
 from model import records
 from model.errors import fail, user_errors
@@ -42,7 +43,8 @@ def machine_name(environment: dict) -> str:
     cpu = environment["cpu"]
     flags = cpu.get("flags") or {}
     widest = next((name for name in ("amx_tile", "avx512f", "avx2") if flags.get(name)), "sse")
-    return re.sub(r"[^a-z0-9]+", "-", f"{cpu['model']} {widest} {cpu.get('logical_cores')}c".lower()).strip("-")
+    bf16 = " bf16" if flags.get("avx512_bf16") or flags.get("amx_bf16") else ""
+    return re.sub(r"[^a-z0-9]+", "-", f"{cpu['model']} {widest}{bf16} {cpu.get('logical_cores')}c".lower()).strip("-")
 
 
 def _anonymous(document: dict) -> dict:
@@ -131,11 +133,12 @@ def profile_table(profile: str) -> str:
                              "ensemble of 3": _ensemble_cell(row),
                              "hybrid with bigram LR": f"{row['hybrid_accuracy']:.4f}"
                              if np.isfinite(row.get("hybrid_accuracy", np.nan)) else "-"} if converged(data) else {})})
+        baseline = ""
         if data.baseline:
             unigram = data.baseline.get("unigram_accuracy")
-            notes.append(f"{folder.parent.name}: TF-IDF + logistic regression on the same rows "
-                         f"{data.baseline['metrics']['accuracy']:.4f} (unigrams and bigrams)"
-                         + (f", {unigram:.4f} (unigrams)" if unigram else ""))
+            baseline = (f"; TF-IDF + logistic regression on the same rows {data.baseline['metrics']['accuracy']:.4f} "
+                        "(unigrams and bigrams)" + (f", {unigram:.4f} (unigrams)" if unigram else ""))
+        notes.append(f"{folder.parent.name}: schedule {schedule_of(data)}{baseline}")
     target = data.profile.get("target_accuracy")
     legend = ("`seeds`: seeds trained, `runs`: runs (a noisy run's re-run repeats its seed); accuracy mean ± sd "
               "over seeds; training wall minutes and steady ms/step are the median and the geometric mean over quiet "
@@ -157,8 +160,60 @@ def profile_table(profile: str) -> str:
                      + [f"- {note}" for note in notes]) + "\n"
 
 
+def headline_block() -> str:
+    """The answer per CPU, side by side: each machine's quick folder gives the fastest column per cell (or the set
+    it cannot be told from) and every column's ratio to native torch; each machine's cpu-axes folders give bf16's
+    step ratio to fp32 with its accuracy difference and the kernel that ran."""
+    machines = {folder.parent.name: load(folder) for folder in sorted(REFERENCE.glob("*/quick"))}
+    if not machines:
+        return "_(no reference results yet)_\n"
+    summaries = {name: tables.summary(data.runs) for name, data in machines.items()}
+    families = {name: tables.comparisons(data.runs) for name, data in machines.items()}
+    winners = tables.winners_across({name: tables.fastest(summaries[name], machines[name].runs, families[name])
+                                     for name in machines})
+    ratios = tables.ratios_across(summaries)
+    parts = ["Fastest column per cell (quick profile, 2 threads; \"a ≈ b\": the fastest and the runner-up cannot be "
+             "told apart; `winner`: whether the answer holds on every CPU):", "", winners.to_markdown(index=False), "",
+             "Each column's steady step time over native torch's (95% interval; `clear` verdicts are in the "
+             "profile tables below):", "", ratios.to_markdown(index=False), ""]
+    bf16 = []
+    for folder in sorted(REFERENCE.glob("*/cpu-axes*")):
+        data = load(folder)
+        summary = tables.summary(data.runs).set_index(["implementation", "cell", "layers", "bidirectional"])
+        units = data.runs["units"].dropna().iloc[0]
+        for row in tables.precision(data.runs).itertuples():
+            key = (f"{row.implementation}[precision=bf16]", row.cell, row.layers, row.bidirectional)
+            accuracy = (f"{row.accuracy_points:+.1f} ({row.accuracy_low:+.1f} to {row.accuracy_high:+.1f})"
+                        if np.isfinite(row.accuracy_low) else f"{row.accuracy_points:+.1f} (no interval)")
+            bf16.append({"machine": folder.parent.name, "units": int(units),
+                         "configuration": configuration_label(row.cell, row.layers, row.bidirectional),
+                         "implementation": row.implementation,
+                         "bf16 / fp32 step": tables.ratio_text(row.ratio, row.low, row.high)
+                         + (", clear" if row.clear else ""),
+                         "accuracy, points (paired by seed)": accuracy,
+                         "kernel that ran (bf16 column)": summary.loc[key, "kernel_path"] if key in summary.index
+                         else "-"})
+    if bf16:
+        parts += ["bf16 against fp32 (the `cpu-axes` profiles: quick's data at 64 and 256 units; the ratio's "
+                  "interval as in every table here, accuracy bf16 - fp32 in points with its 95% interval):", "",
+                  pd.DataFrame(bf16).to_markdown(index=False), ""]
+    return "\n".join(parts) + "\nGenerated by `make readme-results` from `results/reference/*/quick/` and " \
+        "`results/reference/*/cpu-axes*/`.\n"
+
+
+def render_block(name: str) -> str:
+    """A README block: ``calibration`` (every machine's A/A and schedules, ``analysis.calibration``), else the
+    table of the profile (or reference folder) of that name."""
+    if name == "headline":
+        return headline_block()
+    if name == "calibration":
+        return "\n".join(calibration.render(machine) for machine in sorted(p for p in REFERENCE.iterdir()
+                                                                           if p.is_dir()))
+    return profile_table(name)
+
+
 def render_readme(text: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + profile_table(m.group("profile")) + m.group(4), text)
+    return BLOCK.sub(lambda m: m.group(1) + render_block(m.group("profile")) + m.group(4), text)
 
 
 @app.command("add")

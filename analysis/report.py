@@ -63,8 +63,10 @@ def write(data: Results, out: Path, title: str) -> Path:
                    accuracy_vs_cpu_minutes=plots.accuracy_vs_cpu_minutes(data.runs, data.baseline),
                    peak_memory=plots.peak_memory(summary),
                    step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
-                   loss_trajectories=plots.loss_trajectories(data.runs, data.losses),
-                   canary=plots.canary(data.runs, tables.CANARY_SLOWDOWN))
+                   loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
+    if data.canary:  # a figure with nothing to show is not written
+        figures["canary"] = plots.canary(data.runs)
+    (out / "canary.png").unlink(missing_ok=True)
     for name, figure in figures.items():
         figure.savefig(out / f"{name}.png", dpi=110)
         plots.plt.close(figure)
@@ -184,7 +186,7 @@ def render(title: str, data: Results, long_tables: dict) -> str:
     converged = int(data.finished["n_train"].min()) >= CONVERGED_MIN_TRAIN
     sections = (_header(title, data, converged), _findings(data, long_tables, converged),
                 _headline_tables(data, long_tables, converged), _detail_tables(data, long_tables),
-                _failed(data), _plots(), _kernel_paths(long_tables["summary"]), _environment(data))
+                _failed(data), _plots(bool(data.canary)), _kernel_paths(long_tables["summary"]), _environment(data))
     return "\n".join(line for section in sections for line in section) + "\n"
 
 
@@ -334,13 +336,13 @@ def _failed(data: Results) -> list[str]:
                                                              if c in failed.columns]])]
 
 
-def _plots() -> list[str]:
+def _plots(canary: bool) -> list[str]:
     return ["## Plots", "", "![step time vs depth](step_time_vs_depth.png)", "",
             "![accuracy vs training time](accuracy_vs_training_time.png)", "",
             "![accuracy vs training CPU-minutes](accuracy_vs_cpu_minutes.png)", "", "![peak memory](peak_memory.png)",
             "", "![step-time distributions](step_time_distributions.png)", "",
-            "![training-loss trajectories](loss_trajectories.png)", "",
-            "![canary and step time against sweep time](canary.png)", ""]
+            "![training-loss trajectories](loss_trajectories.png)", ""] + (
+        ["![canary and step time against sweep time](canary.png)", ""] if canary else [])
 
 
 def _kernel_paths(summary: pd.DataFrame) -> list[str]:

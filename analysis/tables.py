@@ -1,12 +1,25 @@
 """Pure table building: run rows and raw series in, pandas tables out (no files read or written).
 
 The unit of evidence is the run (a fresh process). One statistic everywhere: a configuration's step time is
-the geometric mean over its quiet runs of each run's median steady step (shown with the run-to-run min-max),
-ratios are ratios of those geometric means, and rankings use them too. Each ratio gets a 95% Welch t interval
-on the logarithms of run medians, so anything that slowed a whole run (a busy neighbour, frequency, allocator
-state) widens the interval instead of being credited to the implementation. With three runs a side, a bootstrap
-over runs would have ten distinct resamples per side and under-cover; the t interval is the standard
-small-sample choice. With fewer than ``MIN_RUNS`` runs a side, or no spread at all, there is no interval.
+the geometric mean over its timed runs (``analysis.noise``) of each run's median steady step (shown with the
+run-to-run min-max), and rankings use it too. A ratio between two columns (``group_ratio``) comes with a 95%
+interval at the level of runs, from one of two models:
+
+- Interleaved runs (``paired_ratio``): the columns of one block (configuration and seed) took turns step by step,
+  so round r of block b gives the paired log ratio d_br = log a_br - log b_br of the two columns' steps in that
+  round. Model: d_br = mu + p_b + e_br, with p_b the block's process-level effect (each block is a new set of
+  processes: allocator state, page placement) and e_br what changed between the two turns of a round. Each block's
+  estimate D_b is the median of its d_br (a single step stalled by the VM moves a median little); the D_b are
+  independent across blocks with variance var(p) + var(median of e), whatever that split, so the interval is a
+  t interval over the blocks (B - 1 degrees of freedom), and the ratio is exp(mean D_b). Both levels vary and
+  both are inside the spread of the D_b; pairing in time removes the slow periods that dominate the spread of
+  sequential runs. ``tests/test_statistics.py`` checks its coverage by simulation.
+- Sequential runs: the ratio of geometric means with a 95% Welch t interval on the logarithms of run medians
+  (``ratio_interval``), so anything that slowed a whole run widens the interval instead of being credited to the
+  implementation. With three runs a side, a bootstrap over runs would have ten distinct resamples per side and
+  under-cover; the t interval is the standard small-sample choice.
+
+With fewer than ``MIN_RUNS`` runs (blocks) a side, or no spread at all, there is no interval.
 
 Verdicts ("faster", "slower", "equivalent") are a family per report: the speed comparisons are tested with
 Holm's step-down procedure at ``FAMILY_LEVEL`` family-wise (``comparisons``), and the accuracy equivalences
@@ -22,6 +35,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from analysis.load import KEYS
+from analysis.noise import quiet
 from model.implementations import NAMES, base_name, get, native_of
 from model.spec import configuration_label
 
@@ -29,10 +43,6 @@ REFERENCE = "torch"
 CONFIDENCE = 0.95
 FAMILY_LEVEL = 0.05
 MIN_RUNS = 3
-# A run is flagged as not quiet when others used more than this share of the machine while it trained, or
-# when its canary (runners/harness/canary.py) ran this much slower during training than the machine's reference: the
-# run-to-run spread on these VMs is about 15%, and the slow periods seen were 20-57% slower.
-QUIET_OTHER_CPU, QUIET_STEAL, CANARY_SLOWDOWN = 0.05, 0.02, 1.25
 # Accuracy differences within this many percentage points count as equivalent.
 EQUIVALENCE_MARGIN_POINTS = 1.0
 NO_INTERVAL = (float("nan"), float("nan"), float("nan"))
@@ -54,6 +64,43 @@ def ratio_interval(numerator, denominator) -> tuple[float, float, float, float]:
     test = stats.ttest_ind(a, b, equal_var=False)
     interval = test.confidence_interval(CONFIDENCE)
     return ratio, float(np.exp(interval.low)), float(np.exp(interval.high)), float(test.pvalue)
+
+
+def block_estimates(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
+    """Per block both columns ran interleaved in: the median over their common rounds of the log ratio of the
+    two columns' steps in that round (``round_step_ms``, one value per round and run)."""
+    if "block" not in numerator or "block" not in denominator:
+        return np.empty(0)
+    theirs = {block: rounds for block, rounds in zip(denominator["block"], denominator["round_step_ms"])
+              if isinstance(block, str) and isinstance(rounds, dict)}
+    estimates = []
+    for block, rounds in zip(numerator["block"], numerator["round_step_ms"]):
+        other = theirs.get(block) if isinstance(block, str) and isinstance(rounds, dict) else None
+        common = sorted(set(rounds) & set(other)) if other else []
+        if common:
+            estimates.append(float(np.median([np.log(rounds[r]) - np.log(other[r]) for r in common])))
+    return np.asarray(estimates)
+
+
+def paired_ratio(estimates) -> tuple[float, float, float, float]:
+    """Ratio, 95% t interval over blocks and two-sided p of "ratio = 1" from per-block log ratios (the model in
+    this module's docstring); interval and p nan with fewer than ``MIN_RUNS`` blocks or no spread."""
+    d = np.asarray(estimates, float)
+    ratio = float(np.exp(d.mean())) if len(d) else float("nan")
+    if len(d) < MIN_RUNS or np.ptp(d) < 1e-12:  # equal up to rounding: identical numbers prove nothing
+        return ratio, *NO_INTERVAL
+    test = stats.ttest_1samp(d, 0.0)
+    interval = test.confidence_interval(CONFIDENCE)
+    return ratio, float(np.exp(interval.low)), float(np.exp(interval.high)), float(test.pvalue)
+
+
+def group_ratio(numerator: pd.DataFrame, denominator: pd.DataFrame) -> tuple[float, float, float, float]:
+    """The ratio of two columns' step times with its interval and p: paired by round where they ran interleaved
+    in at least ``MIN_RUNS`` common blocks, else from run medians (Welch)."""
+    estimates = block_estimates(numerator, denominator)
+    if len(estimates) >= MIN_RUNS:
+        return paired_ratio(estimates)
+    return ratio_interval(numerator["run_step_ms"], denominator["run_step_ms"])
 
 
 def difference_interval(differences) -> tuple[float, float, float]:
@@ -92,16 +139,6 @@ def tost_power(seeds: int, sd_points: float, margin: float = EQUIVALENCE_MARGIN_
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1) * d.std(axis=1, ddof=1) / np.sqrt(seeds)
     mean = d.mean(axis=1)
     return float(np.mean((mean - half >= -margin) & (mean + half <= margin)))
-
-
-def quiet(runs: pd.DataFrame) -> pd.Series:
-    """True where the machine was quiet while the run trained, by /proc/stat and by the canary (unknown counts
-    as quiet)."""
-    def column(name):
-        return runs.get(name, pd.Series(index=runs.index, dtype=float)).astype(float).fillna(0)
-
-    return ((column("other_cpu_fraction") <= QUIET_OTHER_CPU) & (column("steal_fraction") <= QUIET_STEAL)
-            & (column("canary_slowdown") <= CANARY_SLOWDOWN))
 
 
 def ordered(columns) -> list[str]:
@@ -185,13 +222,16 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    gemm_gflop_per_step=group["gemm_gflop_per_step"].iloc[0] if "gemm_gflop_per_step" in group
                    else np.nan)
         if "ttt_wall_s" in group and group["target_accuracy"].notna().any():
-            row.update(target_accuracy=group["target_accuracy"].iloc[0],
-                       reached_target=int(group["ttt_wall_s"].notna().sum()),
-                       ttt_wall_s=censored_median(group["ttt_wall_s"]), ttt_cpu_s=censored_median(group["ttt_cpu_s"]),
-                       ttt_eval_wall_s=censored_median(group["ttt_eval_wall_s"]))
+            # A timing figure like any other: timed runs only, one per seed (a busy run's re-run stands for it).
+            per_seed = timing.sort_values("run_id").drop_duplicates("seed") if "run_id" in timing else timing
+            row.update(target_accuracy=group["target_accuracy"].iloc[0], ttt_runs=len(per_seed),
+                       reached_target=int(per_seed["ttt_wall_s"].notna().sum()),
+                       ttt_wall_s=censored_median(per_seed["ttt_wall_s"]),
+                       ttt_cpu_s=censored_median(per_seed["ttt_cpu_s"]),
+                       ttt_eval_wall_s=censored_median(per_seed["ttt_eval_wall_s"]))
         reference = groups.get((REFERENCE, cell, layers, bidirectional))
         row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = (
-            ratio_interval(timing["run_step_ms"], reference["run_step_ms"])[:3] if reference is not None
+            group_ratio(timing, reference)[:3] if reference is not None
             and timed is not None else (np.nan, np.nan, np.nan))
         rows.append(row)
     return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
@@ -227,8 +267,7 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
                 pairs |= {(configuration, *sorted((name, best))) for name in pool if name != best}
     rows = []
     for configuration, numerator, denominator in sorted(pairs):
-        ratio, low, high, p = ratio_interval(groups[(numerator, *configuration)]["run_step_ms"],
-                                             groups[(denominator, *configuration)]["run_step_ms"])
+        ratio, low, high, p = group_ratio(groups[(numerator, *configuration)], groups[(denominator, *configuration)])
         rows.append(dict(zip(KEYS[1:], configuration), numerator=numerator, denominator=denominator, ratio=ratio,
                          low=low, high=high, p=p))
     family = pd.DataFrame(rows, columns=[*KEYS[1:], "numerator", "denominator", "ratio", "low", "high", "p"])
@@ -290,7 +329,7 @@ def _group_ratio(groups: dict, numerator: tuple, denominator: tuple) -> tuple[fl
     """``ratio_interval`` of two timed groups' run step times (nan where either group has no quiet run)."""
     if numerator not in groups or denominator not in groups:
         return (float("nan"),) * 4
-    return ratio_interval(groups[numerator]["run_step_ms"], groups[denominator]["run_step_ms"])
+    return group_ratio(groups[numerator], groups[denominator])
 
 
 def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -565,7 +604,7 @@ def _headline_cell(row, value: str) -> str:
         return f"{row['accuracy']:.3f}{sd}"
     if value == "time_to_target":
         total = f"; all training {row['train_wall_s']:.0f} s"
-        reached = f"({row['reached_target']}/{row['runs']})"
+        reached = f"({row['reached_target']}/{row.get('ttt_runs', row['runs'])})"
         if not np.isfinite(row.get("ttt_eval_wall_s", np.nan)):
             return f"{'no time' if row.get('reached_target') else 'not reached'} {reached}{total}"
         return (f"{row['ttt_eval_wall_s']:.0f} s with validation; training {row['ttt_wall_s']:.0f} s, CPU "

@@ -32,6 +32,9 @@ class RunPlan:
     data: str | None = None  # dataset archive or folder; None: $IMDB_DATA, then the usual places
     profile: str | None = None  # the profile it came from, for the reader
     save_model: bool = True  # the framework's own model file (sweeps skip it; canonical weights are always saved)
+    # Tells apart two columns that run the same implementation and variant: the A/A calibration of the sweep's
+    # resolution (``--variants torch:label=b`` beside torch). It changes nothing in the run.
+    label: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "variant", resolve_variant(self.implementation, self.variant, self.model))
@@ -103,6 +106,8 @@ class Profile:
         (names of ModelSpec/TrainSpec fields) replaced; ``None`` keeps a value."""
         changes = {k: v for k, v in changes.items() if v is not None}
         axes = {k: changes.pop(k) for k in list(changes) if k in GRID_FIELDS}
+        if "implementations" in axes and "variants" not in axes:  # a subset of implementations holds for variants
+            axes["variants"] = tuple(v for v in self.variants if v[0] in axes["implementations"])
         model_changes, train_changes = split_settings(changes)
         model, train = {**self.model, **model_changes}, {**self.train, **train_changes}
         build_specs(model, train, {})  # refuse bad settings now, not in the first run

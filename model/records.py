@@ -54,9 +54,9 @@ ENSEMBLE_FILE = "ensemble.json"  # runs of consecutive seeds averaged in threes 
 RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
-            "validations", "early_stopping", "files", "canary")
-# Added to schema 2 later, so optional when read: records written before it have none.
-LATER_SECTIONS = ("canary",)
+            "validations", "early_stopping", "files", "canary", "schedule")
+# Added to schema 2 later, so optional when read: records written before them have none (and ran sequentially).
+LATER_SECTIONS = ("canary", "schedule")
 REQUIRED = ("schema_version", "status", "created") + tuple(s for s in SECTIONS if s not in LATER_SECTIONS)
 
 
@@ -156,6 +156,18 @@ def steady(step_samples: list[list[float]], warmup_steps: int) -> list[float]:
 
 def steady_samples_ms(record: dict) -> list[float]:
     return steady(record["timing"]["step_samples_ms"], record["plan"]["warmup_steps"])
+
+
+def round_medians(record: dict) -> dict[int, float] | None:
+    """An interleaved run's median steady step (ms) per round of its block (``runners.harness.gate``); None for a
+    run that ran alone."""
+    rounds = record["timing"].get("step_rounds")
+    if not rounds:
+        return None
+    by_round: dict[int, list[float]] = {}
+    for round_, sample in zip(steady(rounds, record["plan"]["warmup_steps"]), steady_samples_ms(record)):
+        by_round.setdefault(round_, []).append(sample)
+    return {round_: statistics.median(samples) for round_, samples in by_round.items()}
 
 
 def summarize(samples_ms: list[float]) -> dict:

@@ -53,7 +53,9 @@ def compare(
     executor: Annotated[str, typer.Option(help="local (one run after another here) or ray (a Ray cluster; needs .[cluster])")] = "local",
     address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
-    rerun_noisy: Annotated[int, typer.Option(help="run a cell's noisy runs (busy machine or slowed canary) again, up to this many extra runs per cell, until it has 3 quiet runs")] = 0,
+    rerun_noisy: Annotated[int, typer.Option(help="run a cell's busy sequential runs again (/proc/stat: others or steal above the thresholds of analysis/noise.py), up to this many extra runs per cell, until it has 3 timed runs")] = 0,
+    schedule: Annotated[Optional[str], typer.Option(help="interleaved (default locally: each configuration's columns alive at once, taking turns step by step, so a slow period of the machine falls on every column alike) or sequential (one run after another; the only one on --executor ray)")] = None,
+    slice_steps: Annotated[Optional[int], typer.Option(help="interleaved only: training steps per turn (default: 1)")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
 ):
     """Train every configuration of the grid in its own process, then write the report."""
@@ -65,6 +67,11 @@ def compare(
 
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
+        schedule = schedule or ("sequential" if executor == "ray" else "interleaved")
+        if schedule not in ("interleaved", "sequential"):
+            fail(f"unknown schedule {schedule!r}; choose interleaved or sequential")
+        if slice_steps is not None and (schedule != "interleaved" or slice_steps < 1):
+            fail("--slice-steps takes 1 or more steps, with --schedule interleaved")
         if rerun_noisy < 0:
             fail("--rerun-noisy takes a number of extra runs per cell, 0 or more")
         chosen = get_profile(profile).narrowed(
@@ -78,7 +85,8 @@ def compare(
         folder, started = results / (name or profile), time.perf_counter()
         counts = compare_profile(folder, chosen, _names(threads, range(1, 1025), "thread count", _integer) if threads
                                  else None, str(data) if data else None, retry_failed, executor, address, placement,
-                                 rerun_noisy, emulate_bf16, on_progress=_printer(), on_message=typer.echo)
+                                 rerun_noisy, emulate_bf16, on_progress=_printer(), on_message=typer.echo,
+                                 schedule=schedule, slice_steps=slice_steps)
         if rerun_noisy:
             typer.echo(f"{counts['reran']} noisy run(s) run again (listed in the manifest)")
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "

@@ -188,7 +188,7 @@ def test_quick_report_states_only_supported_differences(results):
     assert "cannot be told apart from tensorflow" in line
     assert "**keras-torch**" not in text and "keras-torch on torch: median overhead" in text
     assert "Training-loss agreement" in text and "equivalent within" not in text  # no accuracy verdicts in quick
-    assert "timeout" in text and "Every run trained on a quiet machine" in text
+    assert "timeout" in text and "No run was excluded from the timing figures" in text
     for name in ("step_time_vs_depth", "accuracy_vs_training_time", "peak_memory", "step_time_distributions",
                  "loss_trajectories"):
         assert (results / f"{name}.png").stat().st_size > 1000
@@ -275,7 +275,9 @@ def test_busy_runs_are_flagged(results):
     assert "torch-lstm1-s1" in report.generate(results).read_text().split("How quiet")[1]
 
 
-def test_a_slowed_canary_flags_a_run_that_proc_stat_calls_quiet(results):
+def test_the_canary_is_a_diagnostic_that_judges_no_run(results):
+    """Its slowdown is read against the reference measured beside the roofline and reported, but a slowed canary
+    makes no run busy (analysis/noise.py says why); with fewer than three in-training canaries there is none."""
     record = json.loads((results / "runs" / "tensorflow-lstm2-s2" / "record.json").read_text())
     for sample in record["canary"]["samples"]:
         sample["total_ms"] = 13.0 if sample["phase"] == "training" else 9.0  # 13 / 9: 1.44x the reference
@@ -284,29 +286,27 @@ def test_a_slowed_canary_flags_a_run_that_proc_stat_calls_quiet(results):
     assert data.canary == {"ms": 9.0, "source": "measured beside the roofline"}
     runs = data.runs.set_index("run_id")
     assert runs.loc["tensorflow-lstm2-s2", "canary_slowdown"] == pytest.approx(13 / 9)
-    assert runs.loc["torch-lstm1-s0", "canary_slowdown"] == pytest.approx(10 / 9)
     summary = tables.summary(data.runs).set_index(["implementation", "layers"])
-    assert summary.loc[("tensorflow", 2), "noisy_runs"] == 1 and summary.loc[("tensorflow", 2), "timed_runs"] == 2
+    assert summary.loc[("tensorflow", 2), "noisy_runs"] == 0 and summary.loc[("tensorflow", 2), "timed_runs"] == 3
     text = report.generate(results).read_text().split("How quiet")[1]
-    assert "tensorflow-lstm2-s2" in text and "reference 9.0 ms (measured beside the roofline)" in text
-    assert "1.11-1.44x the reference" in text and (results / "canary.png").stat().st_size > 1000
+    low, high = runs["canary_slowdown"].min(), runs["canary_slowdown"].max()
+    assert f"{low:.2f}-{high:.2f}x it" in text and (results / "canary.png").stat().st_size > 1000
+    record["canary"]["samples"] = [s for s in record["canary"]["samples"] if s["phase"] != "training"][:1] + [
+        dict(record["canary"]["samples"][0], phase="training", total_ms=15.0)] * 2
+    write_json_atomic(results / "runs" / "tensorflow-lstm2-s2" / "record.json", record)
+    assert np.isnan(load(results).runs.set_index("run_id").loc["tensorflow-lstm2-s2", "canary_slowdown"])
 
 
-def test_a_run_too_short_for_three_canaries_is_judged_by_proc_stat_alone(results):
-    """One canary is within its own noise (on a quiet machine single ones read up to 1.63x): two slow ones flag
-    nothing, and the report says how many runs the canary could not judge."""
-    path = results / "runs" / "tensorflow-lstm2-s2" / "record.json"
-    record = json.loads(path.read_text())
-    first = record["canary"]["samples"][0]
-    record["canary"]["samples"] = [dict(first, phase=phase, total_ms=ms)
-                                   for phase, ms in (("start", 9.0), ("training", 15.0), ("training", 15.0),
-                                                     ("end", 9.0))]  # 15 / 9: 1.67x, twice
-    write_json_atomic(path, record)
-    runs = load(results).runs.set_index("run_id")
-    assert runs.loc["tensorflow-lstm2-s2", "canary_training_n"] == 2
-    assert np.isnan(runs.loc["tensorflow-lstm2-s2", "canary_slowdown"])
-    assert tables.quiet(runs).all()
-    assert "1 of 18 run(s) trained too briefly for 3 canaries" in report.generate(results).read_text()
+def test_no_canary_reference_no_slowdown_and_no_empty_canary_figure(results):
+    """Without the reference measured beside the roofline there is no slowdown (an extreme start canary is no
+    reference), and the report writes no canary figure with nothing to show."""
+    (results / "roofline.json").unlink()
+    data = load(results)
+    assert data.canary is None and "canary_slowdown" not in data.runs
+    report.generate(results)
+    assert not (results / "canary.png").exists()
+    assert "canary.png" not in (results / "REPORT.md").read_text()
+
 
 def test_records_from_different_machines_are_not_pooled(results):
     record = json.loads((results / "runs" / "torch-lstm1-s0" / "record.json").read_text())
@@ -569,6 +569,23 @@ def stats_t(df: int) -> float:
     from scipy import stats
 
     return float(stats.t.ppf(0.975, df))
+
+
+def test_time_to_target_is_over_timed_runs_one_per_seed():
+    # The competitive case: torch's seed 1 ran busy (456 s) and its re-run quiet (243 s). Over every run the
+    # censored median would be (243 + 350) / 2 = 296.5 s; over timed runs, one per seed: median(229, 243, 350).
+    runs = step_runs({"torch": [10.0, 10.4, 9.6, 10.1]}, other_cpu={("torch", 1): 0.3})
+    runs["seed"] = [0, 1, 2, 1]
+    runs["run_id"] = ["torch-lstm1-s0", "torch-lstm1-s1", "torch-lstm1-s2", "torch-lstm1-s1-rerun1"]
+    runs = runs.assign(ttt_wall_s=[229.0, 456.0, 350.0, 243.0], ttt_cpu_s=[400.0, 800.0, 600.0, 420.0],
+                       ttt_eval_wall_s=[239.0, 466.0, 360.0, 253.0], target_accuracy=0.89, accuracy=0.89, f1=0.89,
+                       roc_auc=0.9, log_loss=0.3, epochs_run=3, epoch_s=1.0, first_step_s=1.0, train_wall_s=1.0,
+                       train_cpu_s=1.0, train_samples_per_s=1.0, inference_per_s=1.0, latency_ms=1.0,
+                       cpu_utilisation=1.0, peak_above_mb=1.0, rss_after_imports_mb=1.0, kernel_path="k")
+    row = tables.summary(runs).iloc[0]
+    assert row["ttt_wall_s"] == 243.0 and row["ttt_eval_wall_s"] == 253.0 and row["ttt_cpu_s"] == 420.0
+    assert row["reached_target"] == 3 and row["ttt_runs"] == 3 and row["runs"] == 4
+    assert "(3/3)" in tables.headline(tables.summary(runs), "time_to_target").iloc[0]["torch"]
 
 
 def test_censored_time_to_target_counts_a_run_that_never_reached_as_the_slowest():

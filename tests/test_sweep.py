@@ -216,3 +216,49 @@ def test_ensembles_average_consecutive_seeds_in_threes_and_count_a_rerun_seed_on
     # Means 0.8, 0.433, 0.567, 0.3: all four right, though the members score 0.5, 0.75 and 1.0.
     assert found[0]["metrics"]["accuracy"] == 1.0 and found[1]["metrics"]["accuracy"] == 0.0
     assert found[0]["train_wall_s"] == 18.0 and found[0]["train_cpu_s"] == 30.0  # the members' sums
+
+
+def test_an_interleaved_block_trains_as_each_run_would_alone_taking_turns_step_by_step(tmp_path, data_env):
+    """Interleaving moves only the clocks: the same losses and test accuracy as the same plan run alone; the two
+    columns of an A/A (a label tells them apart) take every round together, each step keeps its round, and a
+    waiting process is stopped (the CPU it used while waiting is a small share of the wait)."""
+    from analysis.load import load
+    from runners.harness.executor import LocalExecutor
+
+    profile = replace(TINY, cells=("gru",), layers=(1,), variants=(("torch", (("label", "b"),)),))
+    plans = sweep.grid(profile, threads=1)
+    assert sorted(plans) == ["torch+label-b-gru1-s0", "torch-gru1-s0"]
+    alone = {"torch-gru1-s0": plans["torch-gru1-s0"]}
+    assert sweep.run_plans(tmp_path / "alone", alone, profile, 1, None)["done"] == 1
+    counts = sweep.run_plans(tmp_path / "woven", plans, profile, 1, None, executor=LocalExecutor("interleaved"))
+    assert counts["done"] == 2
+    solo = records.read_record(tmp_path / "alone" / "runs" / "torch-gru1-s0")
+    woven = {name: records.read_record(tmp_path / "woven" / "runs" / name) for name in plans}
+    assert solo["schedule"] == {"schedule": "sequential"}
+    for record in woven.values():
+        assert records.step_losses(record) == records.step_losses(solo)
+        assert record["metrics"] == solo["metrics"]
+        assert record["schedule"]["schedule"] == "interleaved" and record["memory"]["peak_rss_mb"] > 0
+        assert record["timing"]["step_rounds"] == [list(range(len(record["timing"]["step_samples_ms"][0])))]
+        assert record["timing"]["paused_s"]["gate"]["wall"] > 0
+        assert record["schedule"]["wait_cpu_s"] < 0.2 * record["schedule"]["wait_wall_s"]
+    first, second = woven.values()
+    assert first["schedule"]["block"] == second["schedule"]["block"]
+    # a turn per step, and a last one in which the run trains no more: it evaluates and ends while holding the CPU
+    steps = len(first["timing"]["step_rounds"][0])
+    positions = [position for record in woven.values() for _, position, _ in record["schedule"]["slices"]]
+    assert positions.count(0) == positions.count(1) == steps + 1  # both columns in every round
+    manifest = json.loads((tmp_path / "woven" / "manifest.json").read_text())
+    assert manifest["executor"]["schedule"] == "interleaved" and manifest["executor"]["slice_steps"] == 1
+    runs = load(tmp_path / "woven").runs
+    assert sorted(runs["implementation"]) == ["torch", "torch[label=b]"] and runs["round_step_ms"].notna().all()
+
+
+def test_a_subset_of_implementations_holds_for_the_profiles_variant_columns():
+    from model.plan import get_profile
+
+    wide = get_profile("cpu-axes-wide").narrowed(implementations=("torch", "tensorflow", "keras-tensorflow"))
+    assert {name for name, _ in wide.variants} == {"torch", "tensorflow", "keras-tensorflow"}
+    assert all(not name.startswith("keras-torch") for name in sweep.grid(wide, 2))
+    kept = get_profile("cpu-axes-wide").narrowed(implementations=("torch",), variants=(("tensorflow", ()),))
+    assert kept.variants == (("tensorflow", ()),)  # variants given explicitly stay as given

@@ -8,9 +8,8 @@ the caches, each the median of three, about 20 ms in all, timed at the start,
 every ``EVERY_S`` seconds of training (off the training clocks, like
 validation) and at the end, into the record's ``canary`` section. The
 machine's reference is measured beside the roofline (once per sweep, or per
-Ray node); the analysis flags a run whose in-training canaries (at least
-``analysis.load.CANARY_MIN_SAMPLES``) ran slower than it by more than its threshold
-(``analysis.tables.CANARY_SLOWDOWN``).
+Ray node). It is a diagnostic: measured, it did not track the runs' slowdowns,
+and it judges no run (``analysis/noise.py`` gives the figures).
 """
 
 from __future__ import annotations

@@ -11,17 +11,20 @@ every start and end) and ``close()``.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
 from model import records
 from model.errors import UserError
 from model.plan import RunPlan
+from runners.harness import gate
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -126,11 +129,77 @@ def measure_roofline(results: Path, threads: int | tuple[int, ...]) -> None:
         records.write_json_atomic(path, measured[0] if len(measured) == 1 else dict(machines=measured))
 
 
+SCHEDULES = ("interleaved", "sequential")
+TURN_SEED = 20261203  # the column order of every round of a block: seeded by it and the block
+
+
+def block_key(plan: RunPlan) -> str:
+    """What the runs of one block share: the plan less its column (implementation, variant, label)."""
+    shared = {k: v for k, v in plan.to_dict().items() if k not in ("implementation", "variant", "label")}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def blocks(pending: list[tuple[str, RunPlan]]) -> list[list[tuple[str, RunPlan]]]:
+    """The pending runs as blocks (configuration and seed), in the order their first run is planned."""
+    grouped: dict[str, list] = {}
+    for name, plan in pending:
+        grouped.setdefault(block_key(plan), []).append((name, plan))
+    return list(grouped.values())
+
+
+def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float, report,
+               slice_steps: int = gate.SLICE_STEPS, stop: bool = True) -> None:
+    """The runs of one block as live processes taking turns (``runners.harness.gate``); each ends as ``execute``
+    ends a run: a record, or ``failed.json``. Its output goes to files, not pipes: no live process may block on a
+    full pipe while another holds the CPU."""
+    import numpy as np
+
+    rng = np.random.default_rng([TURN_SEED, zlib.crc32(block_key(block[0][1]).encode())])
+    turns, outputs = gate.Turns(slice_steps, timeout_s, stop), {}
+    try:
+        for name, plan in block:
+            run_dir = folder / name
+            start_afresh(run_dir, plan)
+            report(name, "queued")
+            outputs[name] = (run_dir / ".stdout", run_dir / ".stderr")
+            with open(outputs[name][0], "w") as stdout, open(outputs[name][1], "w") as stderr:
+                turns.start(name, train_command(run_dir / records.PLAN_FILE, run_dir), dict(os.environ), stdout,
+                            stderr, preexec_fn=_pinned_and_tied(None, True))
+        turns.run(lambda round_, live: [live[i] for i in rng.permutation(len(live))])
+    except BaseException:
+        turns.kill_all()
+        raise
+    for name, plan in block:
+        child, run_dir = turns.children[name], folder / name
+        stdout, stderr = (gate.tail(path) for path in outputs[name])
+        for path in outputs[name]:
+            path.unlink(missing_ok=True)
+        state = "done" if child.state == "ok" and (run_dir / records.RECORD_FILE).exists() else "failed"
+        if state == "failed":
+            record_failure(run_dir, plan, child.state or "error", child.active_s, timeout_s,
+                           command=child.process.args, returncode=child.process.returncode, stderr=stderr,
+                           stdout=stdout)
+        report(name, state, child.active_s)
+
+
 class LocalExecutor:
-    """Runs one after another on this machine, each in a fresh process: the default, with nothing else running."""
+    """Runs on this machine, each in a fresh process, with nothing else running: one after another
+    (``sequential``), or each block's runs alive together taking turns (``interleaved``, ``interleave``)."""
+
+    def __init__(self, schedule: str = "sequential", slice_steps: int = gate.SLICE_STEPS):
+        if schedule not in SCHEDULES:
+            raise ExecutorError(f"unknown schedule {schedule!r}; choose {' or '.join(SCHEDULES)}")
+        if slice_steps < 1:
+            raise ExecutorError(f"--slice-steps must be at least 1, got {slice_steps}")
+        self.schedule, self.slice_steps = schedule, slice_steps
 
     def describe(self) -> dict:
-        return dict(name="local")
+        if self.schedule == "sequential":
+            return dict(name="local", schedule="sequential")
+        return dict(name="local", schedule="interleaved", slice_steps=self.slice_steps, turn_seed=TURN_SEED,
+                    rule="each block (one configuration and seed) alive at once; each round a random order of its "
+                    "live columns from numpy default_rng([turn_seed, crc32(block)]), each column training "
+                    "slice_steps steps per turn while the others are stopped")
 
     def close(self) -> None:
         pass
@@ -139,6 +208,10 @@ class LocalExecutor:
         measure_roofline(results, threads)
 
     def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report) -> None:
+        if self.schedule == "interleaved":
+            for block in blocks(pending):
+                interleave(folder, block, timeout_s, report, self.slice_steps)
+            return
         for name, plan in pending:
             report(name, "running")
             start = time.perf_counter()

@@ -13,6 +13,7 @@ import random
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from model import implementations, records
 from model.frameworks import FRAMEWORKS
 from model.plan import RunPlan
 from model.weights import gemm_flops_per_training_step
-from runners.harness import canary, loop, measure, policy
+from runners.harness import canary, gate, loop, measure, policy
 from runners.harness.environment import environment
 from runners.harness.metrics import binary_cross_entropy, classification_metrics, sigmoid
 
@@ -126,9 +127,13 @@ def train(ready: Prepared, progress: bool) -> tuple[dict, dict]:
     wall_before = time.perf_counter()
     with display:
         trained, memory = measure.measure_peak(lambda: _epochs(ready, display))
-    trained["cpu"]["machine_during_training"] = measure.quietness(
-        machine_before, measure.machine_cpu_seconds(), measure.own_cpu_seconds() - own_before,
-        time.perf_counter() - wall_before)
+    machine_after, own, wall = (measure.machine_cpu_seconds(), measure.own_cpu_seconds() - own_before,
+                                time.perf_counter() - wall_before)
+    schedule = trained["schedule"]
+    if schedule["schedule"] == "interleaved" and machine_after:  # its own turns only: the others' are not load
+        machine_after = {key: value - schedule["machine_waiting"][key] for key, value in machine_after.items()}
+        own, wall = own - schedule["wait_cpu_s"], wall - schedule["wait_wall_s"]
+    trained["cpu"]["machine_during_training"] = measure.quietness(machine_before, machine_after, own, wall)
     return trained, memory
 
 
@@ -209,9 +214,41 @@ def _progress(enabled: bool):
                     TimeRemainingColumn(), refresh_per_second=2, disable=not enabled, transient=False)
 
 
+class Clocks:
+    """The training clocks, wall and CPU, with the spans that are not training paused off them: validation, the
+    canary and, in an interleaved block, the wait for the next turn. ``paused_s[reason]`` is [wall, cpu]."""
+
+    def __init__(self):
+        self.wall_start, self.cpu_start = time.perf_counter(), measure.cpu_seconds()
+        self.paused_s: dict[str, list[float]] = {}
+
+    @contextmanager
+    def paused(self, reason: str):
+        """Leave the span out of both clocks; yields a dict that holds the span's own wall and cpu once it ends."""
+        wall, cpu, span = time.perf_counter(), measure.cpu_seconds(), {}
+        try:
+            yield span
+        finally:
+            span.update(wall=time.perf_counter() - wall, cpu=measure.cpu_seconds() - cpu)
+            spent = self.paused_s.setdefault(reason, [0.0, 0.0])
+            spent[0] += span["wall"]
+            spent[1] += span["cpu"]
+
+    def paused_wall(self) -> float:
+        return sum(wall for wall, _ in self.paused_s.values())
+
+    def wall(self) -> float:
+        """Training wall seconds so far."""
+        return time.perf_counter() - self.wall_start - self.paused_wall()
+
+    def cpu(self) -> float:
+        return measure.cpu_seconds() - self.cpu_start - sum(cpu for _, cpu in self.paused_s.values())
+
+
 def _epochs(ready: Prepared, display) -> dict:
     """Epochs until early stopping, validating ``validations_per_epoch`` times an epoch (the last at its end,
-    which early stopping reads). Validation is timed on its own and left out of the training clocks."""
+    which early stopping reads). Validation, canaries and an interleaved run's waits for its turn are left out of
+    the training clocks."""
     import numpy as np
 
     from model import batches
@@ -220,52 +257,50 @@ def _epochs(ready: Prepared, display) -> dict:
     per_epoch = steps_per_epoch(plan, data)
     every = min(train_spec.validations_per_epoch, per_epoch)
     checkpoints = {round(j * per_epoch / every) for j in range(1, every + 1)}
-    samples, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], []
+    samples, rounds, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], [], []
     stopper = _EarlyStopping(train_spec.patience)
-    watch = canary.Canary(plan.threads)
+    watch, turn = canary.Canary(plan.threads), gate.Gate.from_environment()
     watch.start()
-    wall_start, cpu_start = time.perf_counter(), measure.cpu_seconds()
-    paused = dict(wall=0.0, cpu=0.0)  # validation and canaries so far, left out of the training clocks
-
+    if turn:
+        turn.wait(measure.cpu_seconds)  # prepared: the sweep starts the next column, then hands out turns
+    clocks = Clocks()
     latest = {}  # the latest validation's logits, which early stopping keeps with the best weights
 
     def validate(epoch: int, step: int) -> None:
-        wall, cpu = time.perf_counter(), measure.cpu_seconds()
-        logits = latest["logits"] = predict(ready, data.x_val)
-        took, took_cpu = time.perf_counter() - wall, measure.cpu_seconds() - cpu
-        validations.append(dict(epoch=epoch, step=(epoch - 1) * per_epoch + step,
-                                train_wall_s=wall - wall_start - paused["wall"],
-                                train_cpu_s=cpu - cpu_start - paused["cpu"],
-                                val_loss=binary_cross_entropy(data.y_val, logits),
+        wall, cpu = clocks.wall(), clocks.cpu()
+        with clocks.paused("validation") as span:
+            logits = latest["logits"] = predict(ready, data.x_val)
+        validations.append(dict(epoch=epoch, step=(epoch - 1) * per_epoch + step, train_wall_s=wall,
+                                train_cpu_s=cpu, val_loss=binary_cross_entropy(data.y_val, logits),
                                 val_accuracy=float(np.mean((logits >= 0) == (data.y_val >= 0.5))),
-                                validation_s=took, validation_cpu_s=took_cpu))
-        paused["wall"] += took
-        paused["cpu"] += took_cpu
+                                validation_s=span["wall"], validation_cpu_s=span["cpu"]))
 
     for epoch in range(1, train_spec.epochs + 1):
         plan_batches = batches.epoch_batches(data.x_train, train_spec.batch_size, train_spec.seed, epoch,
                                              train_spec.bucket_pool, plan.model.width_multiple)
         digests.append(batches.digest(plan_batches))
         tokens.append(sum(len(rows) * width for rows, width in plan_batches))
-        show = _display_step(display, epoch, train_spec, len(data.y_train))
+        show, epoch_rounds = _display_step(display, epoch, train_spec, len(data.y_train)), []
 
-        def after_step(step, loss, epoch=epoch, show=show):
+        def after_step(step, loss, epoch=epoch, show=show, epoch_rounds=epoch_rounds):
+            epoch_rounds.append(turn.stepped() if turn else None)
             if show:
                 show(step, loss)
             if step in checkpoints:
                 validate(epoch, step)
-            elapsed = time.perf_counter() - wall_start - paused["wall"]
-            if watch.due(elapsed):
-                wall, cpu = time.perf_counter(), measure.cpu_seconds()
-                watch.during(elapsed)
-                paused["wall"] += time.perf_counter() - wall
-                paused["cpu"] += measure.cpu_seconds() - cpu
+            if watch.due(clocks.wall()):
+                with clocks.paused("canary"):
+                    watch.during(clocks.wall())
+            if turn and turn.due():
+                with clocks.paused("gate"):
+                    turn.wait(measure.cpu_seconds)
 
-        epoch_start, paused_before = time.perf_counter(), paused["wall"]
+        epoch_start, paused_before = time.perf_counter(), clocks.paused_wall()
         steps = loop.train_epoch(impl, list(batches.gather(data.x_train, data.y_train, plan_batches)),
                                  on_step=after_step)
-        epoch_s.append(time.perf_counter() - epoch_start - (paused["wall"] - paused_before))
+        epoch_s.append(time.perf_counter() - epoch_start - (clocks.paused_wall() - paused_before))
         samples.append(steps.clock.samples)
+        rounds.append(epoch_rounds)
         train_loss, last = float(np.mean(steps.losses)), validations[-1]
         if not np.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
@@ -278,9 +313,17 @@ def _epochs(ready: Prepared, display) -> dict:
         if stopper.update(epoch, last["val_loss"], impl, latest["logits"]):
             break
     restored = stopper.restore(impl, len(epoch_s))
-    train_wall = time.perf_counter() - wall_start - paused["wall"]
-    train_cpu = measure.cpu_seconds() - cpu_start - paused["cpu"]
+    train_wall, train_cpu = clocks.wall(), clocks.cpu()
     watch.end(train_wall)
+    return _trained(ready, samples, rounds, epoch_s, tokens, validations, train_wall, train_cpu, clocks, stopper,
+                    restored, curves, digests, watch, turn)
+
+
+def _trained(ready: Prepared, samples, rounds, epoch_s, tokens, validations, train_wall, train_cpu, clocks,
+             stopper, restored, curves, digests, watch, turn) -> dict:
+    """The record sections the training phase fills."""
+    plan, train_spec = ready.plan, ready.plan.train
+    per_epoch = steps_per_epoch(plan, ready.data)
     steady = records.steady(samples, plan.warmup_steps)
     per_epoch_validation = [sum(v["validation_s"] for v in validations if v["epoch"] == e)
                             for e in range(1, len(epoch_s) + 1)]
@@ -293,12 +336,16 @@ def _epochs(ready: Prepared, display) -> dict:
                   step_samples_ms=[[s * 1e3 for s in epoch] for epoch in samples], epoch_s=epoch_s,
                   validation_s=per_epoch_validation, train_wall_s=train_wall,
                   step_time_coverage=sum(map(sum, samples)) / sum(epoch_s),
-                  train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s))
+                  train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s),
+                  paused_s={reason: dict(wall=wall, cpu=cpu) for reason, (wall, cpu) in clocks.paused_s.items()})
+    if turn:  # each step's round, shaped as step_samples_ms: the analysis pairs columns round by round
+        timing["step_rounds"] = rounds
     return dict(val_logits=stopper.best_logits,
                 timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall,
-                                        validation_cpu_s=paused["cpu"]),
+                                        validation_cpu_s=clocks.paused_s.get("validation", [0.0, 0.0])[1]),
                 curves=curves, validations=validations, order_digests=digests, tokens_per_epoch=tokens,
                 canary=watch.to_record(train_wall),
+                schedule=turn.to_record() if turn else dict(schedule="sequential"),
                 early_stopping=dict(monitor="val_loss", patience=train_spec.patience, best_epoch=stopper.best_epoch,
                                     best_val_loss=stopper.best_loss, stopped_after_epoch=stopper.stopped,
                                     epochs_run=len(epoch_s), restored_best_weights=restored))

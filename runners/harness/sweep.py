@@ -31,6 +31,7 @@ class SweepError(UserError):
 
 
 ORDER_SEED = 20261130  # the run order's: fixed, so a resumed sweep plans the same order
+LABEL = "label"  # a variant option that only names a column (model.plan.RunPlan.label): the A/A calibration
 
 
 def run_id(plan: RunPlan, variant: tuple = ()) -> str:
@@ -57,8 +58,9 @@ def grid(profile: Profile, threads: int | tuple[int, ...], data: str | None = No
         order = np.random.default_rng([ORDER_SEED, index]).permutation(len(columns))
         model, train = profile.specs(cell=cell, layers=layers, bidirectional=bidirectional, seed=seed)
         for name, variant in (columns[i] for i in order):
-            plan = RunPlan(implementation=name, model=model, train=train, variant=dict(variant), threads=threads,
-                           data=data, profile=profile.name, save_model=False)
+            options = {option: value for option, value in variant if option != LABEL}
+            plan = RunPlan(implementation=name, model=model, train=train, variant=options, threads=threads,
+                           data=data, profile=profile.name, save_model=False, label=dict(variant).get(LABEL))
             plans[run_id(plan, variant)] = plan
     return plans
 
@@ -159,22 +161,27 @@ def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data:
 def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | None = None, data: str | None = None,
                     retry_failed: bool = False, executor: str = "local", address: str = "auto",
                     placement: str = "node", rerun_noisy_runs: int = 0, emulate_bf16: bool = False, on_progress=None,
-                    on_message=print) -> dict:
+                    on_message=print, schedule: str = "interleaved", slice_steps: int | None = None) -> dict:
     """What ``python -m runners.compare`` does after reading its options: the profile's sweep on the chosen
     executor, then up to ``rerun_noisy_runs`` extra runs per cell whose runs were noisy. Returns the sweep's
     counts, with ``reran`` (how many noisy runs were run again). ``emulate_bf16``: bf16 columns run on a CPU
-    without bf16 instructions (the runs this machine starts inherit the permission)."""
+    without bf16 instructions (the runs this machine starts inherit the permission). ``schedule``: interleaved (each
+    block's columns alive at once, taking turns of ``slice_steps`` steps) or sequential (one run after another)."""
     from runners.harness import policy
+    from runners.harness.gate import SLICE_STEPS
 
     threads = tuple(threads or profile.threads) or None
     if executor not in ("local", "ray"):
         raise SweepError(f"unknown executor: {executor}; choose from local, ray")
     if executor == "local" and (address != "auto" or placement != "node"):
         raise SweepError("--address and --placement apply to --executor ray only")
+    if executor == "ray" and schedule == "interleaved":
+        raise SweepError("--executor ray runs --schedule sequential only (interleaving needs a block's processes on "
+                         "one machine)")
     if executor == "local":
         for count in threads or ():
             policy.check_threads(count)
-        runner = LocalExecutor()
+        runner = LocalExecutor(schedule, SLICE_STEPS if slice_steps is None else slice_steps)
     else:
         from runners.harness.cluster import RayExecutor
 
@@ -251,7 +258,7 @@ def reruns_needed(runs, quiet_needed: int, extra: int) -> list[tuple[str, str]]:
     to run again, as (run to repeat, new run id), at most ``extra`` re-runs per cell over the whole folder
     (failed re-runs count)."""
     from analysis.load import KEYS
-    from analysis.tables import quiet
+    from analysis.noise import quiet
 
     todo = []
     for _, cell in runs.groupby(KEYS):

@@ -1,0 +1,222 @@
+"""The machine's resolution, measured: A/A sweeps (one implementation twice, ``--variants torch:label=b``) and one
+profile swept both ways, sequential and interleaved.
+
+    python -m analysis.calibration results/reference/amd-epyc-avx2-2c   # the tables README's blocks hold
+
+An A/A ratio has a true value of 1: how far its interval reaches is the smallest difference the schedule can
+resolve on this machine. The variance of an interleaved run's log step times splits into steps within one turn,
+turns (slices) within one process and processes (``components``); the first step of a turn shows what a wait costs
+a step (caches and pools gone cold, ``first_step_cost``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+
+from analysis import tables
+from analysis.load import load
+from model import records
+from model.errors import user_errors
+from model.implementations import base_name
+
+LABEL = "[label=b]"
+# Folder names under a machine's reference folder: the A/A sweeps and the profile swept both ways.
+AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-slice4")
+SCHEDULE_FOLDERS = ("quick", "quick-sequential")
+
+
+def schedule_of(data) -> str:
+    executor = (data.manifest or {}).get("executor") or {}
+    schedule = executor.get("schedule", "sequential")
+    return f"interleaved, {executor.get('slice_steps', 1)} step a turn" if schedule == "interleaved" else schedule
+
+
+def half_width(ratio: float, low: float, high: float) -> float:
+    """The interval's reach from its point, as a share: max(high / ratio - 1, 1 - low / ratio)."""
+    return max(high / ratio - 1, 1 - low / ratio) if np.isfinite(low) else float("nan")
+
+
+TARGET = 0.05  # the reach a verdict should resolve: a 5% difference
+
+
+def blocks_needed(sd_log: float, target: float = TARGET, most: int = 1000) -> int | None:
+    """The fewest blocks (or runs a side) whose 95% t interval reaches at most ``target`` from its point, for a
+    per-block log ratio with this sd: the smallest B >= 3 with t(0.975, B - 1) * sd / sqrt(B) <= log(1 + target)."""
+    from scipy import stats
+
+    if not np.isfinite(sd_log):
+        return None
+    for blocks in range(tables.MIN_RUNS, most + 1):
+        if stats.t.ppf(0.975, blocks - 1) * sd_log / np.sqrt(blocks) <= np.log1p(target):
+            return blocks
+    return None
+
+
+def block_sd(numerator: pd.DataFrame, denominator: pd.DataFrame) -> float:
+    """The sd of the per-block log ratios (interleaved), else of the log run medians' difference of means scaled to
+    one block (sequential: sqrt(var a + var b))."""
+    estimates = tables.block_estimates(numerator, denominator)
+    if len(estimates) >= tables.MIN_RUNS:
+        return float(np.std(estimates, ddof=1))
+    a, b = np.log(numerator["run_step_ms"].astype(float)), np.log(denominator["run_step_ms"].astype(float))
+    return float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))) if min(len(a), len(b)) > 1 else float("nan")
+
+
+def aa_table(folder: Path) -> pd.DataFrame:
+    """Per implementation of an A/A folder: the twin's step time over the original's, its interval and reach."""
+    data = load(folder)
+    groups = tables.timed_groups(data.runs)
+    rows = []
+    for (name, cell, layers, bidirectional), group in sorted(groups.items()):
+        twin = groups.get((name + LABEL, cell, layers, bidirectional))
+        if twin is None:
+            continue
+        ratio, low, high, _ = tables.group_ratio(twin, group)
+        sd = block_sd(twin, group)
+        rows.append(dict(implementation=name, cell=cell, schedule=schedule_of(data), blocks=len(group),
+                         ratio=ratio, low=low, high=high, reach=half_width(ratio, low, high), sd_log=sd,
+                         blocks_for_5_percent=blocks_needed(sd),
+                         within_2_percent=bool(np.isfinite(low) and 0.98 <= low and high <= 1.02),
+                         covers_1=bool(np.isfinite(low) and low <= 1 <= high)))
+    return pd.DataFrame(rows)
+
+
+def _steps(record: dict) -> pd.DataFrame:
+    """An interleaved record's steady steps: log ms, the turn (slice) each belongs to and its place in the turn."""
+    samples = records.steady_samples_ms(record)
+    rounds = records.steady(record["timing"]["step_rounds"], record["plan"]["warmup_steps"])
+    frame = pd.DataFrame(dict(log_ms=np.log(samples), turn=rounds))
+    return frame.assign(place=frame.groupby("turn").cumcount())
+
+
+def interleaved_records(folder: Path) -> dict[str, dict]:
+    runs = Path(folder) / records.RUNS_FOLDER
+    found = {run.name: records.read_record(run) for run in sorted(runs.iterdir()) if records.run_state(run) == "done"}
+    return {name: record for name, record in found.items() if record["timing"].get("step_rounds")}
+
+
+def components(folder: Path) -> pd.DataFrame:
+    """Per implementation, the variance of log step times split by nested ANOVA (method of moments): steps within a
+    turn, turns within a process, processes within a column (the A/A's two columns pooled). A share of sd each."""
+    rows = []
+    by_column: dict[str, list[pd.DataFrame]] = {}
+    for record in interleaved_records(folder).values():
+        by_column.setdefault(base_name(record["plan"]["implementation"]), []).append(_steps(record))
+    for name, runs in sorted(by_column.items()):
+        within_turn = [turn["log_ms"].var(ddof=1) for run in runs for _, turn in run.groupby("turn") if len(turn) > 1]
+        per_turn = int(round(np.mean([len(turn) for run in runs for _, turn in run.groupby("turn")])))
+        turn_means = [run.groupby("turn")["log_ms"].mean() for run in runs]
+        steps = float(np.mean(within_turn)) if within_turn else float("nan")
+        turns = max(0.0, float(np.mean([means.var(ddof=1) for means in turn_means]))
+                    - (steps / per_turn if np.isfinite(steps) else 0.0))
+        process = max(0.0, float(np.var([means.mean() for means in turn_means], ddof=1))
+                      - float(np.mean([means.var(ddof=1) / len(means) for means in turn_means])))
+        rows.append(dict(implementation=name, runs=len(runs), steps_per_turn=per_turn,
+                         within_turn_sd=np.sqrt(steps) if np.isfinite(steps) else np.nan,
+                         between_turns_sd=np.sqrt(turns), between_processes_sd=np.sqrt(process)))
+    return pd.DataFrame(rows)
+
+
+def first_step_cost(folder: Path) -> pd.DataFrame:
+    """Per implementation: the first step of a turn over the later ones (ratio of medians), with turns of several
+    steps; and the CPU a waiting process used, as a share of its wait."""
+    rows = []
+    found: dict[str, list] = {}
+    for record in interleaved_records(folder).values():
+        found.setdefault(base_name(record["plan"]["implementation"]), []).append(record)
+    for name, runs in sorted(found.items()):
+        steps = pd.concat([_steps(record) for record in runs])
+        first, later = steps.loc[steps["place"] == 0, "log_ms"], steps.loc[steps["place"] > 0, "log_ms"]
+        waits = [record["schedule"] for record in runs]
+        share = [wait["wait_cpu_s"] / wait["wait_wall_s"] for wait in waits]
+        rows.append(dict(implementation=name, runs=len(runs),
+                         first_over_later=float(np.exp(first.median() - later.median())) if len(later) else np.nan,
+                         wait_cpu_share_median=float(np.median(share)), wait_cpu_share_max=float(np.max(share)),
+                         wait_cpu_ms_per_turn=float(np.median([1e3 * w["wait_cpu_s"] / w["waits"] for w in waits]))))
+    return pd.DataFrame(rows)
+
+
+def sweep_minutes(folder: Path) -> float:
+    """Wall minutes from the sweep's first session to its last record (a resumed sweep counts its gaps too)."""
+    manifest = records.read_json(Path(folder) / records.MANIFEST_FILE)
+    start = datetime.fromisoformat(manifest["sessions"][0]["started"])
+    runs = Path(folder) / records.RUNS_FOLDER
+    ends = [datetime.fromisoformat(records.read_json(run / records.RECORD_FILE)["created"])
+            for run in runs.iterdir() if records.run_state(run) == "done"]
+    return (max(ends) - start).total_seconds() / 60
+
+
+def schedules_table(folders: list[Path]) -> pd.DataFrame:
+    """One profile swept both ways: the sweep's wall time, the column-vs-native-torch ratios' median and widest
+    reach, and how many of the report's speed verdicts Holm clears."""
+    rows = []
+    for folder in folders:
+        data = load(folder)
+        family, groups = tables.comparisons(data.runs), tables.timed_groups(data.runs)
+        versus = family[(family["numerator"] == tables.REFERENCE) | (family["denominator"] == tables.REFERENCE)]
+        reach = [half_width(r.ratio, r.low, r.high) for r in versus.itertuples()]
+        needed = [blocks_needed(block_sd(groups[(r.numerator, r.cell, r.layers, r.bidirectional)],
+                                         groups[(r.denominator, r.cell, r.layers, r.bidirectional)]))
+                  for r in versus.itertuples()]
+        finished = int((data.runs["status"] == "ok").sum())
+        rows.append(dict(folder=Path(folder).name, schedule=schedule_of(data), runs=finished,
+                         wall_min=sweep_minutes(folder), vs_torch=len(versus),
+                         reach_median=float(np.nanmedian(reach)) if reach else np.nan,
+                         reach_widest=float(np.nanmax(reach)) if reach else np.nan,
+                         with_interval=int(np.isfinite(reach).sum()), comparisons=len(family),
+                         clear=int(family["clear"].sum()),
+                         seeds_for_5_percent_median=float(np.median([n or np.inf for n in needed])),
+                         seeds_for_5_percent_most=max((n or np.inf for n in needed), default=np.nan)))
+    return pd.DataFrame(rows)
+
+
+def render(machine: Path) -> str:
+    """The README block: A/A per implementation and schedule, the variance components, the cost of a wait, and the
+    profile swept both ways; each from the machine's committed folders."""
+    aa = [machine / name for name in AA_FOLDERS if (machine / name).is_dir()]
+    if not aa:
+        return f"_(no A/A calibration for `{machine.name}` yet)_\n"
+    parts = [f"**{machine.name}**, A/A (one implementation twice; the twin's step time over the original's, "
+             "95% interval over blocks or runs):", ""]
+    table = pd.concat([aa_table(folder) for folder in aa])
+    table["A/A ratio"] = [tables.ratio_text(r.ratio, r.low, r.high) for r in table.itertuples()]
+    table["reach"] = [f"±{r:.1%}" if np.isfinite(r) else "-" for r in table["reach"]]
+    parts += [table[["implementation", "schedule", "blocks", "A/A ratio", "reach", "covers_1", "within_2_percent",
+                     "sd_log", "blocks_for_5_percent"]].to_markdown(index=False, floatfmt=".3f"), "",
+              "`sd_log`: the sd of one block's log ratio (interleaved) or of a run pair's (sequential); "
+              "`blocks_for_5_percent`: the seeds (blocks) whose 95% interval would reach at most ±5% at that sd.", ""]
+    woven = [folder for folder in aa if interleaved_records(folder)]
+    if woven:
+        split = pd.concat([components(folder).assign(folder=folder.name) for folder in woven])
+        parts += ["Variance of log step times in interleaved runs (sd as a share of the step; nested ANOVA):", "",
+                  split.to_markdown(index=False, floatfmt=".3f"), "",
+                  "The first step of a turn and the CPU a waiting process used:", "",
+                  pd.concat([first_step_cost(folder).assign(folder=folder.name) for folder in woven])
+                  .to_markdown(index=False, floatfmt=".4f"), ""]
+    both = [machine / name for name in SCHEDULE_FOLDERS if (machine / name).is_dir()]
+    if len(both) == 2:
+        sweeps = schedules_table(both)
+        sweeps["wall_min"] = sweeps["wall_min"].map("{:.1f}".format)
+        for column in ("reach_median", "reach_widest"):
+            sweeps[column] = sweeps[column].map(lambda r: f"±{r:.1%}" if np.isfinite(r) else "-")
+        parts += ["The quick profile swept both ways within the same hours (`reach`: the 95% interval's reach "
+                  "from its point, over the comparisons with native torch; `clear`: Holm-clear speed verdicts of the "
+                  "report's family):", "", sweeps.to_markdown(index=False), ""]
+    return "\n".join(parts)
+
+
+def main(machine: Annotated[Path, typer.Argument(help="a machine's reference folder, e.g. "
+                                                    "results/reference/amd-epyc-avx2-2c")]):
+    """Print the calibration tables of one machine."""
+    with user_errors():
+        typer.echo(render(machine))
+
+
+if __name__ == "__main__":
+    typer.run(main)

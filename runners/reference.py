@@ -1,0 +1,148 @@
+"""Measure this machine's reference set and file it under results/reference/<machine>/: ``make reference``.
+
+    python -m runners.reference             # what is missing here, how long it will take, then measure and file it
+    python -m runners.reference --dry-run   # only the plan and the estimate
+
+The set: the quick profile interleaved (the headline) and sequential beside it, the A/A calibration both ways,
+decomposition and programming, and the CPU's own axis: ``cpu-axes`` (bf16 beside fp32) where the CPU has bf16
+instructions, the threads sweep otherwise. A set this machine's folder already holds is not measured again; a
+folder of the same name written on a CPU with other flags is refused, never added to.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from model.errors import fail, user_errors
+from model.plan import Profile, get_profile
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+AA_IMPLEMENTATIONS = ("torch", "tensorflow", "keras-tensorflow")
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    name: str  # the folder under results/reference/<machine>/
+    profile: Profile
+    schedule: str = "interleaved"
+    threads: tuple[int, ...] | None = None
+    command: str = ""  # the same sweep by hand, for the reader
+
+
+def reference_sets(bf16: bool) -> list[ReferenceSet]:
+    quick = get_profile("quick")
+    aa = quick.narrowed(cells=("lstm",), implementations=AA_IMPLEMENTATIONS,
+                        variants=tuple((name, (("label", "b"),)) for name in AA_IMPLEMENTATIONS))
+    aa_command = ("--profile quick --cells lstm --implementations torch,tensorflow,keras-tensorflow "
+                  "--variants torch:label=b,tensorflow:label=b,keras-tensorflow:label=b")
+    sets = [ReferenceSet("quick", quick, command="--profile quick"),
+            ReferenceSet("quick-sequential", quick, "sequential", command="--profile quick --schedule sequential"),
+            ReferenceSet("aa-interleaved", aa, command=aa_command),
+            ReferenceSet("aa-sequential", aa, "sequential", command=aa_command + " --schedule sequential"),
+            ReferenceSet("decomposition", get_profile("decomposition"), command="--profile decomposition"),
+            ReferenceSet("programming", get_profile("programming"), command="--profile programming")]
+    if bf16:
+        sets.append(ReferenceSet("cpu-axes", get_profile("cpu-axes"), threads=(2,),
+                                 command="--profile cpu-axes --threads 2"))
+    else:
+        sets.append(ReferenceSet("threads", quick.narrowed(cells=("lstm", "gru"), implementations=AA_IMPLEMENTATIONS),
+                                 threads=(1, 2), command="--profile quick --cells lstm,gru --implementations "
+                                 "torch,tensorflow,keras-tensorflow --threads 1,2"))
+    return sets
+
+
+def planned(environment: dict) -> tuple[Path, list[ReferenceSet], list[str]]:
+    """This machine's folder, the sets to measure and those it already holds; refuses a folder of this name that
+    another CPU (other flags) wrote."""
+    from analysis.load import load
+    from analysis.reference import REFERENCE, machine_name
+    from runners.harness.policy import BF16_FLAGS
+
+    folder = REFERENCE / machine_name(environment)
+    flags = environment["cpu"].get("flags") or {}
+    present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    for name in present:
+        theirs = set(load(folder / name).identity.flags)
+        ours = {flag for flag, on in flags.items() if on}
+        if theirs != ours:
+            fail(f"{folder} was measured on a CPU with other flags ({', '.join(sorted(theirs ^ ours))} differ); "
+                 "it is another machine's folder and is not added to")
+    sets = reference_sets(any(flags.get(flag) for flag in BF16_FLAGS))
+    return folder, [s for s in sets if s.name not in present], present
+
+
+def estimate_minutes(reference_set: ReferenceSet, folder: Path) -> tuple[float, str] | None:
+    """Minutes of the set's runs from recorded runs: of the same set, else of its profile; this machine's records
+    first, else another machine's. A twin column of an A/A costs what its implementation costs."""
+    from analysis.estimate import estimate, per_run_costs
+    from analysis.load import load
+    from analysis.reference import REFERENCE
+    from runners.harness.sweep import LABEL
+
+    profile = reference_set.profile
+    twins = [v for v in profile.variants if dict(v[1]).get(LABEL)]
+    costed = profile.narrowed(variants=tuple(v for v in profile.variants if v not in twins))
+    factor = len(reference_set.threads or (1,)) * (1 + len(twins) / len(profile.implementations))
+    names = dict.fromkeys([reference_set.name, profile.name])
+    sources = [path for name in names for path in [folder / name, *sorted(REFERENCE.glob(f"*/{name}"))]]
+    for source in sources:
+        if source.is_dir():
+            runs = load(source).runs
+            runs = runs[runs["threads"] == max(reference_set.threads or runs["threads"])]
+            table = estimate(per_run_costs(runs), costed)
+            if not table.empty:
+                return table["estimated_s"].sum() * factor / 60, source.parent.name
+    return None
+
+
+@app.command()
+def main(dry_run: Annotated[bool, typer.Option(help="print the plan and its estimate; measure nothing")] = False,
+         results: Annotated[Path, typer.Option(help="where the sweeps write before they are filed")] = Path("results"),
+         data: Annotated[Optional[Path], typer.Option(help="dataset archive or folder (default: $IMDB_DATA, then usual places)")] = None):
+    """Measure the reference sets this machine lacks, file them and regenerate README's blocks."""
+    with user_errors():
+        from runners.harness.environment import environment
+
+        folder, todo, present = planned(environment())
+        typer.echo(f"this machine: {folder.name} ({'new' if not present else 'holds ' + ', '.join(present)})")
+        if not todo:
+            typer.echo(f"{folder} already holds every reference set; nothing to measure")
+            return
+        total = 0.0
+        for reference_set in todo:
+            found = estimate_minutes(reference_set, folder)
+            total += found[0] if found else 0.0
+            guess = f"about {found[0]:.0f} min (from {found[1]}'s records)" if found else "no estimate"
+            typer.echo(f"  {reference_set.name}: python -m runners.compare {reference_set.command} "
+                       f"[{reference_set.schedule}], {guess}")
+        typer.echo(f"in all about {total:.0f} min of runs on a machine like the sources (a Zen 4 is about twice a "
+                   "Zen 3), plus a few minutes of data preparation")
+        if dry_run:
+            return
+        _measure(folder, todo, results, data)
+
+
+def _measure(folder: Path, todo: list[ReferenceSet], results: Path, data: Optional[Path]) -> None:
+    from analysis.reference import README, add, render_readme
+    from runners.harness.sweep import compare_profile
+
+    started = time.perf_counter()
+    for reference_set in todo:
+        out = results / f"reference-{reference_set.name}"
+        typer.echo(f"{reference_set.name} -> {out}")
+        compare_profile(out, reference_set.profile, reference_set.threads, str(data) if data else None,
+                        schedule=reference_set.schedule, on_message=typer.echo)
+        typer.echo(f"filed: {add(out, reference_set.name)}")
+    README.write_text(render_readme(README.read_text()))
+    typer.echo(f"{len(todo)} set(s) in {(time.perf_counter() - started) / 60:.0f} min -> {folder}; README's blocks "
+               "regenerated: commit the folder and README")
+
+
+if __name__ == "__main__":
+    app()
