@@ -60,16 +60,17 @@ def reference_sets(bf16: bool) -> list[ReferenceSet]:
 def planned(environment: dict) -> tuple[Path, list[ReferenceSet], list[str]]:
     """This machine's folder, the sets to measure and those it already holds; refuses a folder of this name that
     another CPU (other flags) wrote."""
-    from analysis.load import load
     from analysis.reference import REFERENCE, machine_name
+    from model import records
     from runners.harness.policy import BF16_FLAGS
 
     folder = REFERENCE / machine_name(environment)
     flags = environment["cpu"].get("flags") or {}
     present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    for name in present:
-        theirs = set(load(folder / name).identity.flags)
-        ours = {flag for flag, on in flags.items() if on}
+    ours = {flag for flag, on in flags.items() if on}
+    for name in present:  # one record a folder: a folder may hold several thread counts, never several CPUs
+        first = next((folder / name / records.RUNS_FOLDER).glob(f"*/{records.RECORD_FILE}"), None)
+        theirs = set(records.identity(records.read_json(first)).flags) if first else ours
         if theirs != ours:
             fail(f"{folder} was measured on a CPU with other flags ({', '.join(sorted(theirs ^ ours))} differ); "
                  "it is another machine's folder and is not added to")

@@ -39,9 +39,10 @@ def test_a_new_machine_plans_every_set_and_its_cpu_axis(references):
 
 
 def test_sets_the_machine_holds_are_not_measured_again(references):
-    shutil.copytree(ZEN3 / "quick", references / "amd-epyc-avx2-2c" / "quick")
+    for name in ("quick", "threads"):  # threads holds two thread counts: two groups of records, one CPU
+        shutil.copytree(ZEN3 / name, references / "amd-epyc-avx2-2c" / name)
     _, todo, present = make_reference.planned(environment_of(ZEN3 / "quick"))
-    assert present == ["quick"] and "quick" not in [s.name for s in todo]
+    assert present == ["quick", "threads"] and not {"quick", "threads"} & {s.name for s in todo}
 
 
 def test_another_cpus_folder_of_the_same_name_is_refused(references):
