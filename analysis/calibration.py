@@ -89,9 +89,7 @@ def aa_table(folder: Path) -> pd.DataFrame:
 
 def _steps(record: dict) -> pd.DataFrame:
     """An interleaved record's steady steps: log ms, the turn (slice) each belongs to and its place in the turn."""
-    samples = records.steady_samples_ms(record)
-    rounds = records.steady(record["timing"]["step_rounds"], record["plan"]["warmup_steps"])
-    frame = pd.DataFrame(dict(log_ms=np.log(samples), turn=rounds))
+    frame = pd.DataFrame(dict(log_ms=np.log(records.steady_samples_ms(record)), turn=records.steady_rounds(record)))
     return frame.assign(place=frame.groupby("turn").cumcount())
 
 

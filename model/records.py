@@ -158,14 +158,18 @@ def steady_samples_ms(record: dict) -> list[float]:
     return steady(record["timing"]["step_samples_ms"], record["plan"]["warmup_steps"])
 
 
+def steady_rounds(record: dict) -> list[int]:
+    """The round of each of ``steady_samples_ms``, for an interleaved run (``runners.harness.gate``)."""
+    return steady(record["timing"]["step_rounds"], record["plan"]["warmup_steps"])
+
+
 def round_medians(record: dict) -> dict[int, float] | None:
     """An interleaved run's median steady step (ms) per round of its block (``runners.harness.gate``); None for a
     run that ran alone."""
-    rounds = record["timing"].get("step_rounds")
-    if not rounds:
+    if not record["timing"].get("step_rounds"):
         return None
     by_round: dict[int, list[float]] = {}
-    for round_, sample in zip(steady(rounds, record["plan"]["warmup_steps"]), steady_samples_ms(record)):
+    for round_, sample in zip(steady_rounds(record), steady_samples_ms(record)):
         by_round.setdefault(round_, []).append(sample)
     return {round_: statistics.median(samples) for round_, samples in by_round.items()}
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runners.harness.measure import machine_cpu_seconds
+from runners.harness.measure import cpu_seconds, machine_cpu_seconds
 
 # "<fd to read turns from>,<fd to write ready to>,<block>", set by Turns for its children; the block names one
 # Turns, so that the analysis pairs a run only with the runs it took turns with (not with a re-run of its seed)
@@ -60,7 +60,7 @@ class Gate:
     def due(self) -> bool:
         return self._left <= 0
 
-    def wait(self, cpu_seconds) -> None:
+    def wait(self) -> None:
         """Hand the CPU back and block until the next turn (the caller keeps this off its clocks)."""
         wall, cpu, machine = time.perf_counter(), cpu_seconds(), machine_cpu_seconds()
         os.write(self._write, READY)
@@ -97,7 +97,6 @@ class _Child:
     ready: int  # the fd the sweep reads ready from
     active_s: float = 0.0  # wall time this child held the CPU
     state: str | None = None  # set once it has ended: ok, error, timeout
-    slices: int = 0
 
 
 @dataclass
@@ -141,7 +140,6 @@ class Turns:
             os.write(child.turns, f"{round_} {position} {self.slice_steps}\n".encode())
         except BrokenPipeError:
             pass  # it died while waiting: _until_ready sees the end
-        child.slices += 1
         self._until_ready(child, start)
 
     def _until_ready(self, child: _Child, start: float) -> None:

@@ -262,7 +262,7 @@ def _epochs(ready: Prepared, display) -> dict:
     watch, turn = canary.Canary(plan.threads), gate.Gate.from_environment()
     watch.start()
     if turn:
-        turn.wait(measure.cpu_seconds)  # prepared: the sweep starts the next column, then hands out turns
+        turn.wait()  # prepared: the sweep starts the next column, then hands out turns
     clocks = Clocks()
     latest = {}  # the latest validation's logits, which early stopping keeps with the best weights
 
@@ -293,7 +293,7 @@ def _epochs(ready: Prepared, display) -> dict:
                     watch.during(clocks.wall())
             if turn and turn.due():
                 with clocks.paused("gate"):
-                    turn.wait(measure.cpu_seconds)
+                    turn.wait()
 
         epoch_start, paused_before = time.perf_counter(), clocks.paused_wall()
         steps = loop.train_epoch(impl, list(batches.gather(data.x_train, data.y_train, plan_batches)),
