@@ -157,7 +157,8 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
     for folder in folders:
         data = load(folder)
         family, groups = tables.comparisons(data.runs), tables.timed_groups(data.runs)
-        versus = family[(family["numerator"] == tables.REFERENCE) | (family["denominator"] == tables.REFERENCE)]
+        versus = family[((family["numerator"] == tables.REFERENCE) | (family["denominator"] == tables.REFERENCE))
+                        & family["testable"]]
         reach = [half_width(r.ratio, r.low, r.high) for r in versus.itertuples()]
         needed = [blocks_needed(block_sd(groups[(r.numerator, r.cell, r.layers, r.bidirectional)],
                                          groups[(r.denominator, r.cell, r.layers, r.bidirectional)]))

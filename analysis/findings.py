@@ -45,12 +45,8 @@ def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> 
                  "columns that ran interleaved is estimated round by round: per block (seed) the median of the log "
                  "ratios of the two columns' steps in each round, with a 95% t interval over blocks; between "
                  "sequential runs it is the ratio of geometric means with a 95% Welch t interval on log run medians "
-                 f"(no interval with fewer than {tables.MIN_RUNS} runs or blocks a side or no spread). The "
-                 f"{len(family)} speed comparisons this report "
-                 f"states as verdicts (each column against torch, against its native backend and against the "
-                 f"fastest) are one family: a verdict is \"clear\" only where Holm's step-down procedure rejects a "
-                 f"ratio of 1 at {tables.FAMILY_LEVEL:.0%} family-wise ({int(family['clear'].sum())} clear). "
-                 "Intervals printed are the unadjusted 95% ones."]
+                 f"(no interval with fewer than {tables.MIN_RUNS} runs or blocks a side or no spread). Intervals "
+                 "printed are the unadjusted 95% ones.", family_sentence(family)]
     for row in family.itertuples():
         if {base_name(row.numerator), base_name(row.denominator)} != {row.numerator} or "[label=" not in (
                 row.denominator):
@@ -66,15 +62,55 @@ def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> 
                          "2.5% per side, i.e. the 95% interval inside the margin), \"higher\"/\"lower\" a two-sided "
                          f"t test at 5%; each Holm-corrected over the {len(equivalence)} rows of the equivalence "
                          "table.")
-        tested = equivalence[np.isfinite(equivalence["low"])]
-        sd = tested["sd_points"].median() if not tested.empty else np.nan
-        seeds = int(tested["seeds"].median()) if not tested.empty else 0
-        power = tables.tost_power(seeds, sd)
-        if np.isfinite(power):
-            sentences.append(f"- Power: with {seeds} seeds and the median paired sd here ({sd:.2f} points), the "
-                             f"interval lands inside ±{margin:g} point only {power:.0%} of the time when nothing "
-                             "differs (before Holm), so \"inconclusive\" is not evidence of a difference.")
+        sentences += power_sentences(equivalence)
     return sentences
+
+
+def family_sentence(family: pd.DataFrame) -> str:
+    """What the speed verdict family is, how many of its comparisons could be tested, and what it controls."""
+    size, testable, clear = len(family), int(family["testable"].sum()), int(family["clear"].sum())
+    level = f"{tables.FAMILY_LEVEL:.0%}"
+    if testable > 1:
+        rule = (f"a verdict is \"clear\" where Holm's step-down procedure over the {testable} testable ones "
+                f"rejects a ratio of 1 at {level} family-wise")
+    elif testable == 1:
+        # Holm over a family of one is the uncorrected test: say so rather than imply a correction.
+        rule = (f"its verdict is \"clear\" where it rejects a ratio of 1 at {level}; Holm over one comparison "
+                "is that plain test, nothing was corrected")
+    else:
+        rule = "so no verdict can be clear"
+    return (f"- Speed verdicts are one family, fixed by which columns each configuration has before any time is "
+            "seen: each column against native torch, each Keras column against its backend's native, each variant "
+            "against its implementation's default, and every pair of columns in each configuration where a fastest "
+            "is named (all pairs, not \"the fastest against the others\", which would choose the comparisons after "
+            f"seeing the means). This report's family has {size} comparison{'' if size == 1 else 's'}, of which "
+            f"{testable} {'was' if testable == 1 else 'were'} testable (had an interval: at least {tables.MIN_RUNS} "
+            f"quiet runs or blocks a side, with spread); {rule} ({clear} clear). A column is named fastest only "
+            f"where it is clearly faster than every other column. Error control is per report: at most a {level} "
+            "chance of any false \"clear\" within this report; across reports (profiles, machines) nothing is "
+            "controlled.")
+
+
+def power_sentences(equivalence: pd.DataFrame) -> list[str]:
+    """The equivalence test's power, row by row from each row's own seeds and paired sd, summed up per
+    configuration (the rows' sds differ several-fold between cells: one figure for all would mislead)."""
+    tested = equivalence[np.isfinite(equivalence["power"])]
+    if tested.empty:
+        return []
+    margin = tables.EQUIVALENCE_MARGIN_POINTS
+    parts = []
+    for (cell, layers, bidirectional), rows in tested.groupby(["cell", "layers", "bidirectional"], sort=False):
+        power, sd, seeds = rows["power"], rows["sd_points"], rows["seeds"]
+        parts.append(f"{configuration_label(cell, layers, bidirectional)} "
+                     + (f"{power.iloc[0]:.0%} (sd {sd.iloc[0]:.2f} points" if len(rows) == 1 else
+                        f"{power.min():.0%}-{power.max():.0%} (sd {sd.min():.2f}-{sd.max():.2f} points")
+                     + (f", {seeds.min()} seeds)" if seeds.min() == seeds.max() else
+                        f", {seeds.min()}-{seeds.max()} seeds)"))
+    weak = int((tested["power"] < 0.5).sum())
+    return [f"- Power, row by row (`power` in the equivalence table): the chance that a row's 95% interval lands "
+            f"inside ±{margin:g} point when nothing differs, from that row's own seeds and paired sd (before Holm; "
+            f"an sd from a few seeds is itself rough): {'; '.join(parts)}. Below 50% in {weak} of {len(tested)} "
+            "rows; there \"inconclusive\" is not evidence of a difference."]
 
 
 def overhead_sentences(overhead: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
@@ -183,8 +219,9 @@ def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline
     for _, row in equivalence.iterrows():
         label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
         interval = f"95% CI {row['low']:+.2f} to {row['high']:+.2f}" if np.isfinite(row["low"]) else "no interval"
+        power = f", power {row['power']:.0%}" if np.isfinite(row.get("power", np.nan)) else ""
         sentences.append(f"- {label}: {row['implementation']} minus torch {row['difference_points']:+.2f} points "
-                         f"({interval}, paired over {int(row['seeds'])} seeds): **{row['verdict']}**.")
+                         f"({interval}, paired over {int(row['seeds'])} seeds{power}): **{row['verdict']}**.")
     hybrid = summary.dropna(subset=["hybrid_accuracy"]) if "hybrid_accuracy" in summary else summary.iloc[:0]
     if not hybrid.empty:
         several = hybrid[["cell", "layers", "bidirectional"]].drop_duplicates().shape[0] > 1

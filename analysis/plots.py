@@ -205,3 +205,40 @@ def canary(runs: pd.DataFrame):
     figure.suptitle("Canary and step time against sweep time")
     figure.tight_layout()
     return figure
+
+
+def ratios_to_torch(machines: dict[str, pd.DataFrame]):
+    """README's figure: per cell, every column's steady step over native torch's with its 95% interval, one marker
+    shape per machine (log scale: 2x slower and 2x faster sit equally far from 1)."""
+    cells = [cell for cell in CELL_NAMES if any((table["cell"] == cell).any() for table in machines.values())]
+    names = [name for name in ordered(pd.concat(machines.values())["implementation"]) if name != "torch"]
+    figure, axes = plt.subplots(1, len(cells), figsize=(3.3 * len(cells), 2.9), squeeze=False, sharey=True)
+    markers = dict(zip(machines, "osD^v"))
+    offsets = dict(zip(machines, np.linspace(-0.15, 0.15, len(machines))))
+    for axis, cell in zip(axes[0], cells):
+        axis.axvline(1.0, color="0.5", lw=1)
+        for machine, table in machines.items():
+            rows = table[(table["cell"] == cell) & (table["layers"] == 1) & ~table["bidirectional"].astype(bool)]
+            for y, name in enumerate(names):
+                row = rows[rows["implementation"] == name]
+                if row.empty or not np.isfinite(row["vs_torch"].iloc[0]):
+                    continue
+                ratio, low, high = (float(row[key].iloc[0]) for key in ("vs_torch", "vs_torch_low", "vs_torch_high"))
+                error = [[ratio - low], [high - ratio]] if np.isfinite(low) else None
+                axis.errorbar(ratio, y + offsets[machine], xerr=error, fmt=markers[machine], color=colour_of(name),
+                              ms=5, capsize=2, lw=1)
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.5, 1, 2, 4, 8]))
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}x"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.set_title(CELL_NAMES[cell], fontsize=10)
+        axis.set_xlabel("step time / native torch's", fontsize=9)
+        axis.tick_params(labelsize=8)
+        axis.grid(axis="x", which="both", alpha=0.3)
+    axes[0][0].set_yticks(range(len(names)), names, fontsize=9)
+    axes[0][0].invert_yaxis()
+    handles = [plt.Line2D([], [], ls="", marker=markers[machine], color="0.3", label=machine) for machine in machines]
+    handles.append(plt.Line2D([], [], ls="", label="bars: 95% interval over seeds (none: too few quiet runs)"))
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    return figure

@@ -24,7 +24,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 CONVERGED_MIN_TRAIN = 20_000
 
 
-def generate(*paths: Path, out: Path | None = None) -> Path:
+def generate(*paths: Path, out: Path | None = None, figures: bool = True) -> Path:
     """REPORT.md, tables and plots. One folder of one machine: the report in that folder. Several folders, or a
     folder with several machines (a Ray sweep over different CPUs): a report per machine under
     ``OUT/machines/`` and a cross-machine REPORT.md in OUT (default: the folder, or ``cross-machine`` beside the
@@ -32,19 +32,19 @@ def generate(*paths: Path, out: Path | None = None) -> Path:
     paths = [Path(path) for path in paths]
     machines, unowned = load_machines(paths)
     if len(machines) == 1 and len(paths) == 1:
-        return write(machines[0], out or paths[0], paths[0].name)
+        return write(machines[0], out or paths[0], paths[0].name, figures)
     out = Path(out or (paths[0] if len(paths) == 1 else paths[0].parent / "cross-machine"))
     labels = machine_labels(machines)
     for label, data in zip(labels, machines):
-        write(data, out / "machines" / slug(label), label)
+        write(data, out / "machines" / slug(label), label, figures)
     report = out / "REPORT.md"
     out.mkdir(parents=True, exist_ok=True)
     report.write_text(render_machines(paths, machines, labels, unowned))
     return report
 
 
-def write(data: Results, out: Path, title: str) -> Path:
-    """One machine's report into ``out``."""
+def write(data: Results, out: Path, title: str, figures: bool = True) -> Path:
+    """One machine's report into ``out`` (``figures=False``: the text alone, as the docs check compares it)."""
     if data.finished.empty:
         raise AnalysisError(f"{', '.join(map(str, data.sources)) or out} has no finished runs to analyse")
     out.mkdir(parents=True, exist_ok=True)
@@ -58,20 +58,22 @@ def write(data: Results, out: Path, title: str) -> Path:
     for name, table in long_tables.items():
         table.to_csv(out / "tables" / f"{name}.csv", index=False)
         (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
-    figures = dict(step_time_vs_depth=plots.step_time_vs_depth(summary),
-                   accuracy_vs_training_time=plots.accuracy_vs_training_time(summary, data.baseline),
-                   accuracy_vs_cpu_minutes=plots.accuracy_vs_cpu_minutes(data.runs, data.baseline),
-                   peak_memory=plots.peak_memory(summary),
-                   step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
-                   loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
-    if data.canary:  # a figure with nothing to show is not written
-        figures["canary"] = plots.canary(data.runs)
-    (out / "canary.png").unlink(missing_ok=True)
-    for name, figure in figures.items():
-        figure.savefig(out / f"{name}.png", dpi=110)
-        plots.plt.close(figure)
     report = out / "REPORT.md"
     report.write_text(render(title, data, long_tables))
+    if not figures:
+        return report
+    drawn = dict(step_time_vs_depth=plots.step_time_vs_depth(summary),
+                 accuracy_vs_training_time=plots.accuracy_vs_training_time(summary, data.baseline),
+                 accuracy_vs_cpu_minutes=plots.accuracy_vs_cpu_minutes(data.runs, data.baseline),
+                 peak_memory=plots.peak_memory(summary),
+                 step_time_distributions=plots.step_time_distributions(data.runs, data.samples),
+                 loss_trajectories=plots.loss_trajectories(data.runs, data.losses))
+    if data.canary:  # a figure with nothing to show is not written
+        drawn["canary"] = plots.canary(data.runs)
+    (out / "canary.png").unlink(missing_ok=True)
+    for name, figure in drawn.items():
+        figure.savefig(out / f"{name}.png", dpi=110)
+        plots.plt.close(figure)
     return report
 
 
@@ -115,6 +117,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     fastest = {label: tables.fastest(summaries[label], data.runs, families[label])
                for label, data in zip(labels, machines)}
     verdicts = sum(len(family) for family in families.values())
+    testable = sum(int(family["testable"].sum()) for family in families.values())
     winners = tables.winners_across(fastest)
     lines = [f"# rnnbench across machines: {', '.join(path.name for path in paths)}", "",
              "Records are grouped by machine: CPU model, threads, and the versions of torch, TensorFlow, Keras and "
@@ -132,8 +135,9 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     lines += ["", "## Fastest implementation per configuration and machine", "",
               "Per machine: the fastest implementation (geometric mean over quiet runs of each run's median steady "
               "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where some "
-              "column cannot be told apart from it (Holm-corrected within each machine's report, "
-              f"{verdicts} speed comparisons in all). `winner`: `same` where one implementation wins clearly "
+              "column cannot be told apart from it (Holm-corrected within each machine's report: "
+              f"{verdicts} speed comparisons in all, {testable} of them testable; the family-wise "
+              f"{tables.FAMILY_LEVEL:.0%} holds per machine, nothing is controlled across machines). `winner`: `same` where one implementation wins clearly "
               "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", tables.to_markdown(winners),
               "## Ratio to native torch per machine", "",
               "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
@@ -274,7 +278,8 @@ def _headline_tables(data: Results, long_tables: dict, converged: bool) -> list[
             lines += ["Time to target validation accuracy with validation on the clock (MLPerf; censored median "
                       "over runs), training-only beside it, and all training until early stopping.", "",
                       tables.to_markdown(tables.headline(summary, "time_to_target"))]
-        return lines + ["Equivalence to native torch (test accuracy, points, paired by seed).", "",
+        return lines + ["Equivalence to native torch (test accuracy, points, paired by seed); `power`: the row's "
+                        "chance of \"equivalent\" were nothing different, from its own seeds and paired sd.", "",
                         tables.to_markdown(long_tables["equivalence"])]
     agreement = long_tables["loss_agreement"]
     if not agreement.empty:

@@ -21,17 +21,25 @@ interval at the level of runs, from one of two models:
 
 With fewer than ``MIN_RUNS`` runs (blocks) a side, or no spread at all, there is no interval.
 
-Verdicts ("faster", "slower", "equivalent") are a family per report: the speed comparisons are tested with
-Holm's step-down procedure at ``FAMILY_LEVEL`` family-wise (``comparisons``), and the accuracy equivalences
-are two one-sided tests (TOST) at 2.5% per side, i.e. a 95% interval inside the margin, Holm-corrected over
-their family too. Runs flagged busy (``quiet``) count in accuracy but never in a timing verdict.
+Verdicts ("faster", "slower", "equivalent") are a family per report. The speed family (``family_pairs``) is
+fixed by which columns each configuration has, before any time is looked at: each column against native torch,
+each Keras column against its backend's native, each variant against its default, and every pair of columns
+where the report names a fastest, so that "fastest" never rests on comparisons picked after seeing the means.
+Holm's step-down procedure at ``FAMILY_LEVEL`` runs over the family's testable comparisons (those with an
+interval; the others can reject nothing, so leaving them out keeps the family-wise level). The accuracy
+equivalences are two one-sided tests (TOST) at 2.5% per side, i.e. a 95% interval inside the margin,
+Holm-corrected over their family too, each with its own power (``tost_power``). Error control is per report:
+across reports (profiles, machines) nothing is controlled. Runs flagged busy (``quiet``) count in accuracy but
+never in a timing verdict.
 """
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import integrate, stats
 from statsmodels.stats.multitest import multipletests
 
 from analysis.load import KEYS
@@ -130,15 +138,23 @@ def holm(p_values, level: float = FAMILY_LEVEL) -> np.ndarray:
     return rejected
 
 
-def tost_power(seeds: int, sd_points: float, margin: float = EQUIVALENCE_MARGIN_POINTS, draws: int = 20_000) -> float:
-    """Chance that a paired 95% interval over ``seeds`` differences lands inside +-margin when the true difference
-    is zero and the paired sd is ``sd_points`` (a fixed-seed simulation: the power the equivalence verdicts have)."""
+def tost_power(seeds: int, sd_points: float, margin: float = EQUIVALENCE_MARGIN_POINTS) -> float:
+    """Chance that a paired 95% t interval over ``seeds`` differences lands inside +-margin (the TOST verdict, before
+    Holm) when the true difference is zero and the paired sd is ``sd_points``: the power the equivalence verdicts
+    have. Exact, by integrating over the sample variance: given s, the mean must lie within margin - h of 0, h the
+    interval's half-width t s / sqrt(n), which is impossible once h > margin."""
     if seeds < MIN_RUNS or not np.isfinite(sd_points) or sd_points <= 0:
         return float("nan")
-    d = np.random.default_rng(0).normal(0.0, sd_points, size=(draws, seeds))
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1) * d.std(axis=1, ddof=1) / np.sqrt(seeds)
-    mean = d.mean(axis=1)
-    return float(np.mean((mean - half >= -margin) & (mean + half <= margin)))
+    df, quantile = seeds - 1, stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1)
+
+    def inside(share):  # share: the chi-square(n - 1) probability of (n - 1) s^2 / sigma^2 up to this value
+        s = sd_points * np.sqrt(stats.chi2.ppf(share, df) / df)
+        return 2 * stats.norm.cdf((margin - quantile * s / np.sqrt(seeds)) * np.sqrt(seeds) / sd_points) - 1
+
+    # Integrating over the variance's probability rather than the variance itself keeps the range finite and the
+    # whole mass in view, however small the sd; beyond ``widest`` the half-width exceeds the margin.
+    widest = df * (margin * np.sqrt(seeds) / (quantile * sd_points)) ** 2
+    return float(integrate.quad(inside, 0.0, stats.chi2.cdf(widest, df), limit=200)[0])
 
 
 def ordered(columns) -> list[str]:
@@ -171,15 +187,22 @@ def censored_median(seconds: pd.Series) -> float:
     return median if np.isfinite(median) else float("nan")
 
 
-def _ensembles(group: pd.DataFrame) -> dict:
-    """The configuration's ensembles (each once): their count, mean test accuracy and median training time."""
+def _ensembles(group: pd.DataFrame, timed: pd.DataFrame | None) -> dict:
+    """The configuration's ensembles (each once): their count, mean test accuracy, and the median over ensembles
+    of one ensemble's training time: the sum over its seeds of that seed's timed run (a busy member's quiet
+    re-run stands in for it; a seed with no timed run leaves the time out)."""
     if "ensemble" not in group or group["ensemble"].isna().all():
         return dict(ensembles=0, ensemble_accuracy=np.nan, ensemble_accuracy_sd=np.nan, ensemble_train_wall_s=np.nan)
-    each = group.dropna(subset=["ensemble"]).drop_duplicates("ensemble")
+    members = group.dropna(subset=["ensemble"])
+    each = members.drop_duplicates("ensemble")
     accuracy = each["ensemble_accuracy"].astype(float)
+    per_seed = (timed.groupby("seed")["train_wall_s"].median() if timed is not None
+                else pd.Series(dtype=float))
+    minutes = [per_seed.reindex(seeds["seed"].unique()).sum(min_count=len(seeds["seed"].unique()))
+               for _, seeds in members.groupby("ensemble")]
     return dict(ensembles=len(each), ensemble_accuracy=accuracy.mean(),
                 ensemble_accuracy_sd=accuracy.std(ddof=1) if len(each) > 1 else np.nan,
-                ensemble_train_wall_s=each["ensemble_train_wall_s"].astype(float).median())
+                ensemble_train_wall_s=float(np.median(minutes)))
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -205,7 +228,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    f1=seeds["f1"].mean(), roc_auc=seeds["roc_auc"].mean(), log_loss=seeds["log_loss"].mean(),
                    hybrid_accuracy=group.astype({"hybrid_accuracy": float}).groupby("seed")["hybrid_accuracy"]
                    .mean().mean() if "hybrid_accuracy" in group else np.nan,
-                   **_ensembles(group),
+                   **_ensembles(group, timed),
                    epochs_run=int(group["epochs_run"].max()), epoch_s=timing["epoch_s"].median(),
                    first_step_s=timing["first_step_s"].median(),
                    train_wall_s=timing["train_wall_s"].median(), train_cpu_s=timing["train_cpu_s"].median(),
@@ -242,36 +265,41 @@ def _released_keras(name: str) -> bool:
     return entry.uses_keras and entry.patch is None and base_name(name) == name
 
 
+def names_fastest(columns) -> bool:
+    """Whether the report names a fastest among these columns of one configuration (``fastest``): two or more."""
+    return len(set(columns)) > 1
+
+
+def family_pairs(columns: dict[tuple, list[str]]) -> list[tuple]:
+    """The report's speed comparisons, (configuration, numerator, denominator) with the two names in sorted order,
+    from nothing but which columns each configuration has: every pair of columns where the report names a fastest.
+    That holds each column against native torch, each Keras column against its backend's native (keras-tensorflow
+    against tensorflow, keras-torch and keras-torch-fused against torch) and each variant against its default,
+    the comparisons the report's other tables quote. All pairs rather than "the fastest against the others":
+    which column has the lowest mean is known only after the data, and a family chosen after the data does not
+    hold its level."""
+    return sorted({(configuration, *pair) for configuration, names in columns.items() if names_fastest(names)
+                   for pair in combinations(sorted(set(names)), 2)})
+
+
 def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every speed comparison a report states a verdict on, per configuration: each column against native
-    torch, each Keras column against the native implementation of its backend, each variant column against its
-    implementation's default, each column against the fastest
-    column, and each Keras-as-released column against the fastest of those. One row per distinct pair, over quiet
-    runs: the ratio of geometric means, its 95% interval, the p-value, and ``clear`` where Holm's procedure
-    rejects a ratio of 1 at ``FAMILY_LEVEL`` family-wise over all the rows."""
+    """The report's speed verdict family (``family_pairs`` over the columns with finished runs), one row per pair,
+    over quiet runs: the ratio of geometric means, its 95% interval, the p-value, ``testable`` where there is an
+    interval (``MIN_RUNS`` quiet runs or blocks a side, with spread; a column with no quiet run is in the family
+    but untestable), and ``clear`` where Holm's procedure over the testable rows rejects a ratio of 1 at
+    ``FAMILY_LEVEL`` family-wise."""
     groups = timed_groups(runs)
-    configurations: dict[tuple, list[str]] = {}
-    for name, *configuration in groups:
-        configurations.setdefault(tuple(configuration), []).append(name)
-    pairs = set()
-    for configuration, names in configurations.items():
-        means = {name: geometric_mean(groups[(name, *configuration)]["run_step_ms"]) for name in names}
-        for name in names:
-            native = native_of(base_name(name)) if get(base_name(name)).uses_keras else None
-            # a variant column (bf16, XLA, torch.compile, ...) is also judged against its own default
-            pairs |= {(configuration, *sorted((name, other))) for other in (REFERENCE, native, base_name(name))
-                      if other in names and other != name}
-        for pool in (names, [name for name in names if _released_keras(name)]):
-            if len(pool) > 1:
-                best = min(pool, key=means.get)
-                pairs |= {(configuration, *sorted((name, best))) for name in pool if name != best}
+    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
+    columns: dict[tuple, list[str]] = {}
+    for name, *configuration in finished[KEYS].drop_duplicates().itertuples(index=False):
+        columns.setdefault(tuple(configuration), []).append(name)
     rows = []
-    for configuration, numerator, denominator in sorted(pairs):
-        ratio, low, high, p = group_ratio(groups[(numerator, *configuration)], groups[(denominator, *configuration)])
+    for configuration, numerator, denominator in family_pairs(columns):
+        ratio, low, high, p = _group_ratio(groups, (numerator, *configuration), (denominator, *configuration))
         rows.append(dict(zip(KEYS[1:], configuration), numerator=numerator, denominator=denominator, ratio=ratio,
                          low=low, high=high, p=p))
     family = pd.DataFrame(rows, columns=[*KEYS[1:], "numerator", "denominator", "ratio", "low", "high", "p"])
-    return family.assign(clear=holm(family["p"]))
+    return family.assign(testable=np.isfinite(family["p"].astype(float)), clear=holm(family["p"]))
 
 
 def compared(family: pd.DataFrame, cell, layers, bidirectional, numerator: str, denominator: str) -> dict:
@@ -364,7 +392,9 @@ def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
     a seed run twice counts once, as its mean), with a 95% t interval. Verdicts over the table as one family:
     ``equivalent`` where the two one-sided tests against +-``EQUIVALENCE_MARGIN_POINTS`` (TOST, 2.5% per side)
     both reject after Holm's correction, ``higher``/``lower`` where the two-sided test does, else
-    ``inconclusive``; with fewer than ``MIN_RUNS`` seeds or no spread, no verdict."""
+    ``inconclusive``; with fewer than ``MIN_RUNS`` seeds or no spread, no verdict. ``power``: the row's own
+    chance of ``equivalent`` were the true difference zero (``tost_power`` at its seeds and paired sd), since the
+    sd differs several-fold between cells and one figure for the table would overstate the weak rows."""
     finished = runs[runs["status"] == "ok"]
     margin, rows = EQUIVALENCE_MARGIN_POINTS, []
     for (cell, layers, bidirectional), group in finished.groupby(["cell", "layers", "bidirectional"]):
@@ -379,13 +409,14 @@ def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
             d = ((paired["mine"] - paired["ref"]) * 100).to_numpy()
             mean, low, high = difference_interval(d)
             tested = np.isfinite(low)
+            sd = np.std(d, ddof=1) if len(d) > 1 else np.nan
             rows.append(dict(implementation=name, cell=cell, layers=layers, bidirectional=bidirectional,
-                             seeds=len(paired), difference_points=mean, sd_points=np.std(d, ddof=1) if len(d) > 1
-                             else np.nan, low=low, high=high,
+                             seeds=len(paired), difference_points=mean, sd_points=sd,
+                             power=tost_power(len(d), sd) if tested else np.nan, low=low, high=high,
                              p_different=stats.ttest_1samp(d, 0.0).pvalue if tested else np.nan,
                              p_equivalent=tost_p(d) if tested else np.nan))
     table = pd.DataFrame(rows, columns=["implementation", "cell", "layers", "bidirectional", "seeds",
-                                        "difference_points", "sd_points", "low", "high", "p_different",
+                                        "difference_points", "sd_points", "power", "low", "high", "p_different",
                                         "p_equivalent"])
     equivalent = holm(table["p_equivalent"], (1 - CONFIDENCE) / 2)  # TOST: each one-sided test at 2.5%
     different = holm(table["p_different"])
@@ -469,22 +500,25 @@ def precision(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.Data
 
 
 def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per configuration with two or more implementations: the fastest (lowest geometric mean of quiet run
-    medians), the runner-up with its ratio to the fastest and interval, ``clear`` only where every other column's
-    comparison with the fastest is clear in the Holm-corrected family, else ``ties``: the columns it cannot be
-    told apart from."""
+    """Per configuration where the report names a fastest (``names_fastest``): ``clear`` where one column is
+    clearly faster than every other column in the report's Holm-corrected family (all pairs are in it); that
+    column is ``best``. Otherwise ``best`` is the lowest geometric mean of quiet run medians and ``ties`` the
+    columns it is not clearly faster than. ``second`` is the next by mean, with its ratio to ``best``."""
     family = comparisons(runs) if family is None else family
     rows = []
     for (cell, bidirectional, layers), group in table.groupby(["cell", "bidirectional", "layers"]):
-        if len(group) < 2:
+        if not names_fastest(group["implementation"]):
             continue
-        ranked = group.sort_values("step_ms")
-        best, others = ranked.iloc[0], ranked.iloc[1:]
-        verdicts = [compared(family, cell, layers, bidirectional, other["implementation"], best["implementation"])
-                    for _, other in others.iterrows()]
-        ties = [other["implementation"] for (_, other), verdict in zip(others.iterrows(), verdicts)
-                if not (verdict["clear"] and verdict["ratio"] > 1)]
-        second, runner_up = others.iloc[0], verdicts[0]
+        ranked, configuration = group.sort_values("step_ms"), (cell, layers, bidirectional)
+        names = list(ranked["implementation"])
+        winner = next((name for name in names if all(_beats(family, configuration, name, other)
+                                                      for other in names if other != name)), None)
+        best = ranked[ranked["implementation"] == (winner or names[0])].iloc[0]
+        others = ranked[ranked["implementation"] != best["implementation"]]
+        ties = [other for other in others["implementation"]
+                if not _beats(family, configuration, best["implementation"], other)]
+        second = others.iloc[0]
+        runner_up = compared(family, cell, layers, bidirectional, second["implementation"], best["implementation"])
         rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
                          bidirectional=bidirectional, best=best["implementation"], best_ms=best["step_ms"],
                          best_runs=int(best["timed_runs"]), second=second["implementation"],
@@ -492,6 +526,12 @@ def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None
                          ratio=runner_up["ratio"], low=runner_up["low"], high=runner_up["high"],
                          clear=not ties, ties=", ".join(ties)))
     return pd.DataFrame(rows)
+
+
+def _beats(family: pd.DataFrame, configuration: tuple, name: str, other: str) -> bool:
+    """Whether ``name`` is clearly faster than ``other`` in the family (``other`` / ``name`` above 1, clear)."""
+    verdict = compared(family, *configuration, other, name)
+    return verdict["clear"] and verdict["ratio"] > 1
 
 
 def winners_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -130,7 +130,8 @@ def main(dry_run: Annotated[bool, typer.Option(help="print the plan and its esti
 
 
 def _measure(folder: Path, todo: list[ReferenceSet], results: Path, data: Optional[Path]) -> None:
-    from analysis.reference import README, add, render_readme
+    from analysis import docs
+    from analysis.reference import add
     from runners.harness.sweep import compare_profile
 
     started = time.perf_counter()
@@ -140,9 +141,9 @@ def _measure(folder: Path, todo: list[ReferenceSet], results: Path, data: Option
         compare_profile(out, reference_set.profile, reference_set.threads, str(data) if data else None,
                         schedule=reference_set.schedule, on_message=typer.echo)
         typer.echo(f"filed: {add(out, reference_set.name)}")
-    README.write_text(render_readme(README.read_text()))
-    typer.echo(f"{len(todo)} set(s) in {(time.perf_counter() - started) / 60:.0f} min -> {folder}; README's blocks "
-               "regenerated: commit the folder and README")
+    docs.main(check=False)
+    typer.echo(f"{len(todo)} set(s) in {(time.perf_counter() - started) / 60:.0f} min -> {folder}; README and docs/ "
+               "regenerated: commit the folder, README and docs/")
 
 
 if __name__ == "__main__":

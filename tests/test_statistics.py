@@ -1,10 +1,12 @@
-"""The paired ratio of interleaved runs: hand-computed values, pairing by block and round, and its coverage."""
+"""The paired ratio of interleaved runs (hand-computed values, pairing by block and round, its coverage), the
+report's speed verdict family and the equivalence test's power."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from analysis import tables
+from analysis import findings, tables
 
 
 def interleaved_runs(column: str, blocks: dict[str, dict[int, float]]) -> pd.DataFrame:
@@ -66,3 +68,97 @@ def test_the_paired_interval_covers_the_true_ratio_95_percent_of_the_time(blocks
         _, low, high, _ = tables.paired_ratio(simulated_blocks(rng, 1.05, blocks, 37))
         covered += low <= 1.05 <= high
     assert 0.93 <= covered / draws <= 0.97
+
+
+# --- The speed verdict family and the equivalence test's power -------------------------------------------------
+
+def sequential_runs(medians: dict[tuple[str, str], list[float]], busy=()) -> pd.DataFrame:
+    """One row per run median, 1-layer configurations; a (column, cell) in ``busy`` ran every run on a busy machine."""
+    return pd.DataFrame([dict(implementation=name, cell=cell, layers=1, bidirectional=False, seed=seed, status="ok",
+                              run_step_ms=ms, other_cpu_fraction=0.3 if (name, cell) in busy else 0.0,
+                              steal_fraction=0.0)
+                         for (name, cell), values in medians.items() for seed, ms in enumerate(values)])
+
+
+def test_the_family_is_every_pair_of_columns_and_counts_the_untestable_ones():
+    # LSTM: four columns, keras-tensorflow with two runs (no interval). GRU: tensorflow ran only busy (no quiet
+    # run). SimpleRNN: torch alone, nothing to compare. All pairs: C(4, 2) = 6 + C(2, 2) = 1 + 0 = 7; testable:
+    # the C(3, 2) = 3 LSTM pairs without keras-tensorflow.
+    runs = sequential_runs({("torch", "lstm"): [10.0, 10.4, 9.6], ("tensorflow", "lstm"): [11.0, 11.5, 10.6],
+                            ("keras-torch", "lstm"): [30.0, 31.0, 29.0], ("keras-tensorflow", "lstm"): [20.0, 21.0],
+                            ("torch", "gru"): [10.0, 10.4, 9.6], ("tensorflow", "gru"): [12.0, 12.2, 11.9],
+                            ("torch", "rnn"): [10.0, 11.0, 12.0]}, busy={("tensorflow", "gru")})
+    family = tables.comparisons(runs)
+    assert len(family) == 7 and family["testable"].sum() == 3
+    pairs = set(zip(family["cell"], family["numerator"], family["denominator"]))
+    # Neither against torch nor a column's own native: in the family only because every pair is.
+    assert ("lstm", "keras-torch", "tensorflow") in pairs and ("lstm", "keras-tensorflow", "keras-torch") in pairs
+    assert ("gru", "tensorflow", "torch") in pairs and not family["cell"].eq("rnn").any()
+    assert set(family[family["testable"]]["numerator"] + "/" + family[family["testable"]]["denominator"]) == {
+        "keras-torch/tensorflow", "keras-torch/torch", "tensorflow/torch"}
+    sentence = findings.family_sentence(family)
+    assert "family has 7 comparisons, of which 3 were testable" in sentence
+    assert "over the 3 testable ones" in sentence and "Error control is per report" in sentence
+
+
+def interleaved_cell(log_steps: dict[str, list[float]]) -> pd.DataFrame:
+    """Columns that took turns in 3 blocks of one round each: a block's estimate is exactly the difference of the
+    two columns' log steps."""
+    return pd.concat([interleaved_runs(name, {f"b{i}": {0: 10.0 * np.exp(x)} for i, x in enumerate(values)})
+                      for name, values in log_steps.items()]).assign(
+        cell="lstm", layers=1, bidirectional=False, status="ok", seed=0).reset_index(drop=True)
+
+
+def test_holm_runs_over_all_pairs_so_the_fastest_is_not_chosen_after_the_means():
+    # Block log ratios: tensorflow/torch 0.10, 0.12, 0.08 (mean 0.10, sd 0.02); keras-torch/torch 0.30, 0.40,
+    # 0.20 (mean 0.3, sd 0.1); keras-torch/tensorflow their differences 0.20, 0.28, 0.12 (mean 0.2, sd 0.08).
+    # t = mean / (sd / sqrt 3): 5 sqrt 3, 3 sqrt 3, 2.5 sqrt 3; with 2 degrees of freedom the two-sided p is
+    # 1 - t / sqrt(t^2 + 2): 1 - 8.660254 / sqrt 77 = 0.013072, 1 - 5.196152 / sqrt 29 = 0.035099,
+    # 1 - 4.330127 / sqrt 20.75 = 0.049414.
+    runs = interleaved_cell({"torch": [0.0, 0.0, 0.0], "tensorflow": [0.10, 0.12, 0.08],
+                             "keras-torch": [0.30, 0.40, 0.20]})
+    family = tables.comparisons(runs)
+    assert list(zip(family["numerator"], family["denominator"])) == [
+        ("keras-torch", "tensorflow"), ("keras-torch", "torch"), ("tensorflow", "torch")]
+    assert family["p"].tolist() == pytest.approx([0.049414, 0.035099, 0.013072], abs=1e-6)
+    # Holm over 3: 0.013072 <= 0.05 / 3 is rejected, then 0.035099 > 0.05 / 2 stops it. The post-hoc family
+    # (torch, the fastest, against the other two) would have been Holm over 2: 0.013 <= 0.025, 0.035 <= 0.05,
+    # both clear, and torch named fastest.
+    assert family["clear"].tolist() == [False, False, True]
+    table = pd.DataFrame([dict(implementation=name, cell="lstm", layers=1, bidirectional=False,
+                               step_ms=tables.geometric_mean(group["run_step_ms"]), timed_runs=3)
+                          for name, group in runs.groupby("implementation")])
+    row = tables.fastest(table, runs, family).iloc[0]
+    assert row["best"] == "torch" and not row["clear"] and row["ties"] == "keras-torch"
+
+
+def accuracy_runs(accuracies: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([dict(implementation=name, cell=cell, layers=1, bidirectional=False, seed=seed,
+                              status="ok", accuracy=accuracy)
+                         for (name, cell), values in accuracies.items() for seed, accuracy in enumerate(values)])
+
+
+def simulated_tost_power(seeds: int, sd: float, draws: int = 400_000) -> float:
+    """The same chance by brute force: draw the paired differences, build each 95% t interval, count those
+    inside +-1 point."""
+    d = np.random.default_rng(1).normal(0.0, sd, size=(draws, seeds))
+    half = stats.t.ppf(0.975, seeds - 1) * d.std(axis=1, ddof=1) / np.sqrt(seeds)
+    return float(np.mean(np.abs(d.mean(axis=1)) + half <= 1.0))
+
+
+def test_power_is_per_row_from_that_rows_own_paired_sd():
+    # LSTM: tensorflow minus torch 0, 0.5, 1.0 points (sd 0.5); SimpleRNN: keras-torch minus torch -2, 0, 2
+    # points (sd 2), the spread of the reference SimpleRNN rows.
+    runs = accuracy_runs({("torch", "lstm"): [0.80, 0.81, 0.82], ("tensorflow", "lstm"): [0.80, 0.815, 0.83],
+                          ("torch", "rnn"): [0.70, 0.72, 0.74], ("keras-torch", "rnn"): [0.68, 0.72, 0.76]})
+    table = tables.equivalence(runs).set_index("cell")
+    assert table.loc["lstm", "sd_points"] == pytest.approx(0.5) and table.loc["rnn", "sd_points"] == pytest.approx(2)
+    assert table.loc["lstm", "power"] == pytest.approx(simulated_tost_power(3, 0.5), abs=0.005)
+    assert table.loc["rnn", "power"] == pytest.approx(simulated_tost_power(3, 2.0), abs=0.005)
+    # By hand: inside +-1 needs the half-width t(0.975, 2) s / sqrt 3 <= 1, i.e. 2 s^2 / sd^2 <= 6 / (4 t^2) =
+    # 0.081 for sd 2, a chi-square(2) chance of 1 - exp(-0.081 / 2) = 0.040: an upper bound on the power.
+    assert 0 < table.loc["rnn", "power"] < 1 - np.exp(-6 / (4 * stats.t.ppf(0.975, 2) ** 2) / 2)
+    assert table.loc["lstm", "power"] > 0.25  # one median sd (1.25 points) would have given both rows one figure
+    sentence = findings.power_sentences(table.reset_index())[0]
+    assert "(sd 0.50 points, 3 seeds)" in sentence and "(sd 2.00 points, 3 seeds)" in sentence
+    assert "Below 50% in 2 of 2 rows" in sentence

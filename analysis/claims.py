@@ -1,0 +1,281 @@
+"""Every figure that README and docs/ state in prose, with the record query that produces it.
+
+A figure sits in the text as ``<!-- claim: QUERY -->TEXT<!-- /claim -->``. QUERY is either a query over the
+committed reference records written out (``ratio amd-epyc-avx2-2c/quick tensorflow torch gru``: one of
+``QUERIES``, its arguments after it) or the name of a bespoke one in ``CLAIMS``. ``make docs`` rewrites TEXT from
+the records and lists every claim with its query in docs/claims.md; ``analysis.docs --check`` (the test suite)
+fails where TEXT differs from what the records say, so a figure typed over by hand fails the suite, and so does a
+record that moved under a sentence. A figure-like token in prose outside such a span (and outside code, tables
+and generated blocks) must be one of ``FIXED``: a setting, a rule or a figure quoted from a public source, with
+why it is not a measurement here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from analysis import calibration, tables
+from analysis.load import Results, load
+from model import records
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO / "results" / "reference"
+
+SPAN = re.compile(r"(<!-- claim: (?P<name>[^>]*?) -->)(?P<text>.*?)(<!-- /claim -->)", re.S)
+
+
+@cache
+def folder(path: str) -> Results:
+    return load(REFERENCE / path)
+
+
+@cache
+def _family(path: str):
+    return tables.comparisons(folder(path).runs)
+
+
+@cache
+def _summary(path: str):
+    return tables.summary(folder(path).runs)
+
+
+def _configuration(label: str) -> tuple[str, int, bool]:
+    """'lstm1', 'gru2-bi' -> (cell, layers, bidirectional)."""
+    match = re.fullmatch(r"(rnn|gru|lstm)(\d)(-bi)?", label)
+    if not match:
+        raise ValueError(f"configuration {label!r}: write cell, layers and -bi, e.g. lstm1 or gru2-bi")
+    return match[1], int(match[2]), bool(match[3])
+
+
+def _compared(path: str, numerator: str, denominator: str, configuration: str) -> dict:
+    return tables.compared(_family(path), *_configuration(configuration), numerator, denominator)
+
+
+def ratio(path: str, numerator: str, denominator: str, configuration: str = "lstm1") -> str:
+    """One speed comparison of a reference folder's report, as its tables print it: '0.74x (95% CI 0.61-0.90)'."""
+    found = _compared(path, numerator, denominator, configuration)
+    return tables.ratio_text(found["ratio"], found["low"], found["high"])
+
+
+def ratio_point(path: str, numerator: str, denominator: str, configuration: str = "lstm1") -> str:
+    return f"{_compared(path, numerator, denominator, configuration)['ratio']:.2f}x"
+
+
+def scaling(path: str, implementation: str, configuration: str, against: str = "lstm1") -> str:
+    """One column's step in one configuration over its step in another (runs of different blocks: Welch)."""
+    groups = tables.timed_groups(folder(path).runs)
+    found = tables.group_ratio(groups[(implementation, *_configuration(configuration))],
+                               groups[(implementation, *_configuration(against))])
+    return tables.ratio_text(*found[:3])
+
+
+def clear(path: str) -> str:
+    """How many of the report's speed comparisons Holm clears: '13 of 17'."""
+    family = _family(path)
+    return f"{int(family['clear'].sum())} of {len(family)}"
+
+
+def _row(path: str, implementation: str, configuration: str):
+    cell, layers, bidirectional = _configuration(configuration)
+    summary = _summary(path)
+    return summary[(summary["implementation"] == implementation) & (summary["cell"] == cell)
+                   & (summary["layers"] == layers) & (summary["bidirectional"] == bidirectional)].iloc[0]
+
+
+def accuracy(path: str, implementation: str, configuration: str = "lstm1") -> str:
+    """Mean test accuracy ± sd over seeds: '0.8869 ± 0.0042'."""
+    row = _row(path, implementation, configuration)
+    return f"{row['accuracy']:.4f} ± {row['accuracy_sd']:.4f}"
+
+
+def step_ms(path: str, implementation: str, configuration: str = "lstm1") -> str:
+    return f"{_row(path, implementation, configuration)['step_ms']:.0f} ms"
+
+
+def minutes(path: str) -> str:
+    """Wall minutes of a sweep, its first session to its last record."""
+    return f"{calibration.sweep_minutes(REFERENCE / path):.1f} min"
+
+
+def runs(path: str) -> str:
+    return str(int((folder(path).runs["status"] == "ok").sum()))
+
+
+def _schedules(path: str) -> dict:
+    return calibration.schedules_table([REFERENCE / path]).iloc[0].to_dict()
+
+
+def reach(path: str, which: str = "median") -> str:
+    """The 95% interval's reach from its point over a sweep's comparisons with native torch: '±13.7%'."""
+    return f"±{_schedules(path)[f'reach_{which}']:.1%}"
+
+
+def _aa(path: str, implementation: str) -> dict:
+    table = calibration.aa_table(REFERENCE / path)
+    return table[table["implementation"] == implementation].iloc[0].to_dict()
+
+
+def aa(path: str, implementation: str) -> str:
+    """An A/A folder's twin-over-original ratio with its interval."""
+    row = _aa(path, implementation)
+    return tables.ratio_text(row["ratio"], row["low"], row["high"])
+
+
+def aa_reach(path: str, implementation: str) -> str:
+    return f"±{_aa(path, implementation)['reach']:.0%}"
+
+
+def blocks_for_5(path: str, implementation: str) -> str:
+    return str(_aa(path, implementation)["blocks_for_5_percent"])
+
+
+def validation_gap(path: str) -> str:
+    """Validation accuracy at the restored checkpoint minus test accuracy over a folder's runs, in points: 'a-b'."""
+    gaps = []
+    for run in sorted((REFERENCE / path / records.RUNS_FOLDER).iterdir()):
+        if records.run_state(run) != "done":
+            continue
+        record = records.read_record(run)
+        best = record["early_stopping"]["best_val_loss"]
+        restored = min(record["validations"], key=lambda check: abs(check["val_loss"] - best))
+        gaps.append(100 * (restored["val_accuracy"] - record["metrics"]["accuracy"]))
+    return f"{min(gaps):.1f}-{max(gaps):.1f} points over {len(gaps)} runs"
+
+
+def ensemble(path: str, implementation: str = "tensorflow") -> str:
+    """A folder's ensembles of 3 of one column on the test set: mean ± sd, the lowest, a t interval over them."""
+    from scipy import stats
+
+    found = [e["metrics"]["accuracy"] for e in records.read_json(REFERENCE / path / records.ENSEMBLE_FILE)
+             if e["runs"][0].startswith(f"{implementation}-")]
+    if len(found) < 2:
+        return f"{found[0]:.4f} (one ensemble)"
+    interval = stats.ttest_1samp(found, 0).confidence_interval(0.95)
+    return (f"{np.mean(found):.4f} ± {np.std(found, ddof=1):.4f} over {len(found)} ensembles (the lowest "
+            f"{min(found):.4f}; 95% t interval over them {interval.low:.4f}-{interval.high:.4f})")
+
+
+def suite(machine: str) -> str:
+    """The test suite's own timing record on a machine (written by the suite, filed beside the reference sets)."""
+    timing = records.read_json(REFERENCE / machine / "test-suite.json")
+    seconds = timing["seconds"]
+    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d} for {timing['tests']} tests"
+
+
+# A query written out in the span: its name, then its arguments (the first: machine/set under results/reference/).
+QUERIES: dict[str, Callable[..., str]] = {
+    "ratio": ratio, "ratio-point": ratio_point, "scaling": scaling, "clear": clear, "accuracy": accuracy,
+    "step-ms": step_ms, "minutes": minutes, "runs": runs, "reach": reach, "aa": aa, "aa-reach": aa_reach,
+    "blocks-for-5": blocks_for_5, "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite,
+}
+
+
+# Bespoke queries, by name -> (the query, what it states), for what QUERIES cannot say.
+CLAIMS: dict[str, tuple[Callable[[], str], str]] = {
+    # --- findings.md claims ---
+    # docs/findings.md, section 3: the share of each native run's steps whose gradient norm before clipping (the
+    # records keep it per step; Keras clips inside its optimizer and exposes none) exceeded the clip norm,
+    # min-max over the folder's native runs, Zen 3.
+    **{f"clip-binding-share-native-runs-{name}-zen3": (
+        lambda name=name: (lambda shares: f"{100 * shares.min():.0f}-{100 * shares.max():.0f}%")(
+            folder(f"amd-epyc-avx2-2c/{name}").finished["clip_binding_share"].dropna()),
+        f"share of the steps where the global-norm clip bound, per native run of {name} on the Zen 3, min-max")
+       for name in ("standard", "competitive")},
+    # Section 4: native torch's bf16 GRU runs whose kernel path (the dtype of a tiny forward's output under
+    # autocast) says float32, of all such runs at 64 and 256 units, Zen 4.
+    "torch-bf16-gru-runs-computing-in-float32-zen4": (
+        lambda: (lambda paths: f"{sum('computing in float32' in path for path in paths)} of {len(paths)}")([
+            row.kernel_path for name in ("cpu-axes", "cpu-axes-wide")
+            for row in folder(f"amd-epyc-avx512f-bf16-2c/{name}").finished.itertuples()
+            if row.implementation == "torch[precision=bf16]" and row.cell == "gru"]),
+        "native torch bf16 GRU runs (cpu-axes, cpu-axes-wide, Zen 4) whose recorded kernel path computes in float32"),
+    # Section 5: the thread axis on the Zen 3. Its folder holds two thread counts (one Results each, as the report
+    # reads it), so the query goes through load_machines and tables.thread_scaling, the report's "Threads" table.
+    **{name: (query, says) for table in [cache(lambda: tables.thread_scaling({
+        data.identity.threads: data.runs for data in __import__("analysis.load", fromlist=["load_machines"])
+        .load_machines([REFERENCE / "amd-epyc-avx2-2c" / "threads"])[0]}).set_index(
+        ["implementation", "cell", "threads"]))]
+       for name, query, says in (
+        *((f"threads-{implementation}-{cell}-speedup-zen3",
+           lambda implementation=implementation, cell=cell: tables.ratio_text(
+               *table().loc[(implementation, cell, 2), ["speedup", "low", "high"]]),
+           f"{implementation} {cell}: 1-thread step over 2-thread step, 95% run-level interval, Zen 3")
+          for implementation, cell in (("torch", "gru"), ("torch", "lstm"), ("tensorflow", "gru"))),
+        *((f"threads-torch-gru-cpu-ms-{threads}-thread{'s' * (threads > 1)}-zen3",
+           lambda threads=threads: f"{table().loc[('torch', 'gru', threads), 'cpu_ms_per_step']:.0f} ms",
+           f"native torch GRU: CPU milliseconds per step at {threads} thread(s), Zen 3") for threads in (1, 2)))},
+    # --- end findings.md claims ---
+}
+
+# Figure-like tokens allowed in prose outside claim spans, per page: settings and rules, and figures quoted from
+# public sources. Each says why it is not a measurement of this project.
+SEARCH_LOG = ("the recipe search's log (validation figures of search runs on the Zen 3, 2026-11-30, or of probes "
+              "outside the project); those runs' records are not committed, so the page states them as dated")
+FIXED: dict[str, dict[str, str]] = {
+    "docs/methodology.md": {
+        "0.999": "Adam's beta 2, a setting", "1.5x": "the bf16 parity bounds' margin over the largest gap, a "
+        "setting stated as chosen", "15 s": "the canary's interval, a setting", "1 point": "the equivalence margin, "
+        "a setting"},
+    "docs/interpretation.md": {"1 point": "the equivalence margin, a setting"},
+    "docs/keras-torch-fused-cpu.md": {"10x": "the title of keras#20902, quoted"},
+    "docs/competitive-recipe.md": {figure: SEARCH_LOG for figure in (
+        "0.879", "0.8814", "0.894", "0.6 points", "0.888", "0.908", "0.882", "1-1.5 points", "0.883", "0.881",
+        "0.8936", "250 s")},
+    # --- findings.md claims (FIXED) ---
+    "docs/findings.md": {
+        **{figure: "quoted from pytorch/pytorch#94457 (the reporter's epoch and run times, Intel i9-9900K)"
+           for figure in ("739 s", "201 s", "135 s", "235 s", "126 s", "111 s", "18 s")},
+        **{figure: "quoted from pytorch/pytorch#81634 (the reporter's forward-pass times, Intel and AMD)"
+           for figure in ("0.75 s", "200 s", "260x")},
+        **{figure: "quoted from keras-team/keras#20902 (its title and the reporter's epoch times, on a GPU)"
+           for figure in ("10x", "2 min", "20 min")},
+        "10%": "the validation fraction, a setting (TrainSpec val_fraction)"},
+    # --- end findings.md claims (FIXED) ---
+}
+
+FIGURE = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?x\b|\d+(?:[.,]\d+)?(?:-\d+(?:\.\d+)?)?\s?(?:%|ms|s|min|h|points?)\b"
+                    r"|0\.\d{3,4}\b)")
+
+
+def value(query: str) -> str:
+    """What the records say for a span's query."""
+    name, *arguments = query.split()
+    if name in CLAIMS and not arguments:
+        return CLAIMS[name][0]()
+    if name not in QUERIES:
+        raise KeyError(f"claim {query!r}: neither a query of analysis.claims.QUERIES nor a name in CLAIMS")
+    return QUERIES[name](*arguments)
+
+
+def spans(text: str) -> list[tuple[str, str]]:
+    """Each claim span of a page: (query, the figure it shows)."""
+    return [(m.group("name"), m.group("text")) for m in SPAN.finditer(text)]
+
+
+def fill(text: str) -> str:
+    """The text with every claim span's figure recomputed from the records."""
+    return SPAN.sub(lambda m: m.group(1) + value(m.group("name")) + m.group(4), text)
+
+
+def prose(text: str) -> str:
+    """What a reader takes as hand-written prose: no fenced code, inline code, tables, generated blocks, claim
+    spans, link targets or HTML comments."""
+    text = re.sub(r"<!-- generated: [\w-]+ -->.*?<!-- end generated -->", " ", text, flags=re.S)
+    text = SPAN.sub(" ", text)
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("|"))
+    text = re.sub(r"`[^`]*`", " ", text)
+    return re.sub(r"\]\([^)]*\)", "]", text)
+
+
+def unclaimed(page: str, text: str) -> list[str]:
+    """Figures in a page's prose that neither a claim span nor ``FIXED`` accounts for."""
+    allowed = FIXED.get(page, {})
+    found = (re.sub(r"\s+", " ", match) for match in FIGURE.findall(prose(text)))
+    return [match for match in found if match not in allowed]
