@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import calibration, tables
-from analysis.load import Results, load
+from analysis.load import Results, load, load_machines
 from model import records
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,40 +175,57 @@ QUERIES: dict[str, Callable[..., str]] = {
 }
 
 
+def clip_binding_share(path: str) -> str:
+    """The share of each native run's steps whose gradient norm before clipping exceeded the clip norm (the records
+    keep it per step; Keras clips inside its optimizer and exposes none), min-max over a folder's native runs."""
+    shares = folder(path).finished["clip_binding_share"].dropna()
+    return f"{100 * shares.min():.0f}-{100 * shares.max():.0f}%"
+
+
+def bf16_gru_in_float32() -> str:
+    """Native torch's bf16 GRU runs on the Zen 4 whose kernel path (the dtype of a forward's output under
+    autocast) says float32, of all such runs at 64 and 256 units."""
+    paths = [row.kernel_path for name in ("cpu-axes", "cpu-axes-wide")
+             for row in folder(f"amd-epyc-avx512f-bf16-2c/{name}").finished.itertuples()
+             if row.implementation == "torch[precision=bf16]" and row.cell == "gru"]
+    return f"{sum('computing in float32' in path for path in paths)} of {len(paths)}"
+
+
+@cache
+def _threads_zen3():
+    """The Zen 3's thread axis as the report's "Threads" table reads it: its folder holds two thread counts, one
+    ``Results`` each."""
+    machines, _ = load_machines([REFERENCE / "amd-epyc-avx2-2c" / "threads"])
+    return tables.thread_scaling({data.identity.threads: data.runs for data in machines}).set_index(
+        ["implementation", "cell", "threads"])
+
+
+def thread_speedup(implementation: str, cell: str) -> str:
+    """1-thread step over 2-thread step with its 95% run-level interval, Zen 3."""
+    return tables.ratio_text(*_threads_zen3().loc[(implementation, cell, 2), ["speedup", "low", "high"]])
+
+
+def thread_cpu_ms(implementation: str, cell: str, threads: int) -> str:
+    return f"{_threads_zen3().loc[(implementation, cell, threads), 'cpu_ms_per_step']:.0f} ms"
+
+
 # Bespoke queries, by name -> (the query, what it states), for what QUERIES cannot say.
 CLAIMS: dict[str, tuple[Callable[[], str], str]] = {
     # --- findings.md claims ---
-    # docs/findings.md, section 3: the share of each native run's steps whose gradient norm before clipping (the
-    # records keep it per step; Keras clips inside its optimizer and exposes none) exceeded the clip norm,
-    # min-max over the folder's native runs, Zen 3.
     **{f"clip-binding-share-native-runs-{name}-zen3": (
-        lambda name=name: (lambda shares: f"{100 * shares.min():.0f}-{100 * shares.max():.0f}%")(
-            folder(f"amd-epyc-avx2-2c/{name}").finished["clip_binding_share"].dropna()),
+        lambda name=name: clip_binding_share(f"amd-epyc-avx2-2c/{name}"),
         f"share of the steps where the global-norm clip bound, per native run of {name} on the Zen 3, min-max")
        for name in ("standard", "competitive")},
-    # Section 4: native torch's bf16 GRU runs whose kernel path (the dtype of a tiny forward's output under
-    # autocast) says float32, of all such runs at 64 and 256 units, Zen 4.
     "torch-bf16-gru-runs-computing-in-float32-zen4": (
-        lambda: (lambda paths: f"{sum('computing in float32' in path for path in paths)} of {len(paths)}")([
-            row.kernel_path for name in ("cpu-axes", "cpu-axes-wide")
-            for row in folder(f"amd-epyc-avx512f-bf16-2c/{name}").finished.itertuples()
-            if row.implementation == "torch[precision=bf16]" and row.cell == "gru"]),
-        "native torch bf16 GRU runs (cpu-axes, cpu-axes-wide, Zen 4) whose recorded kernel path computes in float32"),
-    # Section 5: the thread axis on the Zen 3. Its folder holds two thread counts (one Results each, as the report
-    # reads it), so the query goes through load_machines and tables.thread_scaling, the report's "Threads" table.
-    **{name: (query, says) for table in [cache(lambda: tables.thread_scaling({
-        data.identity.threads: data.runs for data in __import__("analysis.load", fromlist=["load_machines"])
-        .load_machines([REFERENCE / "amd-epyc-avx2-2c" / "threads"])[0]}).set_index(
-        ["implementation", "cell", "threads"]))]
-       for name, query, says in (
-        *((f"threads-{implementation}-{cell}-speedup-zen3",
-           lambda implementation=implementation, cell=cell: tables.ratio_text(
-               *table().loc[(implementation, cell, 2), ["speedup", "low", "high"]]),
-           f"{implementation} {cell}: 1-thread step over 2-thread step, 95% run-level interval, Zen 3")
-          for implementation, cell in (("torch", "gru"), ("torch", "lstm"), ("tensorflow", "gru"))),
-        *((f"threads-torch-gru-cpu-ms-{threads}-thread{'s' * (threads > 1)}-zen3",
-           lambda threads=threads: f"{table().loc[('torch', 'gru', threads), 'cpu_ms_per_step']:.0f} ms",
-           f"native torch GRU: CPU milliseconds per step at {threads} thread(s), Zen 3") for threads in (1, 2)))},
+        bf16_gru_in_float32, "native torch bf16 GRU runs (cpu-axes, cpu-axes-wide, Zen 4) whose recorded kernel "
+        "path computes in float32"),
+    **{f"threads-{implementation}-{cell}-speedup-zen3": (
+        lambda implementation=implementation, cell=cell: thread_speedup(implementation, cell),
+        f"{implementation} {cell}: 1-thread step over 2-thread step, 95% run-level interval, Zen 3")
+       for implementation, cell in (("torch", "gru"), ("torch", "lstm"), ("tensorflow", "gru"))},
+    **{f"threads-torch-gru-cpu-ms-{threads}-thread{'s' * (threads > 1)}-zen3": (
+        lambda threads=threads: thread_cpu_ms("torch", "gru", threads),
+        f"native torch GRU: CPU milliseconds per step at {threads} thread(s), Zen 3") for threads in (1, 2)},
     # --- end findings.md claims ---
 }
 

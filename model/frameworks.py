@@ -10,7 +10,10 @@ class and entry (``tests/test_units.py`` registers a fake framework that way and
 
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -133,6 +136,65 @@ FRAMEWORKS = {framework.name: framework for framework in (
     Framework("jax", "jax", "jax", "XLA (jax)", always_flushes_denormals=True,
               configure=configure_jax, probe=probe_jax, seed=seed_jax, threads_by_affinity=True),
 )}
+
+
+# The frameworks' start-up chatter, unless --verbose: a command shows its own output, and a run's record keeps the
+# versions and settings these lines announce. TF_CPP_MIN_LOG_LEVEL 2 drops TensorFlow's C++ INFO and WARNING
+# lines (cpu_feature_guard's among them) and keeps its errors; a value the user set stays as set.
+QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# What TensorFlow 2.21 writes through absl as it loads, past TF_CPP_MIN_LOG_LEVEL: absl's notice that nobody
+# initialised it, and oneDNN's notice (the thread policy turns oneDNN on). Filtered from standard error by line.
+START_UP_LINES = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+# --verbose, passed on through the environment to the runs a sweep starts.
+VERBOSE_VARIABLE = "RNNBENCH_VERBOSE"
+# Ctrl-C is the command's to report (model/errors.py): the filter outlives it to pass the message on.
+_LINE_FILTER = """import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+marks = [mark.encode() for mark in sys.argv[1:]]
+for line in sys.stdin.buffer:
+    if not any(mark in line for mark in marks):
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+"""
+
+
+def set_start_up_output(verbose: bool) -> None:
+    """A command's choice, before any framework loads: quiet unless ``verbose`` (passed on to the processes it
+    starts) or started verbose. Only commands choose: a Python user of the harness keeps the process as it is."""
+    if verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"
+    _start_up["quiet"] = os.environ.get(VERBOSE_VARIABLE) != "1"
+
+
+def quiet_start_up() -> None:
+    """Before a framework's first import, where a command chose quiet: the quiet environment, and from then on
+    standard error through a filter that drops ``START_UP_LINES``. For the whole process, not the import alone:
+    Keras on torch or jax imports TensorFlow in the middle of training (its array adapter). The filter is a process
+    of its own, so every other line reaches the user at once, even when this one crashes; a thread could not drain
+    a full pipe while a library's initialiser holds the GIL. Once per process."""
+    if not _start_up["quiet"] or _start_up["filter"]:
+        return
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    line_filter = subprocess.Popen([sys.executable, "-c", _LINE_FILTER, *START_UP_LINES], stdin=subprocess.PIPE,
+                                   stdout=stderr)
+    os.dup2(line_filter.stdin.fileno(), 2)
+    _start_up["filter"] = line_filter
+
+    @atexit.register
+    def drain():  # the last lines (an error message) before the shell's prompt, not after it
+        sys.stderr.flush()
+        os.dup2(stderr, 2)
+        line_filter.stdin.close()
+        try:
+            line_filter.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a process this one started still holds the pipe: it ends with it
+            pass
+
+
+_start_up = dict(quiet=False, filter=None)
 
 
 def identity_packages() -> tuple[str, ...]:

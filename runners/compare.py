@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from model.errors import fail, user_errors
+from model.frameworks import set_start_up_output
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -57,8 +58,10 @@ def compare(
     schedule: Annotated[Optional[str], typer.Option(help="interleaved (default locally: each configuration's columns alive at once, taking turns step by step, so a slow period of the machine falls on every column alike) or sequential (one run after another; the only one on --executor ray)")] = None,
     slice_steps: Annotated[Optional[int], typer.Option(help="interleaved only: training steps per turn (default: 1)")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
+    verbose: Annotated[bool, typer.Option(help="keep the frameworks' start-up and log lines (TensorFlow's C++ log) in the runs' output, which a failed run's failed.json quotes")] = False,
 ):
     """Train every configuration of the grid in its own process, then write the report."""
+    set_start_up_output(verbose)
     with user_errors():
         from model.implementations import NAMES
         from model.plan import get_profile

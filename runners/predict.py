@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from model.errors import fail, user_errors
+from model.frameworks import set_start_up_output
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -70,8 +71,10 @@ def predict(
     file: Annotated[Optional[Path], typer.Option(help="a text file with one review per line")] = None,
     backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per review")] = False,
+    verbose: Annotated[bool, typer.Option(help="also show the frameworks' start-up and log lines (TensorFlow's C++ log)")] = False,
 ):
     """Print the predicted sentiment and its probability for each review."""
+    set_start_up_output(verbose)
     with user_errors():
         if not model.is_dir():
             fail(f"run folder {model} not found")

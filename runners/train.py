@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from model.errors import fail, user_errors
+from model.frameworks import set_start_up_output
 from model.spec import ModelSpec as M
 from model.spec import TrainSpec as T
 
@@ -66,8 +67,10 @@ def train(
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
     precision: Annotated[Optional[str], typer.Option(help="fp32 (default) or bf16: bf16 computation, fp32 weights and optimizer state")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run --precision bf16 on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
+    verbose: Annotated[bool, typer.Option(help="also show the frameworks' start-up and log lines (TensorFlow's C++ log); the record keeps versions and settings either way")] = False,
 ):
     """Train on the IMDB training split, stop early on a validation split, test on the official 25k test set."""
+    set_start_up_output(verbose)
     settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
                     dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, tokenizer=tokenizer, head_tokens=head_tokens,
                     embedding_dropout=embedding_dropout, segment_len=segment_len, batch_size=batch_size, epochs=epochs,

@@ -47,6 +47,14 @@ def test_a_prose_figure_added_by_hand_is_refused():
     assert claims.unclaimed("README.md", "`1.31x`\n\n| 1.31x |\n\n```\n1.31x\n```\n") == []
 
 
+def test_no_claim_starts_a_line():
+    """A line that starts with an HTML comment starts an HTML block in CommonMark: the figure would leave its
+    sentence."""
+    for page in docs.hand_pages():
+        starts = [line for line in page.read_text().splitlines() if line.lstrip().startswith("<!-- claim:")]
+        assert starts == [], page.name
+
+
 def test_every_claim_names_a_known_query():
     for page in docs.hand_pages():
         for query, _ in claims.spans(page.read_text()):

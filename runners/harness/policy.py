@@ -7,8 +7,8 @@ once, at load time), then each framework's own calls run after its import.
 
 Denormals: TensorFlow flushes denormal floats to zero on the CPU and offers no
 switch to stop it; PyTorch does not flush by default, and an LSTM's vanishing
-gradients then run through the slow denormal path (13-16x slower training
-measured here). Flush-to-zero is therefore on for everyone by default, and
+gradients then run through the slow denormal path (docs/findings.md).
+Flush-to-zero is therefore on for everyone by default, and
 turning it off is only possible where the framework allows it.
 """
 
@@ -20,7 +20,7 @@ import sys
 
 from model import implementations
 from model.errors import UserError
-from model.frameworks import FRAMEWORKS, threaded_modules
+from model.frameworks import FRAMEWORKS, quiet_start_up, threaded_modules
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -78,7 +78,6 @@ def set_thread_environment(threads: int, framework: str | None = None) -> None:
         os.environ[name] = str(threads)
     # oneDNN is TensorFlow's default CPU path on x86; state it so the record is explicit.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A framework without a thread-pool setting gets its threads as cores: the process is pinned to that many
     # before the framework starts its threads, which inherit the pinning.
     if framework is not None and FRAMEWORKS[framework].threads_by_affinity and threads < default_threads():
@@ -111,12 +110,14 @@ def import_framework(name: str) -> None:
             raise implementations.ImplementationError(
                 f"keras was already imported with the {loaded.backend.backend()} backend")
         os.environ["KERAS_BACKEND"] = entry.keras_backend
+        quiet_start_up()
         import keras  # noqa: F401
         return
     for blocked in ("keras", "tf_keras"):
         if sys.modules.get(blocked) is not None:
             raise implementations.ImplementationError(f"{blocked} was imported before the native {name} implementation")
         sys.modules[blocked] = None
+    quiet_start_up()
     importlib.import_module(FRAMEWORKS[entry.framework].module)
 
 
