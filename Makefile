@@ -10,7 +10,7 @@ comma := ,
 EXECUTOR ?= local
 ADDRESS ?= auto
 
-.PHONY: install test lint train compare report readme-results reference clean
+.PHONY: install test test-all lint train compare report docs reference clean
 
 install: $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -19,7 +19,12 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
+# The fast tier: everything but the tests marked slow (pyproject.toml); the parity proof of the four is in it.
 test: install
+	$(PY) -m pytest -q -m "not slow"
+
+# Every test, the slow tier included (CI runs this).
+test-all: install
 	$(PY) -m pytest -q
 
 lint: install
@@ -34,11 +39,11 @@ compare: install
 report: install
 	$(PY) -m analysis.report results/$(PROFILE)
 
-# README's generated tables, from the committed reference records (results/reference/)
-readme-results: install
-	$(PY) -m analysis.reference readme
+# README's tables and figure, docs/results/ and every prose figure (claims), from results/reference/
+docs: install
+	$(PY) -m analysis.docs
 
-# This machine's reference set: the sets results/reference/<machine>/ lacks, measured, filed, README regenerated
+# This machine's reference set: the sets results/reference/<machine>/ lacks, measured, filed, docs regenerated
 reference: install
 	$(PY) -m runners.reference
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from model.implementations import NAMES, get
+from tests.suite_timing import pytest_sessionfinish, pytest_sessionstart  # noqa: F401  (the suite times itself)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"

@@ -3,17 +3,19 @@
 For each case: parameter count, the kernel that ran, logits (inference mode),
 the loss and the gradient of every canonical weight on the first batch (before
 clipping), and the weights after ``steps`` optimizer steps (the first on that
-batch, later ones on other batches of the case's widths), all saved to one
-.npz.
+batch, later ones on other batches of the case's widths) and after the first step
+alone, all saved to one .npz.
 
 The numbers are made to be sensitive: the embedding and the output kernel are
 scaled so that the recurrent activations and the logits are O(1) (at the real initial scale the
 logits are about 0.01 and a tolerance on them is loose), and three labels in
 four are positive, so that the loss moves with any offset of the logits.
 
-``NAME~outputs`` and ``NAME~gradient`` run a deliberately broken copy of native
-torch (recurrent outputs 0.1% too large; the first recurrent kernel's gradient
-1% too large): the tests show that the comparison catches both.
+``NAME~DEFECT`` runs a deliberately broken copy of native torch (``perturb``): the
+tests show that the comparison catches each. ``torch~slice-clip`` is not broken:
+native torch clipping by the global norm Keras 3.15.1 computes on TensorFlow (the
+known difference, ``keras_tensorflow_clip``), the reference keras-tensorflow's
+updates are compared with where its clip binds.
 """
 
 import json
@@ -41,17 +43,74 @@ def fixed_batch(spec: ModelSpec, size: int = 16, seed: int = 123, width: int | N
 
 
 def perturb(impl, how: str) -> None:
-    """Break native torch on purpose, by a fraction of a percent."""
+    """Break native torch on purpose, by a fraction of a percent (or 1% where max-pooling dilutes the defect)."""
     import torch
 
     recurrent = impl.module.recurrent
-    if how == "outputs":
+    if how == "outputs":  # every recurrent output 0.1% too large
         recurrent.register_forward_hook(lambda module, inputs, output: (output[0] * (1 + 1e-3), *output[1:]))
-    elif how == "gradient":
+    elif how == "gradient":  # the first recurrent kernel's gradient 1% too large
         recurrent.weight_hh_l0.register_hook(lambda gradient: gradient * 1.01)
+    elif how == "late":  # the last timestep's outputs 0.1% too large: max-pooling sees them only where they peak
+        def late(module, inputs, output):
+            scale = torch.ones(output[0].shape[1], 1)
+            scale[-1] = 1 + 1e-3
+            return (output[0] * scale, *output[1:])
+
+        recurrent.register_forward_hook(late)
+    elif how == "padding":  # outputs at padded positions 1% too large: a quarter of the rows, half their width
+        tokens = {}
+        impl.module.embedding.register_forward_pre_hook(lambda module, inputs: tokens.update(last=inputs[0]))
+
+        def padded(module, inputs, output):
+            pad = (tokens["last"] == 0).reshape(output[0].shape[0], output[0].shape[1], 1)
+            return (output[0] * (1 + 1e-2 * pad), *output[1:])
+
+        recurrent.register_forward_hook(padded)
+    elif how == "adam":  # every optimizer update 0.02% too large, below what 5 steps' totals resolve
+        step, parameters = impl.optimizer.step, impl.parameters
+
+        def skewed(*args, **kwargs):
+            before = [p.detach().clone() for p in parameters]
+            result = step(*args, **kwargs)
+            with torch.no_grad():
+                for p, start in zip(parameters, before):
+                    p.copy_(start + (p - start) * (1 + 2e-4))
+            return result
+
+        impl.optimizer.step = skewed
+    elif how == "slice-clip":
+        keras_tensorflow_clip(impl)
     else:
         raise ValueError(how)
     assert isinstance(recurrent, torch.nn.Module)
+
+
+def keras_tensorflow_clip(impl) -> None:
+    """Native torch clipping as Keras 3.15.1's global_clipnorm does on TensorFlow: the embedding's gradient counts
+    as one slice per token occurrence (tf.IndexedSlices, repeated rows not summed) in the global norm; every
+    gradient is then scaled by clip / max(norm, clip), as everywhere."""
+    import torch
+
+    occurrences = {}
+
+    def keep(module, inputs, output):
+        if output.requires_grad:
+            output.register_hook(lambda gradient: occurrences.update(last=gradient))
+
+    impl.module.embedding.register_forward_hook(keep)
+    embedding = impl.module.embedding.weight
+
+    def clip(parameters, max_norm):
+        parameters = list(parameters)
+        squares = [(p.grad.double() ** 2).sum() for p in parameters if p is not embedding]
+        norm = torch.sqrt(sum(squares) + (occurrences["last"].double() ** 2).sum())
+        scale = max_norm / max(float(norm), max_norm)
+        for p in parameters:
+            p.grad.mul_(scale)
+        return norm.float()
+
+    torch.nn.utils.clip_grad_norm_ = clip  # torch_model reads it from torch.nn.utils at each step
 
 
 def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None:
@@ -83,7 +142,25 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
             results[f"{key}/g{i}"] = gradient
         # Later steps see other batches: gradient norms then differ between steps, so a clip that binds changes
         # the ratio m / sqrt(v) that Adam's update depends on (a constant rescaling would cancel out).
-        results[f"{key}/loss"] = np.float64(loop.train_epoch(impl, batches).losses[0])
+        # Step by step until one moves the weights (a warm-up starts at a learning rate of 0), then the rest: that
+        # one Adam update, compared directly, sees a defect of the optimizer that the total after several steps
+        # averages away.
+        taken, before = [], impl.get_weights()
+        while len(taken) < steps:
+            taken.append(loop.train_epoch(impl, batches[len(taken):len(taken) + 1]))
+            after = impl.get_weights()
+            if any(np.any(a != b) for a, b in zip(after, before)):
+                break
+            before = after
+        results[f"{key}/loss"] = np.float64(taken[0].losses[0])
+        results[f"{key}/u_step"] = np.int64(len(taken))  # 1-based: the step whose update u* is
+        for i, (weight, start) in enumerate(zip(after, before)):
+            results[f"{key}/u{i}"] = weight - start
+        if len(taken) < steps:
+            taken.append(loop.train_epoch(impl, batches[len(taken):]))
+        norms = [norm for steps_taken in taken for norm in steps_taken.gradient_norms]
+        if norms:  # native implementations: the global norm before clipping, step by step
+            results[f"{key}/norms"] = np.array(norms, dtype=np.float64)
         for i, (weight, start) in enumerate(zip(impl.get_weights(), weights)):
             results[f"{key}/w{i}"] = weight
             results[f"{key}/d{i}"] = weight - start  # the optimizer's total update

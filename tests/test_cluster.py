@@ -59,6 +59,7 @@ def shape(value):
     return type(value).__name__ if not isinstance(value, list) else "list"
 
 
+@pytest.mark.slow
 def test_a_sweep_through_two_nodes_matches_the_local_executor(two_nodes, imdb_archive, cache_dir, tmp_path):
     ray_cluster, node_cache = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
@@ -99,6 +100,7 @@ def test_a_sweep_through_two_nodes_matches_the_local_executor(two_nodes, imdb_ar
     assert "# rnnbench report: ray" in report and "Roofline" in report
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_recorded_as_lost_and_a_rerun_finishes_it(two_nodes, imdb_archive, cache_dir, tmp_path):
     ray_cluster, _ = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
@@ -121,6 +123,7 @@ def test_a_killed_worker_is_recorded_as_lost_and_a_rerun_finishes_it(two_nodes, 
     assert records.run_state(tmp_path / "quick" / "runs" / "torch-rnn1-s0") == "done"
 
 
+@pytest.mark.slow
 def test_core_set_placement_pins_each_run_to_cores_of_its_own(two_nodes, imdb_archive, cache_dir, tmp_path):
     ray_cluster, _ = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}

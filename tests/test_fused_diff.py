@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import QUIET_ENV, REPO
 
@@ -42,6 +43,7 @@ def _run_layer(keras_root: Path, out: Path) -> dict:
         return dict(result)
 
 
+@pytest.mark.slow
 def test_the_diff_applies_to_keras_and_its_fused_path_computes_the_same_layer(tmp_path):
     import keras
 

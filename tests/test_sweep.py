@@ -106,6 +106,7 @@ def test_failed_and_timed_out_runs_are_recorded_and_skipped(tmp_path, data_env):
     assert failure["reason"] == "timeout"
 
 
+@pytest.mark.slow
 def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
     done = run_module("runners.compare", "--name", "mini", "--results", str(tmp_path), "--cells", "lstm",
                       "--layers", "1", "--repeats", "1", "--train-size", "384", "--test-size", "100", "--epochs", "1",
