@@ -20,6 +20,7 @@ from model.frameworks import identity_packages
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
+REPO = Path(__file__).resolve().parent.parent
 # Runs on fewer training reviews than this are not trained to convergence: no accuracy verdicts.
 CONVERGED_MIN_TRAIN = 20_000
 
@@ -111,7 +112,12 @@ def slug(label: str) -> str:
 
 
 def render_machines(paths: list[Path], machines: list[Results], labels: list[str], unowned: pd.DataFrame) -> str:
-    """The cross-machine report: which machines, each one's headline table, and the winners side by side."""
+    """The cross-machine report: which machines, each one's headline table, and the winners side by side. Folders
+    inside the repository are named from its root, so that a report reads the same in any clone."""
+    def where(sources) -> str:
+        return ", ".join(str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO)
+                         else str(path) for path in sources)
+
     summaries = {label: tables.summary(data.runs) for label, data in zip(labels, machines)}
     families = {label: tables.comparisons(data.runs) for label, data in zip(labels, machines)}
     fastest = {label: tables.fastest(summaries[label], data.runs, families[label])
@@ -128,7 +134,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                                        hosts=", ".join(sorted(data.finished.get("hostname", pd.Series(dtype=str))
                                                               .dropna().unique())),
                                        versions=_versions(data.environment),
-                                       folders=", ".join(str(path) for path in data.sources))
+                                       folders=where(data.sources))
                                   for label, data in zip(labels, machines)])
     lines += [tables.to_markdown(machine_table), "## Findings", ""]
     lines += findings.machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
@@ -143,7 +149,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
               "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
               tables.to_markdown(tables.ratios_across(summaries))]
     for label, data in zip(labels, machines):
-        lines += [f"## {label}", "", f"{len(data.finished)} finished runs from {', '.join(map(str, data.sources))}. "
+        lines += [f"## {label}", "", f"{len(data.finished)} finished runs from {where(data.sources)}. "
                   "Steady ms/step: median over runs [run min-max], ratio to native torch (95% interval).", "",
                   tables.to_markdown(tables.headline(summaries[label], "step")),
                   "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
