@@ -15,16 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
 from analysis import calibration, tables
 from analysis.load import Results, load, load_machines
+from analysis.reference import REFERENCE
 from model import records
-
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO / "results" / "reference"
 
 SPAN = re.compile(r"(<!-- claim: (?P<name>[^>]*?) -->)(?P<text>.*?)(<!-- /claim -->)", re.S)
 

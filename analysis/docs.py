@@ -20,10 +20,9 @@ from typing import Annotated
 import typer
 
 from analysis import claims, plots, report, tables
-from analysis.reference import REFERENCE, quick_machines, render_block, render_blocks
+from analysis.reference import README, REFERENCE, REPO, quick_machines, render_block, render_blocks
 from model.errors import fail, user_errors
 
-REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 RESULTS = DOCS / "results"
 # Sets whose records pool across machines into one table (one plan and thread count per folder); the others
@@ -38,7 +37,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def hand_pages() -> list[Path]:
-    return [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+    return [README, *sorted(DOCS.glob("*.md"))]
 
 
 def render_page(text: str) -> str:

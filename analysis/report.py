@@ -15,12 +15,12 @@ import typer
 
 from analysis import findings, plots, tables
 from analysis.load import AnalysisError, Results, load_machines
+from analysis.reference import REPO
 from model.errors import user_errors
 from model.frameworks import identity_packages
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-REPO = Path(__file__).resolve().parent.parent
 # Runs on fewer training reviews than this are not trained to convergence: no accuracy verdicts.
 CONVERGED_MIN_TRAIN = 20_000
 
