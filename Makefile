@@ -19,9 +19,12 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-# The fast tier: everything but the tests marked slow (pyproject.toml); the parity proof of the four is in it.
+# The fast tier: everything but the tests marked slow (pyproject.toml); the parity proof of the four is in it. Two
+# workers (pytest-xdist): most tests are one busy process (an import, a report) and would leave a core idle. Each
+# file runs on one worker, so a module's fixtures are made once; the trained runs the files share are made once
+# (tests/conftest.py); a test marked alone has the machine to itself.
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Every test, the slow tier included (CI runs this).
 test-all: install

@@ -160,8 +160,9 @@ def ensemble(path: str, implementation: str = "tensorflow") -> str:
 def suite(machine: str) -> str:
     """The test suite's own timing record on a machine (written by the suite, filed beside the reference sets)."""
     timing = records.read_json(REFERENCE / machine / "test-suite.json")
-    seconds = timing["seconds"]
-    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d} for {timing['tests']} tests"
+    seconds, workers = timing["seconds"], timing.get("workers", 1)
+    return (f"{int(seconds // 60)}:{int(round(seconds % 60)):02d} for {timing['tests']} tests"
+            + (f" ({workers} workers)" if workers > 1 else ""))
 
 
 # A query written out in the span: its name, then its arguments (the first: machine/set under results/reference/).

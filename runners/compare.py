@@ -55,7 +55,7 @@ def compare(
     address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
     rerun_noisy: Annotated[int, typer.Option(help="run a cell's busy sequential runs again (/proc/stat: others or steal above the thresholds of analysis/noise.py), up to this many extra runs per cell, until it has 3 timed runs")] = 0,
-    schedule: Annotated[Optional[str], typer.Option(help="interleaved (default locally: each configuration's columns alive at once, taking turns step by step, so a slow period of the machine falls on every column alike) or sequential (one run after another; the only one on --executor ray)")] = None,
+    schedule: Annotated[str, typer.Option(help="interleaved (each configuration's columns alive at once on one machine, taking turns step by step, so a slow period of the machine falls on every column alike; under Ray a block is one task on one node) or sequential (one run after another)")] = "interleaved",
     slice_steps: Annotated[Optional[int], typer.Option(help="interleaved only: training steps per turn (default: 1)")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
     verbose: Annotated[bool, typer.Option(help="keep the frameworks' start-up and log lines (TensorFlow's C++ log) in the runs' output, which a failed run's failed.json quotes")] = False,
@@ -70,7 +70,6 @@ def compare(
 
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
-        schedule = schedule or ("sequential" if executor == "ray" else "interleaved")
         if schedule not in ("interleaved", "sequential"):
             fail(f"unknown schedule {schedule!r}; choose interleaved or sequential")
         if slice_steps is not None and (schedule != "interleaved" or slice_steps < 1):

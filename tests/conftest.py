@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from model.implementations import NAMES, get
-from tests.suite_timing import pytest_sessionfinish, pytest_sessionstart  # noqa: F401  (the suite times itself)
+from tests.suite_timing import (  # noqa: F401  (the suite times itself)
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist's workers (make test), a test marked ``alone`` holds the machine exclusively, from its
+    fixtures' setup to their teardown, and every other test holds it shared: the test that times something waits
+    for the other worker's current test, which then waits for it."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        yield
+        return
+    with open(Path(tempfile.gettempdir()) / f"rnnbench-tests-{run}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH)
+        yield
 
 
 def real_archive() -> Path:
@@ -118,10 +138,14 @@ def impl_args(name):
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory, imdb_archive, cache_dir):
-    """One small run per implementation, with one thread: the thread policy must show in each record."""
+    """One small run per implementation, with one thread: the thread policy must show in each record. Under
+    pytest-xdist each worker is a session of its own: the first to ask trains the runs in the folder the workers
+    share (the parent of their base temps), the others wait on its lock and read them."""
     from concurrent.futures import ThreadPoolExecutor
 
-    folder = tmp_path_factory.mktemp("runs")
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    folder, finished = shared / "trained-runs", shared / "trained-runs.done"
 
     def train(name):  # two at a time: one thread each on a 2-core machine (these runs time nothing)
         out = folder / name
@@ -130,5 +154,10 @@ def trained_runs(tmp_path_factory, imdb_archive, cache_dir):
         assert done.returncode == 0, done.stderr[-3000:]
         return name, out
 
-    with ThreadPoolExecutor(2) as pool:
-        return dict(pool.map(train, NAMES))
+    with open(shared / "trained-runs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not finished.exists():
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(train, NAMES))
+            finished.touch()
+    return {name: folder / name for name in NAMES}

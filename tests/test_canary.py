@@ -9,6 +9,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from analysis import noise
 from runners.harness.sweep import reruns_needed
@@ -42,6 +43,7 @@ def canary_slowdown(paused: bool) -> float:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.alone  # a neighbour would slow the quiet one
 def test_the_canary_sees_a_process_slowed_from_outside_and_not_a_quiet_one():
     assert canary_slowdown(paused=True) > 1.25  # paused a quarter of the time: at least 4/3 in theory
     assert canary_slowdown(paused=False) < 1.25

@@ -63,11 +63,12 @@ def shape(value):
 def test_a_sweep_through_two_nodes_matches_the_local_executor(two_nodes, imdb_archive, cache_dir, tmp_path):
     ray_cluster, node_cache = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
-    done = compare(tmp_path, "--name", "ray", "--executor", "ray", "--address", ray_cluster.address, env=env)
+    done = compare(tmp_path, "--name", "ray", "--executor", "ray", "--address", ray_cluster.address, "--schedule",
+                   "sequential", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 benchmark node(s), 2 run(s) at a time" in done.stdout and "2 of 2 runs finished, 0 failed" in done.stdout
     assert "[2/2]" in done.stdout and " on " in done.stdout
-    # Ray runs one run after another on each node: the local twin runs sequentially too, for the same record shape.
+    # One run after another on each node: the local twin runs sequentially too, for the same record shape.
     local = compare(tmp_path, "--name", "local", "--no-report", "--schedule", "sequential", env=env)
     assert local.returncode == 0, local.stderr[-3000:]
     ray_runs, local_runs = tmp_path / "ray" / "runs", tmp_path / "local" / "runs"
@@ -101,10 +102,40 @@ def test_a_sweep_through_two_nodes_matches_the_local_executor(two_nodes, imdb_ar
 
 
 @pytest.mark.slow
+def test_an_interleaved_block_takes_turns_on_one_node_and_blocks_run_side_by_side(two_nodes, imdb_archive, cache_dir,
+                                                                                   tmp_path):
+    """The default schedule under Ray: each block (configuration and seed) is one task, its columns alive together
+    on one node taking a turn each round; the two seeds' blocks take the two nodes at once."""
+    ray_cluster, _ = two_nodes
+    env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
+    done = run_module("runners.compare", "--results", str(tmp_path), *SWEEP[:6], *SWEEP[8:], "--repeats", "2",
+                      "--executor", "ray", "--address", ray_cluster.address, "--no-report", env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 benchmark node(s), 2 block(s) at a time" in done.stdout
+    assert "4 of 4 runs finished, 0 failed" in done.stdout
+    manifest = json.loads((tmp_path / "quick" / "manifest.json").read_text())
+    assert manifest["executor"]["name"] == "ray" and manifest["executor"]["schedule"] == "interleaved"
+    nodes = set()
+    for seed in (0, 1):
+        woven = [records.read_record(tmp_path / "quick" / "runs" / f"{name}-rnn1-s{seed}")
+                 for name in ("torch", "tensorflow")]
+        assert {record["schedule"]["schedule"] for record in woven} == {"interleaved"}
+        assert woven[0]["schedule"]["block"] == woven[1]["schedule"]["block"]
+        where = {record["environment"]["executor"]["node_id"] for record in woven}
+        assert len(where) == 1  # the block on one node
+        nodes |= where
+        steps = len(woven[0]["timing"]["step_rounds"][0])
+        positions = [position for record in woven for _, position, _ in record["schedule"]["slices"]]
+        assert positions.count(0) == positions.count(1) == steps + 1  # both columns in every round
+    assert len(nodes) == 2  # the two blocks side by side
+
+
+@pytest.mark.slow
 def test_a_killed_worker_is_recorded_as_lost_and_a_rerun_finishes_it(two_nodes, imdb_archive, cache_dir, tmp_path):
     ray_cluster, _ = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
-    options = ("--implementations", "torch", "--executor", "ray", "--address", ray_cluster.address, "--no-report")
+    options = ("--implementations", "torch", "--executor", "ray", "--address", ray_cluster.address, "--no-report",
+               "--schedule", "sequential")
     sweep = psutil.Popen([sys.executable, "-m", "runners.compare", "--results", str(tmp_path), *SWEEP,
                           *options], cwd=ray_executor.REPO, env={**os.environ, **env},
                          stdout=open(tmp_path / "out.txt", "w"), stderr=open(tmp_path / "err.txt", "w"))
@@ -128,7 +159,7 @@ def test_core_set_placement_pins_each_run_to_cores_of_its_own(two_nodes, imdb_ar
     ray_cluster, _ = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
     done = compare(tmp_path, "--executor", "ray", "--address", ray_cluster.address, "--placement", "cores",
-                   "--no-report", env=env)
+                   "--no-report", "--schedule", "sequential", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 benchmark node(s), 2 run(s) at a time (cores placement), 1 thread(s) per run" in done.stdout
     pinned = []

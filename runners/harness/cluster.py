@@ -1,4 +1,5 @@
-"""The sweep on a Ray cluster: each run a Ray task that starts the same ``python -m runners.train`` process.
+"""The sweep on a Ray cluster: each block (interleaved, the default) or each run (sequential) a Ray task that starts
+the same ``python -m runners.train`` processes a local sweep starts.
 
     python -m runners.compare --executor ray --address auto      # docs/cluster.md: starting a cluster
 
@@ -6,6 +7,8 @@ Measured runs never share cores. The nodes say what they lend to the benchmark w
 resources: ``rnnbench_node`` (1 per node) for one run per node at a time (placement ``node``, the default), and
 ``rnnbench_cores`` (cores lent) for one run per ``--threads`` cores, pinned to a core set of its own (placement
 ``cores``). A head started without them runs no measured run, so Ray's daemons stay off measured machines.
+An interleaved block (the columns of one configuration and seed, taking turns step by step: ``executor.interleave``)
+is one task, so all of its runs share one node (and, placed by ``cores``, one core set) and its slow periods.
 
 Nothing is assumed shared. The code travels as Ray's working_dir (so every node runs the head's code); the
 dataset archive and each seed's prepared arrays travel as Ray objects and are written on a node, once, at the
@@ -28,8 +31,19 @@ from pathlib import Path
 
 from model import records
 from model.plan import RunPlan
+from runners.harness import gate
 from runners.harness.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
-from runners.harness.executor import ExecutorError, data_settings, execute, record_failure, start_afresh
+from runners.harness.executor import (
+    ExecutorError,
+    blocks,
+    check_schedule,
+    data_settings,
+    describe_schedule,
+    execute,
+    interleave,
+    record_failure,
+    start_afresh,
+)
 
 NODE_RESOURCE, CORES_RESOURCE = "rnnbench_node", "rnnbench_cores"
 PLACEMENTS = {"node": NODE_RESOURCE, "cores": CORES_RESOURCE}
@@ -41,9 +55,12 @@ EXCLUDES = [".git", ".venv", "results", "runs", ".cache", ".pytest_cache", "*.eg
 class RayExecutor:
     """Connects on creation; ``close()`` disconnects (the cluster itself is left running)."""
 
-    def __init__(self, address: str = "auto", placement: str = "node"):
+    def __init__(self, address: str = "auto", placement: str = "node", schedule: str = "sequential",
+                 slice_steps: int = gate.SLICE_STEPS):
         if placement not in PLACEMENTS:
             raise ExecutorError(f"unknown placement: {placement}; choose from {', '.join(PLACEMENTS)}")
+        check_schedule(schedule, slice_steps)
+        self.schedule, self.slice_steps = schedule, slice_steps
         try:
             import ray
         except ImportError:
@@ -77,11 +94,13 @@ class RayExecutor:
     def summary(self, threads: int) -> str:
         if not self.slots(threads):
             raise ExecutorError(f"no node lends {threads} {CORES_RESOURCE}; lower --threads")
-        return (f"Ray cluster at {self.address}: {len(self.nodes)} benchmark node(s), {self.slots(threads)} run(s) at "
+        unit = "block(s)" if self.schedule == "interleaved" else "run(s)"
+        return (f"Ray cluster at {self.address}: {len(self.nodes)} benchmark node(s), {self.slots(threads)} {unit} at "
                 f"a time ({self.placement} placement), {threads} thread(s) per run")
 
     def describe(self) -> dict:
         return dict(name="ray", address=self.address, placement=self.placement,
+                    **describe_schedule(self.schedule, self.slice_steps),
                     nodes=[dict(node_id=node["NodeID"], address=node["NodeManagerAddress"],
                                 resources={key: value for key, value in node["Resources"].items()
                                            if key in ("CPU", NODE_RESOURCE, CORES_RESOURCE)})
@@ -114,28 +133,36 @@ class RayExecutor:
             return
         threads = pending[0][1].threads
         shipped = self._ship([plan for _, plan in pending])
-        task, inflight = self._task(_run_on_node, threads), {}
+        interleaved = self.schedule == "interleaved"
+        task, inflight = self._task(_block_on_node if interleaved else _run_on_node, threads), {}
         try:
-            for name, plan in pending:
-                start_afresh(folder / name, plan)  # the plan on the head: the resume check reads it
-                ref = task.remote(plan.to_dict(), timeout_s, self.placement, shipped)
-                inflight[ref] = (name, plan, time.perf_counter())
-                report(name, "queued")
+            for unit in blocks(pending) if interleaved else [[run] for run in pending]:
+                for name, plan in unit:
+                    start_afresh(folder / name, plan)  # the plan on the head: the resume check reads it
+                plans = [plan.to_dict() for _, plan in unit]
+                ref = (task.remote(plans, timeout_s, self.placement, shipped, self.slice_steps) if interleaved
+                       else task.remote(plans[0], timeout_s, self.placement, shipped))
+                inflight[ref] = (unit, time.perf_counter())
+                for name, _ in unit:
+                    report(name, "queued")
             while inflight:
                 [ref], _ = self.ray.wait(list(inflight), num_returns=1)
-                name, plan, submitted = inflight.pop(ref)
+                unit, submitted = inflight.pop(ref)
                 try:
                     result = self.ray.get(ref)
                 except self.ray.exceptions.RayError as error:
                     # The task's own exception is an error; anything else means its worker or node died.
                     own = isinstance(error, self.ray.exceptions.RayTaskError)
                     lines = str(error).strip().splitlines() or [""]
-                    record_failure(folder / name, plan, "error" if own else "lost", time.perf_counter() - submitted,
-                                   timeout_s, stderr=lines[-1] if own else f"{type(error).__name__}: {lines[0]}")
-                    report(name, "failed", time.perf_counter() - submitted)
+                    for name, plan in unit:
+                        record_failure(folder / name, plan, "error" if own else "lost",
+                                       time.perf_counter() - submitted, timeout_s,
+                                       stderr=lines[-1] if own else f"{type(error).__name__}: {lines[0]}")
+                        report(name, "failed", time.perf_counter() - submitted)
                     continue
-                _write_run(folder / name, result["files"])
-                report(name, result["state"], result["wall_s"], result["host"])
+                for (name, _), run in zip(unit, result["runs"] if interleaved else [result]):
+                    _write_run(folder / name, run["files"])
+                    report(name, run["state"], run["wall_s"], result["host"])
         except BaseException:
             for ref in inflight:
                 self.ray.cancel(ref, force=True)  # their training processes die with their workers
@@ -192,6 +219,39 @@ def _run_on_node(plan: dict, timeout_s: float, placement: str, shipped: dict) ->
             state = execute(plan, run_dir, timeout_s, cores=cores, env=env, tied=True)
         files = {str(path.relative_to(run_dir)): path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
     return dict(state=state, files=files, host=where["hostname"], wall_s=time.perf_counter() - started)
+
+
+def _block_on_node(plans: list[dict], timeout_s: float, placement: str, shipped: dict, slice_steps: int) -> dict:
+    """On a worker node: one interleaved block, its runs alive together taking turns (on one core set if asked);
+    each run's files, state and active seconds back."""
+    import ray
+
+    from runners.harness import policy
+
+    plans = [RunPlan.from_dict(plan) for plan in plans]
+    threads = plans[0].threads
+    _place(shipped["files"], ray.get)
+    context = ray.get_runtime_context()
+    where = dict(name="ray", hostname=platform.node(), node_id=context.get_node_id(), placement=placement)
+    with tempfile.TemporaryDirectory(prefix="rnnbench-") as scratch, _core_set(placement, threads) as cores:
+        folder, finished = Path(scratch), {}
+        block = [(f"run{i}", plan) for i, plan in enumerate(plans)]
+        if placement == "node" and policy.default_threads() < threads:
+            for name, plan in block:
+                (folder / name).mkdir()
+                record_failure(folder / name, plan, "error", 0.0, timeout_s, stderr=f"{where['hostname']} has "
+                               f"{policy.default_threads()} usable cores; the plan asks for {threads} threads")
+                finished[name] = ("failed", 0.0)
+        else:
+            env = {"IMDB_DATA": shipped["source"], GIT_VARIABLE: json.dumps(shipped["git"]),
+                   EXECUTOR_VARIABLE: json.dumps(dict(where, pinned_cores=cores))}
+            interleave(folder, block, timeout_s,
+                       lambda name, state, seconds=None: finished.update({name: (state, seconds)}),
+                       slice_steps, env=env, cores=cores)
+        runs = [dict(state=finished[name][0], wall_s=finished[name][1] or 0.0,
+                     files={str(path.relative_to(folder / name)): path.read_bytes()
+                            for path in (folder / name).rglob("*") if path.is_file()}) for name, _ in block]
+    return dict(runs=runs, host=where["hostname"])
 
 
 def _roofline_on_node(threads: int) -> dict | None:

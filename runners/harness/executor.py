@@ -133,6 +133,23 @@ SCHEDULES = ("interleaved", "sequential")
 TURN_SEED = 20261203  # the column order of every round of a block: seeded by it and the block
 
 
+def check_schedule(schedule: str, slice_steps: int) -> None:
+    if schedule not in SCHEDULES:
+        raise ExecutorError(f"unknown schedule {schedule!r}; choose {' or '.join(SCHEDULES)}")
+    if slice_steps < 1:
+        raise ExecutorError(f"--slice-steps must be at least 1, got {slice_steps}")
+
+
+def describe_schedule(schedule: str, slice_steps: int) -> dict:
+    """The manifest's account of how a sweep's runs took the CPU."""
+    if schedule == "sequential":
+        return dict(schedule="sequential")
+    return dict(schedule="interleaved", slice_steps=slice_steps, turn_seed=TURN_SEED,
+                rule="each block (one configuration and seed) alive at once on one machine; each round a random "
+                "order of its live columns from numpy default_rng([turn_seed, crc32(block)]), each column training "
+                "slice_steps steps per turn while the others are stopped")
+
+
 def block_key(plan: RunPlan) -> str:
     """What the runs of one block share: the plan less its column (implementation, variant, label)."""
     shared = {k: v for k, v in plan.to_dict().items() if k not in ("implementation", "variant", "label")}
@@ -148,10 +165,12 @@ def blocks(pending: list[tuple[str, RunPlan]]) -> list[list[tuple[str, RunPlan]]
 
 
 def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float, report,
-               slice_steps: int = gate.SLICE_STEPS, stop: bool = True) -> None:
+               slice_steps: int = gate.SLICE_STEPS, stop: bool = True, env: dict | None = None,
+               cores: list[int] | None = None) -> None:
     """The runs of one block as live processes taking turns (``runners.harness.gate``); each ends as ``execute``
     ends a run: a record, or ``failed.json``. Its output goes to files, not pipes: no live process may block on a
-    full pipe while another holds the CPU."""
+    full pipe while another holds the CPU. ``env`` adds to this process's environment; ``cores``: the one core set
+    every process of the block is pinned to (Ray's placement ``cores``)."""
     import numpy as np
 
     rng = np.random.default_rng([TURN_SEED, zlib.crc32(block_key(block[0][1]).encode())])
@@ -163,8 +182,8 @@ def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float,
             report(name, "queued")
             outputs[name] = (run_dir / ".stdout", run_dir / ".stderr")
             with open(outputs[name][0], "w") as stdout, open(outputs[name][1], "w") as stderr:
-                turns.start(name, train_command(run_dir / records.PLAN_FILE, run_dir), dict(os.environ), stdout,
-                            stderr, preexec_fn=_pinned_and_tied(None, True))
+                turns.start(name, train_command(run_dir / records.PLAN_FILE, run_dir), {**os.environ, **(env or {})},
+                            stdout, stderr, preexec_fn=_pinned_and_tied(cores, True))
         turns.run(lambda round_, live: [live[i] for i in rng.permutation(len(live))])
     except BaseException:
         turns.kill_all()
@@ -187,19 +206,11 @@ class LocalExecutor:
     (``sequential``), or each block's runs alive together taking turns (``interleaved``, ``interleave``)."""
 
     def __init__(self, schedule: str = "sequential", slice_steps: int = gate.SLICE_STEPS):
-        if schedule not in SCHEDULES:
-            raise ExecutorError(f"unknown schedule {schedule!r}; choose {' or '.join(SCHEDULES)}")
-        if slice_steps < 1:
-            raise ExecutorError(f"--slice-steps must be at least 1, got {slice_steps}")
+        check_schedule(schedule, slice_steps)
         self.schedule, self.slice_steps = schedule, slice_steps
 
     def describe(self) -> dict:
-        if self.schedule == "sequential":
-            return dict(name="local", schedule="sequential")
-        return dict(name="local", schedule="interleaved", slice_steps=self.slice_steps, turn_seed=TURN_SEED,
-                    rule="each block (one configuration and seed) alive at once; each round a random order of its "
-                    "live columns from numpy default_rng([turn_seed, crc32(block)]), each column training "
-                    "slice_steps steps per turn while the others are stopped")
+        return dict(name="local", **describe_schedule(self.schedule, self.slice_steps))
 
     def close(self) -> None:
         pass

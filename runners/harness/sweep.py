@@ -175,9 +175,6 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
         raise SweepError(f"unknown executor: {executor}; choose from local, ray")
     if executor == "local" and (address != "auto" or placement != "node"):
         raise SweepError("--address and --placement apply to --executor ray only")
-    if executor == "ray" and schedule == "interleaved":
-        raise SweepError("--executor ray runs --schedule sequential only (interleaving needs a block's processes on "
-                         "one machine)")
     if executor == "local":
         for count in threads or ():
             policy.check_threads(count)
@@ -185,7 +182,7 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
     else:
         from runners.harness.cluster import RayExecutor
 
-        runner = RayExecutor(address, placement)
+        runner = RayExecutor(address, placement, schedule, SLICE_STEPS if slice_steps is None else slice_steps)
     try:
         if executor == "ray":
             threads = threads or (runner.default_threads(),)
