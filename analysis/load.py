@@ -23,8 +23,11 @@ class AnalysisError(UserError):
 
 
 def run_column(plan: dict) -> str:
-    """The table column of a run: its implementation, or implementation[option=value] for a variant."""
+    """The table column of a run: its implementation, or implementation[option=value] for a variant (an
+    allocator other than glibc's defaults counts as one, after the implementation's own options)."""
     label = f"[label={plan['label']}]" if plan.get("label") else ""
+    if plan.get("allocator", "glibc") != "glibc":
+        label = f"[allocator={plan['allocator']}]" + label
     try:
         return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"])) + label
     except (UserError, TypeError, KeyError):

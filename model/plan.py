@@ -18,6 +18,10 @@ from model.records import write_json_atomic
 from model.spec import CELLS, ModelSpec, SpecError, TrainSpec, from_dict
 
 PLAN_VERSION = 1
+# How the C library's malloc treats freed memory (runners.harness.policy.set_allocator): glibc, its defaults, under
+# which a large freed buffer goes back to the operating system and the next step's pages fault in again; retain,
+# freed memory kept for reuse (no page returned while the run lives).
+ALLOCATORS = ("glibc", "retain")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class RunPlan:
     variant: dict = field(default_factory=dict)  # concrete: every option of the implementation, resolved
     threads: int = 1
     flush_denormal: bool = True
+    allocator: str = "glibc"  # ALLOCATORS; a plan written before the field existed ran with glibc's defaults
     warmup_steps: int = 3  # training steps excluded from the steady-state statistics
     data: str | None = None  # dataset archive or folder; None: $IMDB_DATA, then the usual places
     profile: str | None = None  # the profile it came from, for the reader
@@ -40,6 +45,8 @@ class RunPlan:
         object.__setattr__(self, "variant", resolve_variant(self.implementation, self.variant, self.model))
         if self.threads < 1:
             raise SpecError(f"threads must be at least 1, got {self.threads}")
+        if self.allocator not in ALLOCATORS:
+            raise SpecError(f"unknown allocator {self.allocator!r}; choose {' or '.join(ALLOCATORS)}")
         if self.warmup_steps < 0:
             raise SpecError(f"warmup_steps must be at least 0, got {self.warmup_steps}")
 
@@ -75,7 +82,7 @@ class RunPlan:
 
 
 GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s", "target_accuracy",
-               "variants", "threads")
+               "variants", "threads", "allocator")
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class Profile:
     # Extra columns: (implementation, ((option, value), ...)) run beside the defaults, e.g. native TF eagerly.
     variants: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
     threads: tuple[int, ...] = ()  # thread counts as an axis; empty: --threads, else the usable cores
+    allocator: str = "glibc"  # every run's (ALLOCATORS); a variant column may set its own (``allocator=retain``)
 
     def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
         """The specs of one run of this profile; ``None`` overrides are ignored."""
@@ -111,6 +119,8 @@ class Profile:
         model_changes, train_changes = split_settings(changes)
         model, train = {**self.model, **model_changes}, {**self.train, **train_changes}
         build_specs(model, train, {})  # refuse bad settings now, not in the first run
+        if axes.get("allocator", self.allocator) not in ALLOCATORS:
+            raise SpecError(f"unknown allocator {axes['allocator']!r}; choose {' or '.join(ALLOCATORS)}")
         return replace(self, model=model, train=train, **axes)
 
     def to_dict(self) -> dict:

@@ -56,6 +56,7 @@ def compare(
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
     rerun_noisy: Annotated[int, typer.Option(help="run a cell's busy sequential runs again (/proc/stat: others or steal above the thresholds of analysis/noise.py), up to this many extra runs per cell, until it has 3 timed runs")] = 0,
     schedule: Annotated[str, typer.Option(help="interleaved (each configuration's columns alive at once on one machine, taking turns step by step, so a slow period of the machine falls on every column alike; under Ray a block is one task on one node) or sequential (one run after another)")] = "interleaved",
+    allocator: Annotated[Optional[str], typer.Option(help="every run's allocator: glibc (the C library's defaults; default) or retain (freed memory kept for reuse); a column may set its own with --variants IMPL:allocator=retain")] = None,
     slice_steps: Annotated[Optional[int], typer.Option(help="interleaved only: training steps per turn (default: 1)")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
     verbose: Annotated[bool, typer.Option(help="keep the frameworks' start-up and log lines (TensorFlow's C++ log) in the runs' output, which a failed run's failed.json quotes")] = False,
@@ -83,7 +84,7 @@ def compare(
             bidirectional=_names(bidirectional, (False, True), "bidirectional value",
                                  lambda v: {"true": True, "false": False}.get(v.lower(), v)),
             seeds=tuple(range(repeats)) if repeats else None, train_size=train_size, test_size=test_size,
-            epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES))
+            epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES), allocator=allocator)
         folder, started = results / (name or profile), time.perf_counter()
         counts = compare_profile(folder, chosen, _names(threads, range(1, 1025), "thread count", _integer) if threads
                                  else None, str(data) if data else None, retry_failed, executor, address, placement,

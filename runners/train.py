@@ -58,6 +58,7 @@ def train(
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
     threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
     flush_denormal: Annotated[Optional[bool], typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (default: on; TensorFlow always does)")] = None,
+    allocator: Annotated[Optional[str], typer.Option(help="glibc (the C library's defaults: large freed buffers go back to the system; default) or retain (freed memory kept for reuse; docs/findings.md)")] = None,
     keras_rnn: Annotated[Optional[str], typer.Option(help="keras-* only: RNN path, generic (use_cudnn=False, fastest on CPU; default) or auto (Keras' default)")] = None,
     tf_formulation: Annotated[Optional[str], typer.Option(help="tensorflow only: fastest (measured per cell; default), loop, precomputed or block (LSTM only)")] = None,
     xla: Annotated[Optional[bool], typer.Option("--xla/--no-xla", help="tensorflow only: compile the step with XLA (default: off)")] = None,
@@ -83,20 +84,21 @@ def train(
 
         if plan is not None:
             given = [f"--{k.replace('_', '-')}" for k, v in {**settings, **variant, "profile": profile,
-                     "backend": backend, "threads": threads, "data": data, "flush_denormal": flush_denormal}.items()
+                     "backend": backend, "threads": threads, "data": data, "flush_denormal": flush_denormal,
+                     "allocator": allocator}.items()
                      if v is not None] + (["--impl"] if impl != "keras" else [])
             if given:
                 fail(f"--plan holds every setting; do not combine it with {', '.join(given)}")
             run_plan = RunPlan.load(plan)
         else:
-            run_plan = _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data)
+            run_plan = _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator)
         from runners import harness
 
         out = out or harness.default_run_dir(run_plan)
         _summary(harness.run(run_plan, out=out, progress=not quiet, emulate_bf16=emulate_bf16), out)
 
 
-def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data):
+def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator=None):
     """A run plan from the command line's options (checked here, before any framework loads)."""
     from model import implementations
     from model.plan import RunPlan, build_specs, get_profile
@@ -114,7 +116,7 @@ def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, da
     return RunPlan(implementation=name, model=model_spec, train=train_spec, variant=given,
                    threads=threads if threads is not None else policy.default_threads(),
                    flush_denormal=True if flush_denormal is None else flush_denormal,
-                   data=str(data) if data else None, profile=profile)
+                   allocator=allocator or "glibc", data=str(data) if data else None, profile=profile)
 
 
 def _summary(record: dict, run_dir: Path) -> None:

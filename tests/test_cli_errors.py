@@ -37,6 +37,7 @@ def assert_one_line_error(done, *fragments):
     (("--plan", "missing-plan.json"), "cannot read run plan"),
     (("--plan", "missing-plan.json", "--cell", "gru"), "do not combine it with --cell"),
     (("--impl", "torch", "--precision", "fp16"), "unknown precision 'fp16' for torch"),
+    (("--allocator", "jemalloc"), "unknown allocator 'jemalloc'; choose glibc or retain"),
     (("--impl", "tensorflow", "--tf-formulation", "block", "--precision", "bf16"), "BlockLSTM) has no bf16 kernel"),
 ])
 def test_train_rejects_bad_settings(tmp_path, args, fragment):

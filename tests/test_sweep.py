@@ -36,6 +36,22 @@ def test_grid_interleaves_implementations():
     assert all(p.train.train_size == 384 and p.model.units == 8 and p.threads == 1 for p in plans.values())
 
 
+def test_an_allocator_column_is_a_column_of_its_own_in_its_configurations_block():
+    """``--variants torch:allocator=retain`` sets the run plan's allocator (not an option of torch's), names its
+    column, and shares the block of its configuration and seed; ``--allocator`` sets every run's."""
+    from runners.harness.executor import block_key
+
+    profile = replace(TINY, cells=("lstm",), layers=(1,), variants=(("torch", (("allocator", "retain"),)),))
+    plans = sweep.grid(profile, threads=1)
+    retained, default = plans["torch+allocator-retain-lstm1-s0"], plans["torch-lstm1-s0"]
+    assert (retained.allocator, default.allocator) == ("retain", "glibc") and retained.variant == default.variant
+    assert run_column(retained.to_dict()) == "torch[allocator=retain]" and run_column(default.to_dict()) == "torch"
+    assert block_key(retained) == block_key(default)
+    assert {plan.allocator for plan in sweep.grid(profile.narrowed(allocator="retain"), 1).values()} == {"retain"}
+    with pytest.raises(SpecError, match="unknown allocator"):
+        profile.narrowed(allocator="tcmalloc")
+
+
 def test_variant_columns_get_their_own_runs():
     profile = replace(TINY, implementations=("torch", "tensorflow"), cells=("lstm",), layers=(1,),
                       variants=(("tensorflow", (("graph", False),)),))

@@ -193,3 +193,33 @@ def test_the_anonymous_peak_sees_an_allocation_the_function_frees_again():
     assert result == "done"
     assert 180 < memory["peak_anonymous_above_ready_mb"] < 260
     assert memory["peak_anonymous_mb"] >= memory["anonymous_ready_mb"] + 180
+
+
+
+# Through malloc itself: numpy asks for huge pages on large arrays, which would hide the 4 KB faults.
+RETAINED = """
+import ctypes, resource
+from runners.harness import policy
+print(policy.set_allocator("{allocator}")["allocator"])
+libc, size, faults = ctypes.CDLL(None), 64 * 2**20, []
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+for _ in range(4):  # a 64 MB buffer written and freed, as a training step writes and frees its activations
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(block)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(*faults)
+"""
+
+
+@pytest.mark.parametrize("allocator", ["glibc", "retain"])
+def test_the_retain_allocator_reuses_freed_memory_where_glibc_faults_it_in_again(allocator):
+    """glibc maps a 64 MB block of its own and unmaps it when it is freed: each new one faults its 16,384 pages in
+    again. Under ``retain`` only the first does; the ones after reuse its pages."""
+    from tests.conftest import run_module_code
+
+    lines = run_module_code(RETAINED.format(allocator=allocator)).stdout.split("\n")
+    first, *later = map(int, lines[1].split())
+    assert lines[0] == allocator and first > 16_000  # 16,384 pages, less any the heap held already
+    assert all(faults >= 16_384 for faults in later) if allocator == "glibc" else max(later) < 100

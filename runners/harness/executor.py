@@ -150,9 +150,13 @@ def describe_schedule(schedule: str, slice_steps: int) -> dict:
                 "slice_steps steps per turn while the others are stopped")
 
 
+# The plan fields that make a column: the runs of a block differ in these and nothing else.
+COLUMN_FIELDS = ("implementation", "variant", "label", "allocator", "flush_denormal")
+
+
 def block_key(plan: RunPlan) -> str:
-    """What the runs of one block share: the plan less its column (implementation, variant, label)."""
-    shared = {k: v for k, v in plan.to_dict().items() if k not in ("implementation", "variant", "label")}
+    """What the runs of one block share: the plan less its column (``COLUMN_FIELDS``)."""
+    shared = {k: v for k, v in plan.to_dict().items() if k not in COLUMN_FIELDS}
     return json.dumps(shared, sort_keys=True, default=str)
 
 

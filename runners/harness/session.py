@@ -84,6 +84,7 @@ def prepare(plan: RunPlan) -> Prepared:
 
     source = imdb.locate(plan.data)  # a missing dataset is reported before any framework loads
     policy.check(framework, plan.flush_denormal)
+    allocator = policy.set_allocator(plan.allocator)  # before the framework allocates anything
     policy.import_framework(plan.implementation)
     policy.configure(framework, plan.threads, plan.flush_denormal)
     seed_everything(framework, plan.train.seed)
@@ -98,7 +99,8 @@ def prepare(plan: RunPlan) -> Prepared:
     impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
                                   plan.variant, total_steps=train_spec.epochs * steps_per_epoch(plan, data))
     # What was asked is the plan's (threads, flush_denormal); what took effect is the probed policy.
-    runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend, policy=policy.probe(framework),
+    runtime = dict(framework=framework, keras_backend=plan.entry.keras_backend,
+                   policy=dict(policy.probe(framework), allocator=allocator),
                    # bf16 converted in software: its timings measure the emulation, not bf16 hardware
                    bf16_emulated=plan.variant.get("precision") == "bf16" and not policy.cpu_has_bf16(),
                    tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
@@ -124,11 +126,14 @@ def train(ready: Prepared, progress: bool) -> tuple[dict, dict]:
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
     display = _progress(progress)
     machine_before, own_before = measure.machine_cpu_seconds(), measure.own_cpu_seconds()
-    wall_before = time.perf_counter()
+    wall_before, faults_before = time.perf_counter(), policy.minor_faults()
     with display:
         trained, memory = measure.measure_peak(lambda: _epochs(ready, display))
     machine_after, own, wall = (measure.machine_cpu_seconds(), measure.own_cpu_seconds() - own_before,
                                 time.perf_counter() - wall_before)
+    # The allocator's cost: pages faulted in during training (validation included), per training step.
+    faults, steps = policy.minor_faults() - faults_before, sum(map(len, trained["timing"]["step_samples_ms"]))
+    trained["cpu"].update(train_minor_faults=faults, minor_faults_per_step=faults / steps if steps else None)
     schedule = trained["schedule"]
     if schedule["schedule"] == "interleaved" and machine_after:  # its own turns only: the others' are not load
         machine_after = {key: value - schedule["machine_waiting"][key] for key, value in machine_after.items()}

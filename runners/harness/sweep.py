@@ -32,6 +32,9 @@ class SweepError(UserError):
 
 ORDER_SEED = 20261130  # the run order's: fixed, so a resumed sweep plans the same order
 LABEL = "label"  # a variant option that only names a column (model.plan.RunPlan.label): the A/A calibration
+# Variant options that set a field of the run plan, for any implementation, rather than an option of its own: the
+# label, and the allocator (a column run with another allocator than the sweep's, as finding 7 does).
+PLAN_OPTIONS = (LABEL, "allocator")
 
 
 def run_id(plan: RunPlan, variant: tuple = ()) -> str:
@@ -58,9 +61,11 @@ def grid(profile: Profile, threads: int | tuple[int, ...], data: str | None = No
         order = np.random.default_rng([ORDER_SEED, index]).permutation(len(columns))
         model, train = profile.specs(cell=cell, layers=layers, bidirectional=bidirectional, seed=seed)
         for name, variant in (columns[i] for i in order):
-            options = {option: value for option, value in variant if option != LABEL}
+            options = {option: value for option, value in variant if option not in PLAN_OPTIONS}
+            fields = {option: value for option, value in variant if option in PLAN_OPTIONS}
             plan = RunPlan(implementation=name, model=model, train=train, variant=options, threads=threads,
-                           data=data, profile=profile.name, save_model=False, label=dict(variant).get(LABEL))
+                           data=data, profile=profile.name, save_model=False, label=fields.get(LABEL),
+                           allocator=fields.get("allocator", profile.allocator))
             plans[run_id(plan, variant)] = plan
     return plans
 
