@@ -27,7 +27,7 @@ from model.implementations import base_name
 
 LABEL = "[label=b]"
 # Folder names under a machine's reference folder: the A/A sweeps and the profile swept both ways.
-AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-slice4")
+AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-slice4", "aa-retain")  # aa-retain: --allocator retain
 SCHEDULE_FOLDERS = ("quick", "quick-sequential")
 
 

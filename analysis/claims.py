@@ -94,6 +94,11 @@ def step_ms(path: str, implementation: str, configuration: str = "lstm1") -> str
     return f"{_row(path, implementation, configuration)['step_ms']:.0f} ms"
 
 
+def faults(path: str, implementation: str, configuration: str = "lstm1") -> str:
+    """Median minor page faults per training step over a column's runs: '12,556'."""
+    return f"{_row(path, implementation, configuration)['minor_faults_per_step']:,.0f}"
+
+
 def minutes(path: str) -> str:
     """Wall minutes of a sweep, its first session to its last record."""
     return f"{calibration.sweep_minutes(REFERENCE / path):.1f} min"
@@ -168,8 +173,9 @@ def suite(machine: str) -> str:
 # A query written out in the span: its name, then its arguments (the first: machine/set under results/reference/).
 QUERIES: dict[str, Callable[..., str]] = {
     "ratio": ratio, "ratio-point": ratio_point, "scaling": scaling, "clear": clear, "accuracy": accuracy,
-    "step-ms": step_ms, "minutes": minutes, "runs": runs, "reach": reach, "aa": aa, "aa-reach": aa_reach,
-    "blocks-for-5": blocks_for_5, "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite,
+    "step-ms": step_ms, "faults": faults, "minutes": minutes, "runs": runs, "reach": reach, "aa": aa,
+    "aa-reach": aa_reach, "blocks-for-5": blocks_for_5, "validation-gap": validation_gap, "ensemble": ensemble,
+    "suite": suite,
 }
 
 

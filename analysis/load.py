@@ -72,6 +72,7 @@ def row(record: dict) -> dict:
         inference_per_s=timing["inference"]["throughput_per_s"],
         latency_ms=timing["inference"]["batch_latency_ms"]["median"],
         train_cpu_s=record["cpu"]["train_cpu_s"], cpu_utilisation=record["cpu"]["train_utilisation"],
+        minor_faults_per_step=record["cpu"].get("minor_faults_per_step"),
         peak_above_mb=memory["peak_above_baseline_mb"], peak_rss_mb=memory["peak_rss_mb"],
         peak_anonymous_above_mb=memory.get("peak_anonymous_above_ready_mb"),  # records before it: None
         rss_after_imports_mb=memory["rss_after_imports_mb"], baseline_mb=memory["baseline_ready_mb"],

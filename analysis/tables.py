@@ -245,6 +245,8 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    train_samples_per_s=timing["train_samples_per_s"].median(),
                    inference_per_s=timing["inference_per_s"].median(), latency_ms=timing["latency_ms"].median(),
                    cpu_utilisation=timing["cpu_utilisation"].median(), peak_above_mb=group["peak_above_mb"].median(),
+                   minor_faults_per_step=group["minor_faults_per_step"].astype(float).median()
+                   if "minor_faults_per_step" in group else np.nan,
                    peak_min_mb=group["peak_above_mb"].min(), peak_max_mb=group["peak_above_mb"].max(),
                    peak_anonymous_above_mb=group["peak_anonymous_above_mb"].astype(float).median()
                    if "peak_anonymous_above_mb" in group else np.nan,
