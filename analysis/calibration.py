@@ -27,14 +27,9 @@ from model.implementations import base_name
 
 LABEL = "[label=b]"
 # Folder names under a machine's reference folder: the A/A sweeps and the profile swept both ways.
-AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-slice4", "aa-retain")  # aa-retain: --allocator retain
+# The -glibc ones ran with glibc's allocator defaults, before retain became the default (docs/findings.md, finding 7).
+AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-interleaved-glibc", "aa-sequential-glibc", "aa-slice4-glibc")
 SCHEDULE_FOLDERS = ("quick", "quick-sequential")
-
-
-def schedule_of(data) -> str:
-    executor = (data.manifest or {}).get("executor") or {}
-    schedule = executor.get("schedule", "sequential")
-    return f"interleaved, {executor.get('slice_steps', 1)} step a turn" if schedule == "interleaved" else schedule
 
 
 def half_width(ratio: float, low: float, high: float) -> float:
@@ -79,7 +74,9 @@ def aa_table(folder: Path) -> pd.DataFrame:
             continue
         ratio, low, high, _ = tables.group_ratio(twin, group)
         sd = block_sd(twin, group)
-        rows.append(dict(implementation=name, cell=cell, schedule=schedule_of(data), blocks=len(group),
+        paired = len(tables.block_estimates(twin, group))  # interleaved: the blocks both ran in
+        rows.append(dict(implementation=name, cell=cell, schedule=data.schedule, allocator=data.allocator,
+                         blocks=paired if paired >= tables.MIN_RUNS else len(group),
                          ratio=ratio, low=low, high=high, reach=half_width(ratio, low, high), sd_log=sd,
                          blocks_for_5_percent=blocks_needed(sd),
                          within_2_percent=bool(np.isfinite(low) and 0.98 <= low and high <= 1.02),
@@ -164,7 +161,7 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
                                          groups[(r.denominator, r.cell, r.layers, r.bidirectional)]))
                   for r in versus.itertuples()]
         finished = int((data.runs["status"] == "ok").sum())
-        rows.append(dict(folder=Path(folder).name, schedule=schedule_of(data), runs=finished,
+        rows.append(dict(folder=Path(folder).name, schedule=data.schedule, allocator=data.allocator, runs=finished,
                          wall_min=sweep_minutes(folder), vs_torch=len(versus),
                          reach_median=float(np.nanmedian(reach)) if reach else np.nan,
                          reach_widest=float(np.nanmax(reach)) if reach else np.nan,
@@ -186,8 +183,9 @@ def render(machine: Path) -> str:
     table = pd.concat([aa_table(folder) for folder in aa])
     table["A/A ratio"] = [tables.ratio_text(r.ratio, r.low, r.high) for r in table.itertuples()]
     table["reach"] = [f"±{r:.1%}" if np.isfinite(r) else "-" for r in table["reach"]]
-    parts += [table[["implementation", "schedule", "blocks", "A/A ratio", "reach", "covers_1", "within_2_percent",
-                     "sd_log", "blocks_for_5_percent"]].to_markdown(index=False, floatfmt=".3f"), "",
+    columns = ["implementation", "schedule", "allocator", "blocks", "A/A ratio", "reach", "covers_1",
+               "within_2_percent", "sd_log", "blocks_for_5_percent"]
+    parts += [table[columns].to_markdown(index=False, floatfmt=".3f"), "",
               "`sd_log`: the sd of one block's log ratio (interleaved) or of a run pair's (sequential); "
               "`blocks_for_5_percent`: the seeds (blocks) whose 95% interval would reach at most ±5% at that sd.", ""]
     woven = [folder for folder in aa if interleaved_records(folder)]

@@ -13,6 +13,7 @@ from analysis.noise import canary_slowdown
 from model import records
 from model.errors import UserError
 from model.implementations import column
+from model.plan import DEFAULT_ALLOCATOR
 from model.spec import ModelSpec, from_dict
 
 KEYS = ["implementation", "cell", "layers", "bidirectional"]
@@ -22,12 +23,12 @@ class AnalysisError(UserError):
     """Records that cannot be analysed together (reported to users in one line)."""
 
 
-def run_column(plan: dict) -> str:
+def run_column(plan: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> str:
     """The table column of a run: its implementation, or implementation[option=value] for a variant (an
-    allocator other than glibc's defaults counts as one, after the implementation's own options)."""
+    allocator other than the sweep's counts as one, after the implementation's own options)."""
     label = f"[label={plan['label']}]" if plan.get("label") else ""
-    if plan.get("allocator", "glibc") != "glibc":
-        label = f"[allocator={plan['allocator']}]" + label
+    if plan.get("allocator", "glibc") != sweep_allocator:
+        label = f"[allocator={plan.get('allocator', 'glibc')}]" + label
     try:
         return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"])) + label
     except (UserError, TypeError, KeyError):
@@ -46,15 +47,16 @@ def canary_ms(record: dict, phase: str) -> float | None:
     return statistics.median(samples) if samples else None
 
 
-def row(record: dict) -> dict:
-    """One flat row of the figures the analysis tabulates."""
+def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
+    """One flat row of the figures the analysis tabulates (``sweep_allocator``: the one a column is named by only
+    where it differs)."""
     plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
     spec, runtime = plan["model"], record["runtime"]
     epochs = timing["epoch_s"]
     steps = records.summarize(records.steady_samples_ms(record))  # from the raw samples, not the runner's summary
     schedule = record.get("schedule") or dict(schedule="sequential")
     return dict(
-        status="ok", implementation=run_column(plan), base_implementation=plan["implementation"],
+        status="ok", implementation=run_column(plan, sweep_allocator), base_implementation=plan["implementation"],
         cell=spec["cell"], layers=spec["layers"],
         bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
         maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
@@ -99,12 +101,12 @@ def _quietness(machine: dict | None) -> dict:
     return dict(other_cpu_fraction=machine.get("other_fraction"), steal_fraction=machine.get("steal_fraction"))
 
 
-def _failed_row(run_id: str, failure: dict) -> dict:
+def _failed_row(run_id: str, failure: dict, sweep_allocator: str) -> dict:
     plan = failure["plan"]
     spec = plan["model"]
     return dict(run_id=run_id, status=failure["status"], failure=failure["reason"],
                 error=((failure.get("stderr_tail") or "").strip().splitlines() or [""])[-1],
-                implementation=run_column(plan), base_implementation=plan["implementation"],
+                implementation=run_column(plan, sweep_allocator), base_implementation=plan["implementation"],
                 cell=spec["cell"], layers=spec["layers"],
                 bidirectional=spec["bidirectional"], seed=plan["train"]["seed"])
 
@@ -144,9 +146,27 @@ class Results:
         return _profile(self.manifest)
 
     @property
+    def allocator(self) -> str:
+        return sweep_allocator(self.manifest)
+
+    @property
+    def schedule(self) -> str:
+        """How the sweep ran its runs: 'interleaved, 1 step a turn' or 'sequential'."""
+        executor = (self.manifest or {}).get("executor") or {}
+        if executor.get("schedule", "sequential") == "interleaved":
+            return f"interleaved, {executor.get('slice_steps', 1)} step a turn"
+        return "sequential"
+
+    @property
     def cpu_model(self) -> str:
         environment = self.environment or (self.manifest or {}).get("environment")
         return environment["cpu"]["model"] if environment else "unknown CPU"
+
+
+def sweep_allocator(manifest: dict | None) -> str:
+    """The allocator every run of a sweep used unless its column set another; a sweep planned before the setting
+    existed ran with glibc's defaults, and a run without a sweep has the default."""
+    return _profile(manifest).get("allocator", "glibc") if manifest else DEFAULT_ALLOCATOR
 
 
 def _profile(manifest: dict | None) -> dict:
@@ -175,7 +195,7 @@ def clip_binding_share(record: dict) -> float | None:
     return float(np.mean(np.asarray(norms) > record["plan"]["train"]["clip_global_norm"])) if norms else None
 
 
-def _read(results: Path, prefix: str = "") -> _Folder:
+def _read(results: Path, prefix: str = "", allocator: str | None = None) -> _Folder:
     results = Path(results)
     run_root = results / records.RUNS_FOLDER
     if not run_root.is_dir():
@@ -183,6 +203,7 @@ def _read(results: Path, prefix: str = "") -> _Folder:
     manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
     manifest = records.read_json(manifest_file) if manifest_file.exists() else None
     target = _profile(manifest).get("target_accuracy")
+    allocator = allocator or sweep_allocator(manifest)  # it names no column; another a column sets does
     hybrid_file = results / records.HYBRID_FILE
     hybrids = records.read_json(hybrid_file) if hybrid_file.exists() else {}
     ensemble_file = results / records.ENSEMBLE_FILE
@@ -199,7 +220,7 @@ def _read(results: Path, prefix: str = "") -> _Folder:
             identity = records.identity(record)
             environments.setdefault(identity, record["environment"])
             reached = records.time_to_target(record, target) if target else None
-            rows.append(dict(run_id=run_id, **row(record), cpu_model=identity.cpu_model, identity=identity,
+            rows.append(dict(run_id=run_id, **row(record, allocator), cpu_model=identity.cpu_model, identity=identity,
                              target_accuracy=target, ttt_wall_s=reached and reached["wall_s"],
                              ttt_cpu_s=reached and reached["cpu_s"],
                              ttt_eval_wall_s=reached and reached["wall_with_validation_s"],
@@ -211,7 +232,8 @@ def _read(results: Path, prefix: str = "") -> _Folder:
             samples[run_id] = np.asarray(records.steady_samples_ms(record), dtype=float)
             losses[run_id] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":
-            rows.append(dict(_failed_row(run_id, records.read_json(run_dir / records.FAILED_FILE)), identity=None))
+            rows.append(dict(_failed_row(run_id, records.read_json(run_dir / records.FAILED_FILE), allocator),
+                             identity=None))
     baseline = _baseline(records.read_json(baseline_file)) if baseline_file.exists() else None
     roofline_file = results / records.ROOFLINE_FILE
     roofline = records.read_json(roofline_file) if roofline_file.exists() else None
@@ -260,7 +282,12 @@ def load_machines(paths: list[Path]) -> tuple[list[Results], pd.DataFrame]:
     pooled across machines or plans; and the failed runs that no single machine owns (those of a folder with
     several machines)."""
     prefix = len(paths) > 1  # run ids stay unique across folders
-    folders = [_read(path, f"{Path(path).name}/" if prefix else "") for path in paths]
+    # Folders swept with different allocators name every column against the default one, so that a glibc torch and
+    # a retained torch are two columns, never one.
+    manifests = [Path(path) / records.MANIFEST_FILE for path in paths]
+    allocators = {sweep_allocator(records.read_json(m) if m.exists() else None) for m in manifests}
+    allocator = DEFAULT_ALLOCATOR if len(allocators) > 1 else None
+    folders = [_read(path, f"{Path(path).name}/" if prefix else "", allocator) for path in paths]
     identities = sorted({identity for folder in folders for identity in folder.environments}, key=str)
     if not identities:
         raise AnalysisError(f"{', '.join(map(str, paths))}: no finished runs to analyse")

@@ -92,6 +92,8 @@ def machine_labels(machines: list[Results]) -> list[str]:
         parts = []
         if "versions" in differs:
             parts.append(_versions(data.environment))
+        if "generation" in differs:
+            parts.append(data.identity.generation or "generation not recorded")
         if "flags" in differs:
             parts.append("flags " + " ".join(data.identity.flags))
         if "cores" in differs:
@@ -206,8 +208,9 @@ def _header(title: str, data: Results, converged: bool) -> list[str]:
     threads = sorted(int(t) for t in finished["threads"].unique())
     per_cell = finished.groupby(["implementation", "cell", "layers", "bidirectional"]).size()
     lines = [f"# rnnbench report: {title}", "",
-             f"**Machine: {data.cpu_model}**, {', '.join(map(str, threads))} threads. Every figure below holds for "
-             "this CPU only; winners change with the CPU.", ""]
+             f"**Machine: {data.cpu_model}**, {', '.join(map(str, threads))} threads; runs {data.schedule}, "
+             f"allocator {data.allocator}. Every figure below holds for this CPU only; winners change with the CPU.",
+             ""]
     if profile.get("description"):
         lines += [f"Profile `{profile.get('name')}`: {profile['description']}.", ""]
     if not converged:

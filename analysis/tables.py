@@ -296,7 +296,8 @@ def family_pairs(columns: dict[tuple, list[str]]) -> list[tuple]:
 
 def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     """The report's speed verdict family (``family_pairs`` over the columns with finished runs), one row per pair,
-    over quiet runs: the ratio of geometric means, its 95% interval, the p-value, ``testable`` where there is an
+    over quiet runs: the ratio (``group_ratio``: paired per block where both columns ran interleaved, else the ratio
+    of geometric means), its 95% interval, the p-value, ``testable`` where there is an
     interval (``MIN_RUNS`` quiet runs or blocks a side, with spread; a column with no quiet run is in the family
     but untestable), and ``clear`` where Holm's procedure over the testable rows rejects a ratio of 1 at
     ``FAMILY_LEVEL`` family-wise."""

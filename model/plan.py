@@ -20,8 +20,11 @@ from model.spec import CELLS, ModelSpec, SpecError, TrainSpec, from_dict
 PLAN_VERSION = 1
 # How the C library's malloc treats freed memory (runners.harness.policy.set_allocator): glibc, its defaults, under
 # which a large freed buffer goes back to the operating system and the next step's pages fault in again; retain,
-# freed memory kept for reuse (no page returned while the run lives).
+# freed memory kept for reuse (no page returned while the run lives). Retain is every run's default: under glibc's
+# defaults native torch faults its step's buffers in again every step, which makes its step slower and its processes
+# unlike each other (docs/findings.md, finding 7; the A/A calibration); TensorFlow pools its own memory either way.
 ALLOCATORS = ("glibc", "retain")
+DEFAULT_ALLOCATOR = "retain"
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class RunPlan:
     variant: dict = field(default_factory=dict)  # concrete: every option of the implementation, resolved
     threads: int = 1
     flush_denormal: bool = True
-    allocator: str = "glibc"  # ALLOCATORS; a plan written before the field existed ran with glibc's defaults
+    allocator: str = DEFAULT_ALLOCATOR  # ALLOCATORS
     warmup_steps: int = 3  # training steps excluded from the steady-state statistics
     data: str | None = None  # dataset archive or folder; None: $IMDB_DATA, then the usual places
     profile: str | None = None  # the profile it came from, for the reader
@@ -67,6 +70,7 @@ class RunPlan:
         if unknown:
             raise SpecError(f"unknown run plan field(s): {', '.join(sorted(unknown))}")
         model, train = from_dict(ModelSpec, data.pop("model", {})), from_dict(TrainSpec, data.pop("train", {}))
+        data.setdefault("allocator", "glibc")  # a plan written before the field existed ran with glibc's defaults
         return cls(model=model, train=train, **data)
 
     def save(self, path: Path) -> None:
@@ -103,7 +107,8 @@ class Profile:
     # Extra columns: (implementation, ((option, value), ...)) run beside the defaults, e.g. native TF eagerly.
     variants: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
     threads: tuple[int, ...] = ()  # thread counts as an axis; empty: --threads, else the usable cores
-    allocator: str = "glibc"  # every run's (ALLOCATORS); a variant column may set its own (``allocator=retain``)
+    # every run's (ALLOCATORS); a variant column may set its own (``allocator=glibc``)
+    allocator: str = DEFAULT_ALLOCATOR
 
     def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
         """The specs of one run of this profile; ``None`` overrides are ignored."""
@@ -147,15 +152,15 @@ COMPETITIVE_MODEL = dict(vocab_size=30_000, tokenizer="punct", maxlen=800, head_
 COMPETITIVE_TRAIN = dict(batch_size=32, epochs=3, learning_rate=2e-3, schedule="warmup_cosine", warmup_fraction=0.1,
                          bucket_pool=50, patience=2, validations_per_epoch=4)
 PROFILES = {profile.name: profile for profile in (
-    # The shape of the speed and memory results in minutes, with 3 runs per cell for run-level intervals:
-    # the same network, batch and maxlen as the others, so its step times predict their cost. One depth
-    # only, to fit 15 minutes of sweep on a 2-core machine; its accuracies are not converged.
-    # keras-jax is left out to keep 15 minutes on the slower 2-core machines (its 9 runs cost 1.1 min here,
-    # about 2.3 there): add it with --implementations.
+    # The shape of the speed and memory results in minutes: the same network, batch and maxlen as the others, so
+    # its step times predict their cost; its accuracies are not converged. 5 seeds: interleaved, the ratio of two
+    # columns varies from process to process by an sd of about 3% of the log (the A/A calibration), and 5 blocks
+    # put its 95% interval within +-5% where 3 gave +-8%. One depth only, to fit about 20 minutes on a 2-core
+    # machine; keras-jax is left out for the same reason (add it with --implementations).
     Profile("quick", "stratified 2,560 train / 1,000 test reviews, 1 epoch a run; "
-            "the four and keras-torch-fused x 3 cells x 1 layer x 3 seeds",
+            "the four and keras-torch-fused x 3 cells x 1 layer x 5 seeds",
             train=dict(train_size=2560, test_size=1000, epochs=1), implementations=FOUR_WAY + ("keras-torch-fused",),
-            seeds=(0, 1, 2)),
+            seeds=(0, 1, 2, 3, 4)),
     # Converged accuracy, time to target and equivalence: all the data, early stopping, 3 seeds, the
     # one-layer cells, validation 4 times an epoch.
     Profile("standard", "all 22,500 / 2,500 / 25,000 reviews, up to 3 epochs with early stopping, validation "

@@ -238,6 +238,7 @@ class Identity(NamedTuple):
     flags: tuple  # the CPU flags present, of those the environment reads
     cores: int | None
     plan: str  # plan_fingerprint
+    generation: str | None = None  # cpu_generation: None in records older than the field
 
 
 def _with_defaults(cls, settings: dict) -> dict:
@@ -258,4 +259,23 @@ def identity(record: dict) -> Identity:
     flags = tuple(sorted(flag for flag, present in (cpu.get("flags") or {}).items() if present))
     return Identity(cpu["model"], record["runtime"]["policy"]["intra_op_threads"],
                     tuple(packages.get(name) for name in identity_packages()), flags, cpu.get("logical_cores"),
-                    plan_fingerprint(record))
+                    plan_fingerprint(record), cpu_generation(cpu))
+
+
+# AMD's CPU families and model numbers (/proc/cpuinfo) by microarchitecture: a VM's "AMD EPYC" names none of them
+AMD_GENERATIONS = {23: "zen2", 26: "zen5"}
+ZEN4_MODELS_OF_FAMILY_25 = (range(0x10, 0x20), range(0x60, 0x80), range(0xa0, 0xb0))
+
+
+def cpu_generation(cpu: dict) -> str | None:
+    """``zen3``, ``zen4``, ``zen5`` for AMD's families 25 and 26, else ``f<family>m<model>``; None where the record
+    predates the field."""
+    family, number = cpu.get("family"), cpu.get("model_number")
+    if family is None or number is None:
+        return None
+    if "AMD" in (cpu.get("model") or ""):
+        if family == 25:
+            return "zen4" if any(number in models for models in ZEN4_MODELS_OF_FAMILY_25) else "zen3"
+        if family in AMD_GENERATIONS:
+            return AMD_GENERATIONS[family]
+    return f"f{family}m{number}"

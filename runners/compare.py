@@ -56,7 +56,7 @@ def compare(
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
     rerun_noisy: Annotated[int, typer.Option(help="run a cell's busy sequential runs again (/proc/stat: others or steal above the thresholds of analysis/noise.py), up to this many extra runs per cell, until it has 3 timed runs")] = 0,
     schedule: Annotated[str, typer.Option(help="interleaved (each configuration's columns alive at once on one machine, taking turns step by step, so a slow period of the machine falls on every column alike; under Ray a block is one task on one node) or sequential (one run after another)")] = "interleaved",
-    allocator: Annotated[Optional[str], typer.Option(help="every run's allocator: glibc (the C library's defaults; default) or retain (freed memory kept for reuse); a column may set its own with --variants IMPL:allocator=retain")] = None,
+    allocator: Annotated[Optional[str], typer.Option(help="every run's allocator: retain (freed memory kept for reuse; default) or glibc (the C library's defaults); a column may set its own with --variants IMPL:allocator=glibc")] = None,
     slice_steps: Annotated[Optional[int], typer.Option(help="interleaved only: training steps per turn (default: 1)")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
     verbose: Annotated[bool, typer.Option(help="keep the frameworks' start-up and log lines (TensorFlow's C++ log) in the runs' output, which a failed run's failed.json quotes")] = False,

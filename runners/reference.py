@@ -5,12 +5,14 @@
 
 The set: the quick profile interleaved (the headline) and sequential beside it, the A/A calibration both ways,
 decomposition and programming, and the CPU's own axis: ``cpu-axes`` (bf16 beside fp32) where the CPU has bf16
-instructions, the threads sweep otherwise. A set this machine's folder already holds is not measured again; a
-folder of the same name written on a CPU with other flags is refused, never added to.
+instructions, the threads sweep otherwise. A set this machine's folder already holds is not measured again, unless
+it ran with another allocator than today's default (its records then move to ``<set>-<allocator>``); a folder of
+the same name written on a CPU with other flags is refused, never added to.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +77,31 @@ def planned(environment: dict) -> tuple[Path, list[ReferenceSet], list[str]]:
             fail(f"{folder} was measured on a CPU with other flags ({', '.join(sorted(theirs ^ ours))} differ); "
                  "it is another machine's folder and is not added to")
     sets = reference_sets(any(flags.get(flag) for flag in BF16_FLAGS))
-    return folder, [s for s in sets if s.name not in present], present
+    for name in stale(folder, [s.name for s in sets if s.name in present]):
+        if (folder / aside(folder / name)).exists():
+            fail(f"{folder / name} ran with another allocator and is to be measured again, but "
+                 f"{folder / aside(folder / name)} exists already: move one of them")
+    keep = set(present) - set(stale(folder, present))
+    return folder, [s for s in sets if s.name not in keep], present
+
+
+def stale(folder: Path, names: list[str]) -> list[str]:
+    """The held sets whose runs used another allocator than today's default: measured again, the old records kept
+    beside under ``aside``'s name."""
+    from analysis.load import sweep_allocator
+    from model import records
+    from model.plan import DEFAULT_ALLOCATOR
+
+    return [name for name in names if (folder / name / records.MANIFEST_FILE).exists() and sweep_allocator(
+        records.read_json(folder / name / records.MANIFEST_FILE)) != DEFAULT_ALLOCATOR]
+
+
+def aside(path: Path) -> str:
+    """Where a stale set's records go when it is measured again: its name and its allocator (``quick-glibc``)."""
+    from analysis.load import sweep_allocator
+    from model import records
+
+    return f"{path.name}-{sweep_allocator(records.read_json(path / records.MANIFEST_FILE))}"
 
 
 def estimate_minutes(reference_set: ReferenceSet, folder: Path) -> tuple[float, str] | None:
@@ -112,6 +138,9 @@ def main(dry_run: Annotated[bool, typer.Option(help="print the plan and its esti
 
         folder, todo, present = planned(environment())
         typer.echo(f"this machine: {folder.name} ({'new' if not present else 'holds ' + ', '.join(present)})")
+        for name in stale(folder, [s.name for s in todo if s.name in present]):
+            typer.echo(f"  {name} ran with another allocator: measured again, the old records kept as "
+                       f"{aside(folder / name)}")
         if not todo:
             typer.echo(f"{folder} already holds every reference set; nothing to measure")
             return
@@ -140,7 +169,16 @@ def _measure(folder: Path, todo: list[ReferenceSet], results: Path, data: Option
         typer.echo(f"{reference_set.name} -> {out}")
         compare_profile(out, reference_set.profile, reference_set.threads, str(data) if data else None,
                         schedule=reference_set.schedule, on_message=typer.echo)
-        typer.echo(f"filed: {add(out, reference_set.name)}")
+        held, moved = folder / reference_set.name, None
+        if held.is_dir():  # a stale set, moved aside only now that its successor is measured
+            moved = held.rename(folder / aside(held))
+        try:
+            typer.echo(f"filed: {add(out, reference_set.name)}")
+        except BaseException:  # put the old set back rather than leave half a new one in its place
+            if moved:
+                shutil.rmtree(held, ignore_errors=True)
+                moved.rename(held)
+            raise
     docs.main(check=False)
     typer.echo(f"{len(todo)} set(s) in {(time.perf_counter() - started) / 60:.0f} min -> {folder}; README and docs/ "
                "regenerated: commit the folder, README and docs/")

@@ -58,7 +58,7 @@ def train(
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
     threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
     flush_denormal: Annotated[Optional[bool], typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (default: on; TensorFlow always does)")] = None,
-    allocator: Annotated[Optional[str], typer.Option(help="glibc (the C library's defaults: large freed buffers go back to the system; default) or retain (freed memory kept for reuse; docs/findings.md)")] = None,
+    allocator: Annotated[Optional[str], typer.Option(help="retain (freed memory kept for reuse; default) or glibc (the C library's defaults: large freed buffers go back to the system; docs/findings.md, finding 7)")] = None,
     keras_rnn: Annotated[Optional[str], typer.Option(help="keras-* only: RNN path, generic (use_cudnn=False, fastest on CPU; default) or auto (Keras' default)")] = None,
     tf_formulation: Annotated[Optional[str], typer.Option(help="tensorflow only: fastest (measured per cell; default), loop, precomputed or block (LSTM only)")] = None,
     xla: Annotated[Optional[bool], typer.Option("--xla/--no-xla", help="tensorflow only: compile the step with XLA (default: off)")] = None,
@@ -101,7 +101,7 @@ def train(
 def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator=None):
     """A run plan from the command line's options (checked here, before any framework loads)."""
     from model import implementations
-    from model.plan import RunPlan, build_specs, get_profile
+    from model.plan import DEFAULT_ALLOCATOR, RunPlan, build_specs, get_profile
     from runners.harness import policy
 
     policy.check_threads(threads)
@@ -116,7 +116,7 @@ def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, da
     return RunPlan(implementation=name, model=model_spec, train=train_spec, variant=given,
                    threads=threads if threads is not None else policy.default_threads(),
                    flush_denormal=True if flush_denormal is None else flush_denormal,
-                   allocator=allocator or "glibc", data=str(data) if data else None, profile=profile)
+                   allocator=allocator or DEFAULT_ALLOCATOR, data=str(data) if data else None, profile=profile)
 
 
 def _summary(record: dict, run_dir: Path) -> None:

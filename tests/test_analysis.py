@@ -803,3 +803,19 @@ def test_bf16_columns_get_their_ratio_to_fp32_and_an_accuracy_verdict(results):
     assert row["accuracy"] == "equivalent within ±1 point" and row["emulated"]
     text = report.generate(results).read_text()
     assert "Precision (Test CPU)" in text and "**Emulated**" in text and "| torch " in text
+
+
+def test_folders_swept_with_different_allocators_keep_their_columns_apart(tmp_path):
+    """A sweep's own allocator names no column; read together with a sweep of the other allocator, every column is
+    named against the default (retain), so glibc's torch and retained torch never pool into one column."""
+    glibc = write_results(tmp_path / "glibc", names=("torch",))  # planned before the setting: glibc's defaults
+    retained = write_results(tmp_path / "retain", names=("torch",))
+    manifest = records.read_json(retained / "manifest.json")
+    write_json_atomic(retained / "manifest.json", dict(manifest, profile=dict(manifest["profile"], allocator="retain")))
+    for record_file in (retained / "runs").glob("*/record.json"):
+        record = records.read_json(record_file)
+        write_json_atomic(record_file, dict(record, plan=dict(record["plan"], allocator="retain")))
+    assert set(load(glibc).runs["implementation"]) == set(load(retained).runs["implementation"]) == {"torch"}
+    assert (load(glibc).allocator, load(retained).allocator) == ("glibc", "retain")
+    (both,), _ = load_machines([glibc, retained])
+    assert both.runs.groupby("implementation").size().to_dict() == {"torch": 6, "torch[allocator=glibc]": 6}

@@ -39,10 +39,51 @@ def test_a_new_machine_plans_every_set_and_its_cpu_axis(references):
 
 
 def test_sets_the_machine_holds_are_not_measured_again(references):
-    for name in ("quick", "threads"):  # threads holds two thread counts: two groups of records, one CPU
+    """aa-interleaved ran under today's allocator: kept. threads ran under glibc: planned again; it holds two thread
+    counts, two groups of records of one CPU, which the flags check must not take for two machines."""
+    for name in ("aa-interleaved", "threads"):
         shutil.copytree(ZEN3 / name, references / "amd-epyc-avx2-2c" / name)
     _, todo, present = make_reference.planned(environment_of(ZEN3 / "quick"))
-    assert present == ["quick", "threads"] and not {"quick", "threads"} & {s.name for s in todo}
+    assert present == ["aa-interleaved", "threads"]
+    assert "aa-interleaved" not in {s.name for s in todo} and "threads" in {s.name for s in todo}
+
+
+def test_a_set_held_under_another_allocator_is_measured_again_and_its_records_kept_aside(references):
+    """The Zen 3's quick ran before retain was the default: planned again, its records to go to quick-glibc; where
+    that name is taken, one line and exit 2."""
+    machine = references / "amd-epyc-avx2-2c"
+    shutil.copytree(ZEN3 / "quick", machine / "quick")
+    shutil.copytree(ZEN3 / "aa-interleaved", machine / "aa-interleaved")  # retain: kept
+    _, todo, present = make_reference.planned(environment_of(ZEN3 / "quick"))
+    assert present == ["aa-interleaved", "quick"]
+    assert [s.name for s in todo][:3] == ["quick", "quick-sequential", "aa-sequential"]
+    assert make_reference.stale(machine, present) == ["quick"]
+    assert make_reference.aside(machine / "quick") == "quick-glibc"
+    shutil.copytree(ZEN3 / "quick", machine / "quick-glibc")
+    with pytest.raises(SystemExit):
+        make_reference.planned(environment_of(ZEN3 / "quick"))
+
+
+def test_the_cpu_generation_names_the_machine_where_flags_and_model_string_cannot(references):
+    """A Zen 4 and a Zen 5 VM both say "AMD EPYC" and share every flag the records keep: family and model number
+    tell them apart, in the folder's name and in the records' identity. Records older than the field keep their
+    folder's name."""
+    from model import records
+
+    zen4 = environment_of(ZEN4 / "quick")
+    assert reference.machine_name(zen4) == "amd-epyc-avx512f-bf16-2c"
+    expected = {(25, 1): "zen3", (25, 17): "zen4", (25, 97): "zen4", (26, 2): "zen5", (23, 49): "zen2"}
+    for (family, number), generation in expected.items():
+        cpu = dict(zen4["cpu"], family=family, model_number=number)
+        assert records.cpu_generation(cpu) == generation
+    assert records.cpu_generation(dict(model="Intel(R) Xeon(R) Processor", family=6, model_number=143)) == "f6m143"
+    zen5 = dict(zen4, cpu=dict(zen4["cpu"], family=26, model_number=2))
+    folder, todo, present = make_reference.planned(zen5)
+    assert folder.name == "amd-epyc-zen5-avx512f-bf16-2c" and present == [] and todo[-1].name == "cpu-axes"
+    record = records.read_json(next((ZEN4 / "quick" / "runs").glob("*/record.json")))
+    other = dict(record, environment=dict(record["environment"], cpu=zen5["cpu"]))
+    assert records.identity(record) != records.identity(other)
+    assert records.identity(record).flags == records.identity(other).flags
 
 
 def test_another_cpus_folder_of_the_same_name_is_refused(references):
@@ -61,6 +102,7 @@ def test_the_dry_run_says_what_it_would_run_and_how_long(references, monkeypatch
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "this machine: amd-epyc-avx2-2c (holds quick)"
+    assert lines[1] == "  quick ran with another allocator: measured again, the old records kept as quick-glibc"
     assert any(line.startswith("  quick-sequential: python -m runners.compare --profile quick --schedule "
                                "sequential [sequential], about ") and "(from amd-epyc-avx2-2c's records)" in line
                for line in lines)  # costed from this machine's quick, which is the same set of runs

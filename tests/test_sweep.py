@@ -37,19 +37,28 @@ def test_grid_interleaves_implementations():
 
 
 def test_an_allocator_column_is_a_column_of_its_own_in_its_configurations_block():
-    """``--variants torch:allocator=retain`` sets the run plan's allocator (not an option of torch's), names its
-    column, and shares the block of its configuration and seed; ``--allocator`` sets every run's."""
+    """``--variants torch:allocator=glibc`` sets the run plan's allocator (not an option of torch's), names its
+    column beside the sweep's default (retain), and shares the block of its configuration and seed;
+    ``--allocator`` sets every run's, and a sweep planned before the setting (glibc) names its retain column."""
     from runners.harness.executor import block_key
 
-    profile = replace(TINY, cells=("lstm",), layers=(1,), variants=(("torch", (("allocator", "retain"),)),))
+    profile = replace(TINY, cells=("lstm",), layers=(1,), variants=(("torch", (("allocator", "glibc"),)),))
     plans = sweep.grid(profile, threads=1)
-    retained, default = plans["torch+allocator-retain-lstm1-s0"], plans["torch-lstm1-s0"]
-    assert (retained.allocator, default.allocator) == ("retain", "glibc") and retained.variant == default.variant
-    assert run_column(retained.to_dict()) == "torch[allocator=retain]" and run_column(default.to_dict()) == "torch"
-    assert block_key(retained) == block_key(default)
-    assert {plan.allocator for plan in sweep.grid(profile.narrowed(allocator="retain"), 1).values()} == {"retain"}
+    glibc, default = plans["torch+allocator-glibc-lstm1-s0"], plans["torch-lstm1-s0"]
+    assert (glibc.allocator, default.allocator) == ("glibc", "retain") and glibc.variant == default.variant
+    assert run_column(glibc.to_dict()) == "torch[allocator=glibc]" and run_column(default.to_dict()) == "torch"
+    assert run_column(default.to_dict(), "glibc") == "torch[allocator=retain]"
+    assert run_column(glibc.to_dict(), "glibc") == "torch"
+    assert block_key(glibc) == block_key(default)
+    every_glibc = sweep.grid(replace(profile, variants=()).narrowed(allocator="glibc"), 1)
+    assert {plan.allocator for plan in every_glibc.values()} == {"glibc"}
+    old_plan = default.to_dict()
+    del old_plan["allocator"]
+    assert RunPlan.from_dict(old_plan).allocator == "glibc"  # a plan written before the setting
     with pytest.raises(SpecError, match="unknown allocator"):
         profile.narrowed(allocator="tcmalloc")
+    with pytest.raises(UserError, match="every run's allocator already"):  # two columns named torch
+        sweep.grid(replace(profile, variants=(("torch", (("allocator", "retain"),)),)), 1)
 
 
 def test_variant_columns_get_their_own_runs():

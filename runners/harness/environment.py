@@ -32,7 +32,7 @@ def package_versions() -> dict:
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or None, set()
+    model, flags, numbers = platform.processor() or None, set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -40,10 +40,15 @@ def cpu_info() -> dict:
                 model = value.strip()
             elif key.strip() == "flags" and not flags:
                 flags = set(value.split())
+            # a VM's model name can hide the generation ("AMD EPYC" is a Zen 3, 4 or 5), and the flags we read
+            # are the same on a Zen 4 and a Zen 5: family and model number tell them apart
+            elif key.strip() in ("cpu family", "model") and key.strip() not in numbers and value.strip().isdigit():
+                numbers[key.strip()] = int(value)
     except OSError:
         pass
     governor = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
-    return dict(model=model, logical_cores=os.cpu_count(),
+    return dict(model=model, family=numbers.get("cpu family"), model_number=numbers.get("model"),
+                logical_cores=os.cpu_count(),
                 usable_cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
                 flags={flag: flag in flags for flag in CPU_FLAGS},
                 governor=governor.read_text().strip() if governor.exists() else None)

@@ -17,7 +17,7 @@ framework that frees its per-step buffers faults their pages in again at the
 next step: native torch's 64-unit LSTM step, about 7,400 minor faults, 29 MB
 zeroed by the kernel (docs/findings.md). ``retain`` keeps freed memory in the
 process, the same for every implementation (``mallopt``, before any framework
-loads); ``glibc`` leaves the defaults. The record keeps the minor faults per
+loads), and is the default; ``glibc`` leaves the defaults. The record keeps the minor faults per
 training step (``cpu.minor_faults_per_step``).
 """
 

@@ -63,6 +63,9 @@ def grid(profile: Profile, threads: int | tuple[int, ...], data: str | None = No
         for name, variant in (columns[i] for i in order):
             options = {option: value for option, value in variant if option not in PLAN_OPTIONS}
             fields = {option: value for option, value in variant if option in PLAN_OPTIONS}
+            if fields.get("allocator") == profile.allocator:  # it would be a second column of the same name
+                raise SweepError(f"--variants {name}:allocator={profile.allocator} is every run's allocator "
+                                 "already; a column sets the other one")
             plan = RunPlan(implementation=name, model=model, train=train, variant=options, threads=threads,
                            data=data, profile=profile.name, save_model=False, label=fields.get(LABEL),
                            allocator=fields.get("allocator", profile.allocator))
