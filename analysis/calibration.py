@@ -42,7 +42,9 @@ TARGET = 0.05  # the reach a verdict should resolve: a 5% difference
 
 def blocks_needed(sd_log: float, target: float = TARGET, most: int = 1000) -> int | None:
     """The fewest blocks (or runs a side) whose 95% t interval reaches at most ``target`` from its point, for a
-    per-block log ratio with this sd: the smallest B >= 3 with t(0.975, B - 1) * sd / sqrt(B) <= log(1 + target)."""
+    per-block log ratio with this sd: the smallest B >= 3 with t(0.975, B - 1) * sd / sqrt(B) <= log(1 + target).
+    It takes the sd as known, though it is itself estimated from few blocks: a planning figure (the expected
+    reach), not a guarantee that a sweep of B blocks reaches the target."""
     from scipy import stats
 
     if not np.isfinite(sd_log):

@@ -38,15 +38,21 @@ BLOCK = re.compile(r"(<!-- generated: (?P<profile>[\w-]+) -->\n)(?P<body>.*?)(<!
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+# Machines filed before records kept the CPU generation, under names without it (the generation from their lscpu,
+# README's "The answer, per CPU"): their new records file there too.
+NAMED_BEFORE_GENERATION = {"amd-epyc-zen3-avx2-2c": "amd-epyc-avx2-2c",
+                           "amd-epyc-zen4-avx512f-bf16-2c": "amd-epyc-avx512f-bf16-2c"}
+
+
 def machine_name(environment: dict) -> str:
-    """``amd-epyc-zen5-avx512f-bf16-2c``: model, generation (where recorded: folders of older records have none),
-    widest vector unit, bf16, cores."""
+    """``amd-epyc-zen5-avx512f-bf16-2c``: model, generation (where recorded), widest vector unit, bf16, cores."""
     cpu = environment["cpu"]
     flags = cpu.get("flags") or {}
     widest = next((name for name in ("amx_tile", "avx512f", "avx2") if flags.get(name)), "sse")
     bf16 = " bf16" if flags.get("avx512_bf16") or flags.get("amx_bf16") else ""
     name = f"{cpu['model']} {records.cpu_generation(cpu) or ''} {widest}{bf16} {cpu.get('logical_cores')}c"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return NAMED_BEFORE_GENERATION.get(name, name)
 
 
 def _anonymous(document: dict) -> dict:

@@ -70,12 +70,17 @@ def planned(environment: dict) -> tuple[Path, list[ReferenceSet], list[str]]:
     flags = environment["cpu"].get("flags") or {}
     present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     ours = {flag for flag, on in flags.items() if on}
+    generation = records.cpu_generation(environment["cpu"])
     for name in present:  # one record a folder: a folder may hold several thread counts, never several CPUs
         first = next((folder / name / records.RUNS_FOLDER).glob(f"*/{records.RECORD_FILE}"), None)
-        theirs = set(records.identity(records.read_json(first)).flags) if first else ours
+        identity = records.identity(records.read_json(first)) if first else None
+        theirs = set(identity.flags) if identity else ours
         if theirs != ours:
             fail(f"{folder} was measured on a CPU with other flags ({', '.join(sorted(theirs ^ ours))} differ); "
                  "it is another machine's folder and is not added to")
+        if identity and None not in (identity.generation, generation) and identity.generation != generation:
+            fail(f"{folder} was measured on a {identity.generation}, this CPU is a {generation}; it is another "
+                 "machine's folder and is not added to")
     sets = reference_sets(any(flags.get(flag) for flag in BF16_FLAGS))
     for name in stale(folder, [s.name for s in sets if s.name in present]):
         if (folder / aside(folder / name)).exists():

@@ -66,12 +66,16 @@ def test_a_set_held_under_another_allocator_is_measured_again_and_its_records_ke
 
 def test_the_cpu_generation_names_the_machine_where_flags_and_model_string_cannot(references):
     """A Zen 4 and a Zen 5 VM both say "AMD EPYC" and share every flag the records keep: family and model number
-    tell them apart, in the folder's name and in the records' identity. Records older than the field keep their
-    folder's name."""
+    tell them apart, in the folder's name and in the records' identity. The machines filed before the field keep
+    their folders, for old records and new ones alike."""
     from model import records
 
     zen4 = environment_of(ZEN4 / "quick")
     assert reference.machine_name(zen4) == "amd-epyc-avx512f-bf16-2c"
+    assert reference.machine_name(dict(cpu=dict(zen4["cpu"], family=25, model_number=17))) == \
+        "amd-epyc-avx512f-bf16-2c"
+    zen3 = environment_of(ZEN3 / "quick")["cpu"]
+    assert reference.machine_name(dict(cpu=dict(zen3, family=25, model_number=1))) == "amd-epyc-avx2-2c"
     expected = {(25, 1): "zen3", (25, 17): "zen4", (25, 97): "zen4", (26, 2): "zen5", (23, 49): "zen2"}
     for (family, number), generation in expected.items():
         cpu = dict(zen4["cpu"], family=family, model_number=number)
@@ -84,6 +88,15 @@ def test_the_cpu_generation_names_the_machine_where_flags_and_model_string_canno
     other = dict(record, environment=dict(record["environment"], cpu=zen5["cpu"]))
     assert records.identity(record) != records.identity(other)
     assert records.identity(record).flags == records.identity(other).flags
+    # A Zen 4's folder holding a Zen 5's records (same flags) is refused, not added to.
+    held = references / "amd-epyc-avx512f-bf16-2c" / "quick"
+    shutil.copytree(ZEN4 / "quick", held)
+    for path in held.glob("runs/*/record.json"):
+        written = records.read_json(path)
+        written["environment"]["cpu"].update(family=26, model_number=2)
+        records.write_json_atomic(path, written)
+    with pytest.raises(SystemExit):
+        make_reference.planned(dict(zen4, cpu=dict(zen4["cpu"], family=25, model_number=17)))
 
 
 def test_another_cpus_folder_of_the_same_name_is_refused(references):
