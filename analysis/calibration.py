@@ -28,6 +28,8 @@ from model.implementations import base_name
 LABEL = "[label=b]"
 # Folder names under a machine's reference folder: the A/A sweeps and the profile swept both ways.
 # The -glibc ones ran with glibc's allocator defaults, before retain became the default (docs/findings.md, finding 7).
+# make reference's A/A sets, and the names runners.reference.aside gives them when they are measured again under
+# another allocator (a slice-4 A/A measured by hand beside them)
 AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-interleaved-glibc", "aa-sequential-glibc", "aa-slice4-glibc")
 SCHEDULE_FOLDERS = ("quick", "quick-sequential")
 

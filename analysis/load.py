@@ -13,7 +13,7 @@ from analysis.noise import canary_slowdown
 from model import records
 from model.errors import UserError
 from model.implementations import column
-from model.plan import DEFAULT_ALLOCATOR
+from model.plan import BEFORE_ALLOCATOR, DEFAULT_ALLOCATOR
 from model.spec import ModelSpec, from_dict
 
 KEYS = ["implementation", "cell", "layers", "bidirectional"]
@@ -27,8 +27,9 @@ def run_column(plan: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> str:
     """The table column of a run: its implementation, or implementation[option=value] for a variant (an
     allocator other than the sweep's counts as one, after the implementation's own options)."""
     label = f"[label={plan['label']}]" if plan.get("label") else ""
-    if plan.get("allocator", "glibc") != sweep_allocator:
-        label = f"[allocator={plan.get('allocator', 'glibc')}]" + label
+    allocator = plan.get("allocator", BEFORE_ALLOCATOR)
+    if allocator != sweep_allocator:
+        label = f"[allocator={allocator}]" + label
     try:
         return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"])) + label
     except (UserError, TypeError, KeyError):
@@ -166,7 +167,7 @@ class Results:
 def sweep_allocator(manifest: dict | None) -> str:
     """The allocator every run of a sweep used unless its column set another; a sweep planned before the setting
     existed ran with glibc's defaults, and a run without a sweep has the default."""
-    return _profile(manifest).get("allocator", "glibc") if manifest else DEFAULT_ALLOCATOR
+    return _profile(manifest).get("allocator", BEFORE_ALLOCATOR) if manifest else DEFAULT_ALLOCATOR
 
 
 def _profile(manifest: dict | None) -> dict:
@@ -203,7 +204,9 @@ def _read(results: Path, prefix: str = "", allocator: str | None = None) -> _Fol
     manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
     manifest = records.read_json(manifest_file) if manifest_file.exists() else None
     target = _profile(manifest).get("target_accuracy")
-    allocator = allocator or sweep_allocator(manifest)  # it names no column; another a column sets does
+    # runs on the sweep's own allocator carry no [allocator=...] in their column name; a caller pooling folders
+    # of different allocators passes one for all
+    allocator = allocator or sweep_allocator(manifest)
     hybrid_file = results / records.HYBRID_FILE
     hybrids = records.read_json(hybrid_file) if hybrid_file.exists() else {}
     ensemble_file = results / records.ENSEMBLE_FILE

@@ -25,6 +25,7 @@ PLAN_VERSION = 1
 # unlike each other (docs/findings.md, finding 7; the A/A calibration); TensorFlow pools its own memory either way.
 ALLOCATORS = ("glibc", "retain")
 DEFAULT_ALLOCATOR = "retain"
+BEFORE_ALLOCATOR = "glibc"  # what a plan or sweep written before the setting existed ran with
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class RunPlan:
         if unknown:
             raise SpecError(f"unknown run plan field(s): {', '.join(sorted(unknown))}")
         model, train = from_dict(ModelSpec, data.pop("model", {})), from_dict(TrainSpec, data.pop("train", {}))
-        data.setdefault("allocator", "glibc")  # a plan written before the field existed ran with glibc's defaults
+        data.setdefault("allocator", BEFORE_ALLOCATOR)
         return cls(model=model, train=train, **data)
 
     def save(self, path: Path) -> None:

@@ -263,19 +263,22 @@ def identity(record: dict) -> Identity:
 
 
 # AMD's CPU families and model numbers (/proc/cpuinfo) by microarchitecture: a VM's "AMD EPYC" names none of them
-AMD_GENERATIONS = {23: "zen2", 26: "zen5"}
 ZEN4_MODELS_OF_FAMILY_25 = (range(0x10, 0x20), range(0x60, 0x80), range(0xa0, 0xb0))
 
 
 def cpu_generation(cpu: dict) -> str | None:
-    """``zen3``, ``zen4``, ``zen5`` for AMD's families 25 and 26, else ``f<family>m<model>``; None where the record
-    predates the field."""
+    """``zen2`` (family 23 from model 0x30; below it Zen 1 and Zen+), ``zen3``, ``zen4`` (family 25), ``zen5``
+    (family 26) for AMD, else ``f<family>m<model>``; None where the record predates the field. Part of a record's
+    identity: records of one machine written before and after the field do not pool (refused as mixed), since
+    pooling a Zen 4's old records with a Zen 5's new ones would be worse."""
     family, number = cpu.get("family"), cpu.get("model_number")
     if family is None or number is None:
         return None
     if "AMD" in (cpu.get("model") or ""):
         if family == 25:
             return "zen4" if any(number in models for models in ZEN4_MODELS_OF_FAMILY_25) else "zen3"
-        if family in AMD_GENERATIONS:
-            return AMD_GENERATIONS[family]
+        if family == 26:
+            return "zen5"
+        if family == 23 and number >= 0x30:
+            return "zen2"
     return f"f{family}m{number}"

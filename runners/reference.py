@@ -7,7 +7,7 @@ The set: the quick profile interleaved (the headline) and sequential beside it, 
 decomposition and programming, and the CPU's own axis: ``cpu-axes`` (bf16 beside fp32) where the CPU has bf16
 instructions, the threads sweep otherwise. A set this machine's folder already holds is not measured again, unless
 it ran with another allocator than today's default (its records then move to ``<set>-<allocator>``); a folder of
-the same name written on a CPU with other flags is refused, never added to.
+the same name written on a CPU with other flags or of another generation is refused, never added to.
 """
 
 from __future__ import annotations
@@ -71,16 +71,16 @@ def planned(environment: dict) -> tuple[Path, list[ReferenceSet], list[str]]:
     present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     ours = {flag for flag, on in flags.items() if on}
     generation = records.cpu_generation(environment["cpu"])
-    for name in present:  # one record a folder: a folder may hold several thread counts, never several CPUs
-        first = next((folder / name / records.RUNS_FOLDER).glob(f"*/{records.RECORD_FILE}"), None)
-        identity = records.identity(records.read_json(first)) if first else None
-        theirs = set(identity.flags) if identity else ours
-        if theirs != ours:
-            fail(f"{folder} was measured on a CPU with other flags ({', '.join(sorted(theirs ^ ours))} differ); "
-                 "it is another machine's folder and is not added to")
-        if identity and None not in (identity.generation, generation) and identity.generation != generation:
-            fail(f"{folder} was measured on a {identity.generation}, this CPU is a {generation}; it is another "
-                 "machine's folder and is not added to")
+    for name in present:  # a folder may hold several thread counts, never several CPUs
+        for path in (folder / name / records.RUNS_FOLDER).glob(f"*/{records.RECORD_FILE}"):
+            identity = records.identity(records.read_json(path))
+            if set(identity.flags) != ours:
+                fail(f"{folder} was measured on a CPU with other flags "
+                     f"({', '.join(sorted(set(identity.flags) ^ ours))} differ); it is another machine's folder "
+                     "and is not added to")
+            if None not in (identity.generation, generation) and identity.generation != generation:
+                fail(f"{folder} was measured on a {identity.generation}, this CPU is a {generation}; it is another "
+                     "machine's folder and is not added to")
     sets = reference_sets(any(flags.get(flag) for flag in BF16_FLAGS))
     for name in stale(folder, [s.name for s in sets if s.name in present]):
         if (folder / aside(folder / name)).exists():

@@ -76,7 +76,8 @@ def test_the_cpu_generation_names_the_machine_where_flags_and_model_string_canno
         "amd-epyc-avx512f-bf16-2c"
     zen3 = environment_of(ZEN3 / "quick")["cpu"]
     assert reference.machine_name(dict(cpu=dict(zen3, family=25, model_number=1))) == "amd-epyc-avx2-2c"
-    expected = {(25, 1): "zen3", (25, 17): "zen4", (25, 97): "zen4", (26, 2): "zen5", (23, 49): "zen2"}
+    expected = {(25, 1): "zen3", (25, 17): "zen4", (25, 97): "zen4", (26, 2): "zen5", (23, 49): "zen2",
+                (23, 1): "f23m1"}
     for (family, number), generation in expected.items():
         cpu = dict(zen4["cpu"], family=family, model_number=number)
         assert records.cpu_generation(cpu) == generation
@@ -121,3 +122,32 @@ def test_the_dry_run_says_what_it_would_run_and_how_long(references, monkeypatch
                for line in lines)  # costed from this machine's quick, which is the same set of runs
     assert any(line.startswith("  decomposition:") and "(from other-machine's records)" in line for line in lines)
     assert lines[-1].startswith("in all about ")
+
+
+def test_a_stale_set_moves_aside_only_once_its_successor_is_filed(references, monkeypatch):
+    """The Zen 3's quick (glibc) measured again: filed, the old records sit in quick-glibc; where filing fails, the
+    old set is back under its name and nothing is left aside."""
+    machine = references / "amd-epyc-avx2-2c"
+    shutil.copytree(ZEN3 / "quick", machine / "quick")
+    quick = next(s for s in make_reference.reference_sets(False) if s.name == "quick")
+    monkeypatch.setattr("runners.harness.sweep.compare_profile", lambda *args, **kwargs: None)
+    monkeypatch.setattr("analysis.docs.main", lambda check: None)
+
+    def refuse(results, name):
+        (machine / name).mkdir()  # half a new set, as a failing copy would leave it
+        raise OSError("disk full")
+
+    monkeypatch.setattr("analysis.reference.add", refuse)
+    with pytest.raises(OSError):
+        make_reference._measure(machine, [quick], references / "results", None)
+    assert sorted(p.name for p in machine.iterdir()) == ["quick"]
+    assert make_reference.stale(machine, ["quick"]) == ["quick"]  # the old glibc records, back
+
+    def file(results, name):
+        (machine / name / "runs").mkdir(parents=True)
+        return machine / name
+
+    monkeypatch.setattr("analysis.reference.add", file)
+    make_reference._measure(machine, [quick], references / "results", None)
+    assert sorted(p.name for p in machine.iterdir()) == ["quick", "quick-glibc"]
+    assert (machine / "quick-glibc" / "manifest.json").exists() and not (machine / "quick" / "manifest.json").exists()

@@ -218,9 +218,14 @@ def test_a_plan_written_before_a_setting_existed_resumes_and_another_is_refused(
     (tmp_path / "runs" / name).mkdir(parents=True)
     (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
     sweep.check_resumable(tmp_path, plans)
-    saved["train"]["epochs"] = 7
+    del saved["allocator"]  # before the allocator setting: glibc's defaults, no longer the default; named
     (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
-    with pytest.raises(UserError, match="planned with other settings"):
+    with pytest.raises(UserError, match=r"it ran under --allocator glibc: add that option"):
+        sweep.check_resumable(tmp_path, plans)
+    sweep.check_resumable(tmp_path, {key: replace(value, allocator="glibc") for key, value in plans.items()})
+    saved["allocator"], saved["train"]["epochs"] = plan.allocator, 7
+    (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
+    with pytest.raises(UserError, match="planned with other settings; resume"):
         sweep.check_resumable(tmp_path, plans)
 
 

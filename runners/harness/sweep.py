@@ -21,7 +21,7 @@ from pathlib import Path
 
 from model import records
 from model.errors import UserError
-from model.plan import Profile, RunPlan
+from model.plan import BEFORE_ALLOCATOR, Profile, RunPlan
 from model.spec import configuration_slug
 from runners.harness.executor import LocalExecutor, data_settings
 
@@ -75,12 +75,14 @@ def grid(profile: Profile, threads: int | tuple[int, ...], data: str | None = No
 
 def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
     """Refuse to resume a results folder whose runs were planned with other settings (a setting added since, at
-    its default, is the same plan)."""
+    its default, is the same plan; the allocator, whose default changed, is not: the message names the option)."""
     for name, plan in plans.items():
         plan_file = results / records.RUNS_FOLDER / name / records.PLAN_FILE
         if plan_file.exists() and _as_planned_now(records.read_json(plan_file)) != plan.to_dict():
-            raise SweepError(f"{results} holds run {name} planned with other settings; resume it with the same "
-                             "options, or give --name a new results folder")
+            old = records.read_json(plan_file).get("allocator", BEFORE_ALLOCATOR)
+            hint = (f" (it ran under --allocator {old}: add that option)" if old != plan.allocator else "")
+            raise SweepError(f"{results} holds run {name} planned with other settings{hint}; resume it with the "
+                             "same options, or give --name a new results folder")
 
 
 def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: str | None, runs: int,
