@@ -169,6 +169,7 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
                          wall_min=sweep_minutes(folder), vs_torch=len(versus),
                          reach_median=float(np.nanmedian(reach)) if reach else np.nan,
                          reach_widest=float(np.nanmax(reach)) if reach else np.nan,
+                         within_5_percent=int(np.sum(np.asarray(reach) <= TARGET)),
                          with_interval=int(np.isfinite(reach).sum()), comparisons=len(family),
                          clear=int(family["clear"].sum()),
                          seeds_for_5_percent_median=float(np.median([n or np.inf for n in needed])),

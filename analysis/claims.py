@@ -117,6 +117,19 @@ def reach(path: str, which: str = "median") -> str:
     return f"±{_schedules(path)[f'reach_{which}']:.1%}"
 
 
+def within_5(path: str) -> str:
+    """How many of a sweep's comparisons with native torch reach at most ±5% from their point: '7 of 12'."""
+    row = _schedules(path)
+    return f"{row['within_5_percent']} of {row['vs_torch']}"
+
+
+def seeds_for_5(path: str, which: str = "most") -> str:
+    """Seeds (blocks) at which a sweep's comparisons with native torch would reach ±5%, at their measured sd: the
+    median comparison's or the widest's."""
+    found = _schedules(path)[f"seeds_for_5_percent_{which}"]
+    return str(int(found)) if np.isfinite(found) else "more than 1,000"
+
+
 def _aa(path: str, implementation: str) -> dict:
     table = calibration.aa_table(REFERENCE / path)
     return table[table["implementation"] == implementation].iloc[0].to_dict()
@@ -173,9 +186,9 @@ def suite(machine: str) -> str:
 # A query written out in the span: its name, then its arguments (the first: machine/set under results/reference/).
 QUERIES: dict[str, Callable[..., str]] = {
     "ratio": ratio, "ratio-point": ratio_point, "scaling": scaling, "clear": clear, "accuracy": accuracy,
-    "step-ms": step_ms, "faults": faults, "minutes": minutes, "runs": runs, "reach": reach, "aa": aa,
-    "aa-reach": aa_reach, "blocks-for-5": blocks_for_5, "validation-gap": validation_gap, "ensemble": ensemble,
-    "suite": suite,
+    "step-ms": step_ms, "faults": faults, "minutes": minutes, "runs": runs, "reach": reach, "within-5": within_5,
+    "seeds-for-5": seeds_for_5, "aa": aa, "aa-reach": aa_reach, "blocks-for-5": blocks_for_5,
+    "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite,
 }
 
 

@@ -162,3 +162,16 @@ def test_power_is_per_row_from_that_rows_own_paired_sd():
     sentence = findings.power_sentences(table.reset_index())[0]
     assert "(sd 0.50 points, 3 seeds)" in sentence and "(sd 2.00 points, 3 seeds)" in sentence
     assert "Below 50% in 2 of 2 rows" in sentence
+
+
+def test_the_calibrations_reach_and_seeds_for_five_percent_by_hand():
+    from analysis import calibration
+
+    # 1.00x (0.95-1.10): 10% above the point, 5% below: the reach is the wider side.
+    assert calibration.half_width(1.0, 0.95, 1.10) == pytest.approx(0.10)
+    assert np.isnan(calibration.half_width(1.0, np.nan, np.nan))
+    # sd 0.05 of a block's log ratio: t(0.975, B - 1) * 0.05 / sqrt(B) against log 1.05 = 0.0488 is 0.0621 at 5
+    # blocks, 0.0525 at 6 and 0.0462 at 7.
+    assert calibration.blocks_needed(0.05) == 7
+    assert calibration.blocks_needed(0.01) == 3  # never under the 3 runs a side an interval needs
+    assert calibration.blocks_needed(np.nan) is None and calibration.blocks_needed(5.0) is None
