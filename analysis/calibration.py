@@ -31,7 +31,9 @@ LABEL = "[label=b]"
 # make reference's A/A sets, and the names runners.reference.aside gives them when they are measured again under
 # another allocator (a slice-4 A/A measured by hand beside them)
 AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-interleaved-glibc", "aa-sequential-glibc", "aa-slice4-glibc")
-SCHEDULE_FOLDERS = ("quick", "quick-sequential")
+# quick as the profile runs it (interleaved), and beside it at make reference's side seeds: interleaved (where
+# measured within the hour of the sequential set) and sequential
+SCHEDULE_FOLDERS = ("quick", "quick-5seeds", "quick-sequential")
 
 
 def half_width(ratio: float, low: float, high: float) -> float:
@@ -142,13 +144,18 @@ def first_step_cost(folder: Path) -> pd.DataFrame:
 
 
 def sweep_minutes(folder: Path) -> float:
-    """Wall minutes from the sweep's first session to its last record (a resumed sweep counts its gaps too)."""
+    """Wall minutes of a sweep: per session, from its start to its last record before the next session started; a
+    resumed sweep's gap between sessions is no sweep time."""
     manifest = records.read_json(Path(folder) / records.MANIFEST_FILE)
-    start = datetime.fromisoformat(manifest["sessions"][0]["started"])
+    starts = sorted(datetime.fromisoformat(session["started"]) for session in manifest["sessions"])
     runs = Path(folder) / records.RUNS_FOLDER
     ends = [datetime.fromisoformat(records.read_json(run / records.RECORD_FILE)["created"])
             for run in runs.iterdir() if records.run_state(run) == "done"]
-    return (max(ends) - start).total_seconds() / 60
+    total = 0.0
+    for start, stop in zip(starts, [*starts[1:], None]):
+        inside = [end for end in ends if end >= start and (stop is None or end < stop)]
+        total += (max(inside) - start).total_seconds() if inside else 0.0
+    return total / 60
 
 
 def schedules_table(folders: list[Path]) -> pd.DataFrame:
@@ -165,7 +172,8 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
                                          groups[(r.denominator, r.cell, r.layers, r.bidirectional)]))
                   for r in versus.itertuples()]
         finished = int((data.runs["status"] == "ok").sum())
-        rows.append(dict(folder=Path(folder).name, schedule=data.schedule, allocator=data.allocator, runs=finished,
+        rows.append(dict(folder=Path(folder).name, schedule=data.schedule, allocator=data.allocator,
+                         seeds=data.runs["seed"].nunique(), runs=finished,
                          wall_min=sweep_minutes(folder), vs_torch=len(versus),
                          reach_median=float(np.nanmedian(reach)) if reach else np.nan,
                          reach_widest=float(np.nanmax(reach)) if reach else np.nan,

@@ -117,9 +117,9 @@ def test_the_dry_run_says_what_it_would_run_and_how_long(references, monkeypatch
     lines = done.stdout.splitlines()
     assert lines[0] == "this machine: amd-epyc-avx2-2c (holds quick)"
     assert lines[1] == "  quick ran with another allocator: measured again, the old records kept as quick-glibc"
-    assert any(line.startswith("  quick-sequential: python -m runners.compare --profile quick --schedule "
+    assert any(line.startswith("  quick-sequential: python -m runners.compare --profile quick --repeats 5 --schedule "
                                "sequential [sequential], about ") and "(from amd-epyc-avx2-2c's records)" in line
-               for line in lines)  # costed from this machine's quick, which is the same set of runs
+               for line in lines)  # costed from this machine's quick, runs of the same plans
     assert any(line.startswith("  decomposition:") and "(from other-machine's records)" in line for line in lines)
     assert lines[-1].startswith("in all about ")
 

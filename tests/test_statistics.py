@@ -175,3 +175,18 @@ def test_the_calibrations_reach_and_seeds_for_five_percent_by_hand():
     assert calibration.blocks_needed(0.05) == 7
     assert calibration.blocks_needed(0.01) == 3  # never under the 3 runs a side an interval needs
     assert calibration.blocks_needed(np.nan) is None and calibration.blocks_needed(5.0) is None
+
+
+def test_a_resumed_sweeps_minutes_leave_out_the_gap_between_its_sessions(tmp_path):
+    import json
+
+    from analysis import calibration
+
+    # Sessions at 10:00 and 11:00; records at 10:10 and 10:20, then 11:05: 20 + 5 minutes, not 65.
+    (tmp_path / "manifest.json").write_text(json.dumps({"sessions": [
+        {"started": "2026-12-07T10:00:00+00:00"}, {"started": "2026-12-07T11:00:00+00:00"}]}))
+    for name, created in (("a", "10:10"), ("b", "10:20"), ("c", "11:05")):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "record.json").write_text(json.dumps({"created": f"2026-12-07T{created}:00+00:00"}))
+    (tmp_path / "runs" / "pending").mkdir()  # planned, not run: no record
+    assert calibration.sweep_minutes(tmp_path) == pytest.approx(25.0)
