@@ -100,7 +100,7 @@ def faults(path: str, implementation: str, configuration: str = "lstm1") -> str:
 
 
 def minutes(path: str) -> str:
-    """Wall minutes of a sweep, its first session to its last record."""
+    """Wall minutes of a sweep: per session, its start to its last record (calibration.sweep_minutes)."""
     return f"{calibration.sweep_minutes(REFERENCE / path):.1f} min"
 
 
@@ -120,13 +120,16 @@ def reach(path: str, which: str = "median") -> str:
 def within_5(path: str) -> str:
     """How many of a sweep's comparisons with native torch reach at most ±5% from their point: '7 of 12'."""
     row = _schedules(path)
-    return f"{row['within_5_percent']} of {row['vs_torch']}"
+    return f"{row['within_5_percent']} of {row['with_interval']}"
 
 
 def seeds_for_5(path: str, which: str = "most") -> str:
     """Seeds (blocks) at which a sweep's comparisons with native torch would reach ±5%, at their measured sd: the
     median comparison's or the widest's."""
-    found = _schedules(path)[f"seeds_for_5_percent_{which}"]
+    row = _schedules(path)
+    if not row["with_interval"]:
+        return "-"  # no comparison with an interval: no spread to plan from
+    found = row[f"seeds_for_5_percent_{which}"]
     return str(int(found)) if np.isfinite(found) else "more than 1,000"
 
 

@@ -26,7 +26,7 @@ from model.plan import Profile, get_profile
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 AA_IMPLEMENTATIONS = ("torch", "tensorflow", "keras-tensorflow")
-# The sets measured beside the headline (sequential, A/A) run half of quick's seeds: they size the schedule's
+# The sets measured beside the headline (sequential, A/A, threads) run half of quick's seeds: they size the schedule's
 # resolution, which 5 seeds a side show, at half the time.
 SIDE_SEEDS = tuple(range(5))
 
