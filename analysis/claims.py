@@ -108,6 +108,7 @@ def runs(path: str) -> str:
     return str(int((folder(path).runs["status"] == "ok").sum()))
 
 
+@cache  # several claims read one sweep's row: load and compare it once
 def _schedules(path: str) -> dict:
     return calibration.schedules_table([REFERENCE / path]).iloc[0].to_dict()
 
@@ -133,8 +134,13 @@ def seeds_for_5(path: str, which: str = "most") -> str:
     return str(int(found)) if np.isfinite(found) else "more than 1,000"
 
 
+@cache
+def _aa_table(path: str):
+    return calibration.aa_table(REFERENCE / path)
+
+
 def _aa(path: str, implementation: str) -> dict:
-    table = calibration.aa_table(REFERENCE / path)
+    table = _aa_table(path)
     return table[table["implementation"] == implementation].iloc[0].to_dict()
 
 

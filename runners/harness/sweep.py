@@ -78,8 +78,9 @@ def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
     its default, is the same plan; the allocator, whose default changed, is not: the message names the option)."""
     for name, plan in plans.items():
         plan_file = results / records.RUNS_FOLDER / name / records.PLAN_FILE
-        if plan_file.exists() and _as_planned_now(records.read_json(plan_file)) != plan.to_dict():
-            old = records.read_json(plan_file).get("allocator", BEFORE_ALLOCATOR)
+        planned_then = records.read_json(plan_file) if plan_file.exists() else None
+        if planned_then is not None and _as_planned_now(planned_then) != plan.to_dict():
+            old = planned_then.get("allocator", BEFORE_ALLOCATOR)
             hint = (f" (it ran under --allocator {old}: add that option)" if old != plan.allocator else "")
             raise SweepError(f"{results} holds run {name} planned with other settings{hint}; resume it with the "
                              "same options, or give --name a new results folder")
