@@ -96,8 +96,7 @@ def write_results(root: Path, figures: bool = True) -> None:
     (root / "claims.md").write_text(claims_page())
     if figures:
         figure = plots.ratios_to_torch({name: tables.summary(data.runs) for name, data in quick_machines().items()})
-        figure.savefig(root / "headline.png", dpi=110)
-        plots.plt.close(figure)
+        plots.save(figure, root / "headline.png")
 
 
 def differences() -> list[str]:

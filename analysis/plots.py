@@ -15,8 +15,30 @@ from analysis.tables import ordered  # noqa: E402
 from model.implementations import NAMES, base_name  # noqa: E402
 from model.spec import CELL_NAMES, configuration_label, configuration_slug, depth_label  # noqa: E402
 
+DPI = 110
+
+
+def _lay_out(figure, rect=(0, 0, 1, 1)) -> None:
+    """tight_layout with every axes' edges on whole pixels. Figures are drawn the same on every CPU only where no
+    edge sits on a pixel's rounding boundary: tight_layout's default pad (16.5 px at this DPI) put each right edge
+    on one, and a legend, tick or dash placed from an edge inherits the last bits of the layout's arithmetic, which
+    differ between AVX2 and AVX-512 CPUs (numpy dispatches other kernels; a Zen 3's figures differed from a Zen
+    5's). A pad of one font size (15.28 px) keeps the edges off the boundary; rounding them ends the inheritance."""
+    figure.tight_layout(pad=1.0, rect=rect)
+    width, height = figure.get_size_inches() * DPI
+    for axis in figure.axes:
+        x0, y0, x1, y1 = axis.get_position().extents
+        x0, x1, y0, y1 = round(x0 * width), round(x1 * width), round(y0 * height), round(y1 * height)
+        axis.set_position((x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height))
+
+
 # Fixed colours for the first four, then matplotlib's cycle for any implementation added to the table.
 COLOURS = dict(zip(NAMES, ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", *plt.get_cmap("tab10").colors[4:])))
+
+
+def save(figure, path) -> None:
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
 
 
 def _implementations(table):
@@ -51,7 +73,7 @@ def step_time_vs_depth(table: pd.DataFrame):
     axes[0][0].set_ylabel("steady training step, ms (median over runs, bars: run min-max; log scale)")
     axes[0][-1].legend(fontsize=8)
     figure.suptitle("Training step time vs depth")
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -80,7 +102,7 @@ def accuracy_vs_cpu_minutes(runs: pd.DataFrame, baseline: dict | None):
     axis.set_title("Accuracy per CPU-minute: every run (up and left is better)")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -99,7 +121,7 @@ def accuracy_vs_training_time(table: pd.DataFrame, baseline: dict | None):
     axis.set_title("Accuracy vs training cost (up and left is better)")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -122,7 +144,7 @@ def peak_memory(table: pd.DataFrame):
     axis.set_title("Peak memory during training")
     axis.legend(fontsize=8)
     axis.grid(True, axis="y", alpha=0.3)
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -150,7 +172,7 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
         axis.grid(True, axis="y", which="both", alpha=0.3)
     axes[0][0].set_ylabel("training step, ms (log scale; whiskers 1.5 IQR)")
     figure.suptitle("Step-time distributions, all runs pooled (warm-up excluded)")
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -179,7 +201,7 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
     if axes[0][-1].get_legend_handles_labels()[0]:  # schema-1 records have no per-step losses to draw
         axes[0][-1].legend(fontsize=8)
     figure.suptitle("Training-loss trajectories over identical batches from identical weights")
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -203,7 +225,7 @@ def canary(runs: pd.DataFrame):
     bottom.set_xlabel("minutes since the sweep's first run started")
     top.legend(fontsize=7, ncol=3)
     figure.suptitle("Canary and step time against sweep time")
-    figure.tight_layout()
+    _lay_out(figure)
     return figure
 
 
@@ -240,5 +262,5 @@ def ratios_to_torch(machines: dict[str, pd.DataFrame]):
     handles = [plt.Line2D([], [], ls="", marker=markers[machine], color="0.3", label=machine) for machine in machines]
     handles.append(plt.Line2D([], [], ls="", label="bars: 95% interval over seeds (none: too few quiet runs)"))
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    _lay_out(figure, rect=(0, 0.08, 1, 1))
     return figure

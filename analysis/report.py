@@ -57,7 +57,7 @@ def write(data: Results, out: Path, title: str, figures: bool = True) -> Path:
                        precision=tables.precision(data.runs, family), runs=data.runs)
     (out / "tables").mkdir(exist_ok=True)
     for name, table in long_tables.items():
-        table.to_csv(out / "tables" / f"{name}.csv", index=False)
+        (out / "tables" / f"{name}.csv").write_text(tables.to_csv(table))
         (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
     report = out / "REPORT.md"
     report.write_text(render(title, data, long_tables))
@@ -73,8 +73,7 @@ def write(data: Results, out: Path, title: str, figures: bool = True) -> Path:
         drawn["canary"] = plots.canary(data.runs)
     (out / "canary.png").unlink(missing_ok=True)
     for name, figure in drawn.items():
-        figure.savefig(out / f"{name}.png", dpi=110)
-        plots.plt.close(figure)
+        plots.save(figure, out / f"{name}.png")
     return report
 
 

@@ -36,6 +36,7 @@ never in a timing verdict.
 from __future__ import annotations
 
 import gc
+import math
 from itertools import combinations
 
 import numpy as np
@@ -55,6 +56,10 @@ MIN_RUNS = 3
 # Accuracy differences within this many percentage points count as equivalent.
 EQUIVALENCE_MARGIN_POINTS = 1.0
 NO_INTERVAL = (float("nan"), float("nan"), float("nan"))
+# Significant digits of a float in a CSV table: more than any measurement here resolves, few enough that the last
+# bits, which numpy's vectorized kernels round differently on AVX2 and AVX-512 CPUs, never reach the text (written
+# in full, a Zen 3's tables differed from a Zen 5's in 81 files: 0.7850165991272147 against ...146).
+CSV_DIGITS = 6
 
 
 def geometric_mean(values) -> float:
@@ -677,6 +682,18 @@ def roofline(table: pd.DataFrame, peak_gflops: float) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(cells, orient="index")
     return frame.reindex(columns=["GFLOP/step"] + ordered(table["implementation"])).rename_axis(
         "configuration").reset_index().fillna("")
+
+
+def _csv_float(value: float) -> str:
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    # a large value keeps its integer digits (a run's start in epoch seconds), up to a double's 17
+    return f"{value:.{min(max(CSV_DIGITS, math.floor(math.log10(abs(value))) + 1), 17)}g}"
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """The table as CSV, floats at ``CSV_DIGITS`` significant digits."""
+    return table.to_csv(index=False, float_format=_csv_float)
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
