@@ -10,6 +10,8 @@ from tests.conftest import invoke
 
 ZEN3 = reference.REFERENCE / "amd-epyc-avx2-2c"
 ZEN4 = reference.REFERENCE / "amd-epyc-avx512f-bf16-2c"
+# The Zen 3's quick as it ran before retain was the default: a set held under another allocator.
+ZEN3_GLIBC_QUICK = ZEN3 / "quick-glibc"
 
 
 def environment_of(folder):
@@ -52,7 +54,7 @@ def test_a_set_held_under_another_allocator_is_measured_again_and_its_records_ke
     """The Zen 3's quick ran before retain was the default: planned again, its records to go to quick-glibc; where
     that name is taken, one line and exit 2."""
     machine = references / "amd-epyc-avx2-2c"
-    shutil.copytree(ZEN3 / "quick", machine / "quick")
+    shutil.copytree(ZEN3_GLIBC_QUICK, machine / "quick")
     shutil.copytree(ZEN3 / "aa-interleaved", machine / "aa-interleaved")  # retain: kept
     _, todo, present = make_reference.planned(environment_of(ZEN3 / "quick"))
     assert present == ["aa-interleaved", "quick"]
@@ -109,7 +111,7 @@ def test_another_cpus_folder_of_the_same_name_is_refused(references):
 
 
 def test_the_dry_run_says_what_it_would_run_and_how_long(references, monkeypatch):
-    shutil.copytree(ZEN3 / "quick", references / "amd-epyc-avx2-2c" / "quick")
+    shutil.copytree(ZEN3_GLIBC_QUICK, references / "amd-epyc-avx2-2c" / "quick")
     shutil.copytree(ZEN3 / "decomposition", references / "other-machine" / "decomposition")
     monkeypatch.setattr("runners.harness.environment.environment", lambda: environment_of(ZEN3 / "quick"))
     done = invoke("runners.reference", "--dry-run")
@@ -128,7 +130,7 @@ def test_a_stale_set_moves_aside_only_once_its_successor_is_filed(references, mo
     """The Zen 3's quick (glibc) measured again: filed, the old records sit in quick-glibc; where filing fails, the
     old set is back under its name and nothing is left aside."""
     machine = references / "amd-epyc-avx2-2c"
-    shutil.copytree(ZEN3 / "quick", machine / "quick")
+    shutil.copytree(ZEN3_GLIBC_QUICK, machine / "quick")
     quick = next(s for s in make_reference.reference_sets(False) if s.name == "quick")
     monkeypatch.setattr("runners.harness.sweep.compare_profile", lambda *args, **kwargs: None)
     monkeypatch.setattr("analysis.docs.main", lambda check: None)
