@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from analysis.load import load
 from model import records
 from model.errors import user_errors
 from model.implementations import base_name
+from model.spec import configuration_label
 
 LABEL = "[label=b]"
 # Folder names under a machine's reference folder: the A/A sweeps and the profile swept both ways.
@@ -185,6 +186,51 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_estimates(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
+    """Runs trained alone, one after another in rotation: per seed both columns ran, the log ratio of their run
+    medians (neighbours in time, so a slow hour of the VM falls on both)."""
+    theirs = dict(zip(denominator["seed"], denominator["run_step_ms"].astype(float)))
+    return np.asarray([np.log(float(ms)) - np.log(theirs[seed])
+                       for seed, ms in zip(numerator["seed"], numerator["run_step_ms"]) if seed in theirs])
+
+
+def alone_table(alone: Path, design: Path, reference: str = tables.REFERENCE) -> pd.DataFrame:
+    """Each column's step time over native torch's as a user who trains alone gets it (``alone``: a sequential sweep
+    of long runs whose start order rotates; the estimand) beside a schedule's reading (``design``), and the
+    design's bias: its ratio over the alone one, a 95% Welch interval over the two sets' per-seed (per-block) log
+    ratios, and whether the design's point lies inside the alone interval."""
+    groups, measured = tables.timed_groups(load(alone).runs), tables.timed_groups(load(design).runs)
+    rows = []
+    for (name, cell, layers, bidirectional), group in sorted(measured.items()):
+        torch_key = (reference, cell, layers, bidirectional)
+        if name == reference or torch_key not in measured or (name, cell, layers, bidirectional) not in groups:
+            continue
+        truth = seed_estimates(groups[(name, cell, layers, bidirectional)], groups[torch_key])
+        reading = tables.block_estimates(group, measured[torch_key])
+        if len(reading) < tables.MIN_RUNS:
+            reading = seed_estimates(group, measured[torch_key])
+        a_ratio, a_low, a_high, _ = tables.paired_ratio(truth)
+        d_ratio, d_low, d_high, _ = tables.paired_ratio(reading)
+        bias, b_low, b_high, b_p = tables.ratio_interval(np.exp(reading), np.exp(truth))
+        rows.append(dict(implementation=name, cell=cell, layers=layers, bidirectional=bidirectional,
+                         alone_seeds=len(truth), alone=a_ratio, alone_low=a_low, alone_high=a_high,
+                         design_blocks=len(reading), design=d_ratio, design_low=d_low, design_high=d_high,
+                         bias=bias, bias_low=b_low, bias_high=b_high, bias_p=b_p,
+                         inside=bool(np.isfinite(a_low) and a_low <= d_ratio <= a_high)))
+    return pd.DataFrame(rows)
+
+
+def render_alone(table: pd.DataFrame) -> str:
+    shown = pd.DataFrame(dict(
+        cell=[configuration_label(r.cell, r.layers, r.bidirectional) for r in table.itertuples()],
+        column=table["implementation"],
+        alone=[tables.ratio_text(r.alone, r.alone_low, r.alone_high) for r in table.itertuples()],
+        design=[tables.ratio_text(r.design, r.design_low, r.design_high) for r in table.itertuples()],
+        bias=[tables.ratio_text(r.bias, r.bias_low, r.bias_high) for r in table.itertuples()],
+        inside=table["inside"]))
+    return shown.to_markdown(index=False)
+
+
 def render(machine: Path) -> str:
     """The README block: A/A per implementation and schedule, the variance components, the cost of a wait, and the
     profile swept both ways; each from the machine's committed folders."""
@@ -223,10 +269,12 @@ def render(machine: Path) -> str:
 
 
 def main(machine: Annotated[Path, typer.Argument(help="a machine's reference folder, e.g. "
-                                                    "results/reference/amd-epyc-avx2-2c")]):
-    """Print the calibration tables of one machine."""
+                                                    "results/reference/amd-epyc-avx2-2c")],
+         alone: Annotated[Optional[Path], typer.Option(help="a sweep of runs trained alone: print its ratios to "
+                                                        "native torch beside MACHINE's (then a sweep folder)")] = None):
+    """Print the calibration tables of one machine, or a sweep's ratios beside those of training alone."""
     with user_errors():
-        typer.echo(render(machine))
+        typer.echo(render(machine) if alone is None else render_alone(alone_table(alone, machine)))
 
 
 if __name__ == "__main__":

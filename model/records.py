@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import statistics
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -165,12 +166,19 @@ def steady_rounds(record: dict) -> list[int]:
 
 def round_medians(record: dict) -> dict[int, float] | None:
     """An interleaved run's median steady step (ms) per round of its block (``runners.harness.gate``); None for a
-    run that ran alone."""
+    run that ran alone. Where a turn holds several steps its first is left out: it follows a wait in which the
+    other columns ran and evicted its caches, and cost 2-6% more than the turn's later steps (Zen 3, 4 steps a
+    turn), a cost a process training alone never pays."""
     if not record["timing"].get("step_rounds"):
         return None
+    rounds = [round_ for epoch in record["timing"]["step_rounds"] for round_ in epoch]
+    samples = [sample for epoch in record["timing"]["step_samples_ms"] for sample in epoch]
+    per_turn = Counter(rounds)
     by_round: dict[int, list[float]] = {}
-    for round_, sample in zip(steady_rounds(record), steady_samples_ms(record)):
-        by_round.setdefault(round_, []).append(sample)
+    for index, (round_, sample) in enumerate(zip(rounds, samples)):
+        first = index == 0 or rounds[index - 1] != round_
+        if index >= record["plan"]["warmup_steps"] and not (first and per_turn[round_] > 1):
+            by_round.setdefault(round_, []).append(sample)
     return {round_: statistics.median(samples) for round_, samples in by_round.items()}
 
 

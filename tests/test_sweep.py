@@ -175,21 +175,31 @@ def test_every_seeds_data_is_prepared_before_the_first_run(tmp_path, monkeypatch
     assert [event[0] for event in events[4:]] == ["run"] * 3
 
 
-def test_run_order_is_a_fixed_random_order_per_block():
+def test_start_order_is_a_latin_square_per_configuration_drawn_per_sweep(tmp_path):
+    """Quick's 10 seeds of 5 columns: each column starts each block in each position twice per cell; the order seed
+    is drawn per sweep (two sweeps differ; a resumed one keeps its manifest's), so machines do not share orders."""
     from collections import Counter
 
     from model.plan import get_profile
-    from runners.harness.sweep import grid
+    from runners.harness.sweep import grid, order_seed
 
     profile = get_profile("quick")
-    names = list(grid(profile, 2))
-    assert names == list(grid(profile, 2))  # fixed: a resumed sweep plans the same order
     width = len(profile.implementations) + len(profile.variants)
+    names = list(grid(profile, 2, order_seed=7))
+    assert names == list(grid(profile, 2, order_seed=7))  # one seed, one order: a resumed sweep plans the same
+    assert names != list(grid(profile, 2, order_seed=8))
     blocks = [names[i:i + width] for i in range(0, len(names), width)]
-    assert len({tuple(name.split("-")[0] for name in block) for block in blocks}) > 1  # not one order repeated
-    # No column keeps the same predecessor in most blocks (the cyclic rotation gave 7 of 9).
+    for cell in profile.cells:
+        mine = [block for block in blocks if block[0].rsplit("-", 2)[1] == f"{cell}1"]
+        positions = Counter((name.rsplit("-", 2)[0], place) for block in mine for place, name in enumerate(block))
+        assert len(mine) == len(profile.seeds) and set(positions.values()) == {len(profile.seeds) // width}
+    # No column keeps the same predecessor in most blocks (a cyclic rotation gave 7 of 9).
     pairs = Counter((a.rsplit("-", 2)[0], b.rsplit("-", 2)[0]) for block in blocks for a, b in zip(block, block[1:]))
     assert max(pairs.values()) <= len(blocks) // 2
+    drawn = {order_seed(tmp_path / f"new{i}") for i in range(3)}
+    assert len(drawn) == 3
+    records.write_json_atomic(tmp_path / "kept" / records.MANIFEST_FILE, dict(run_order=dict(seed=12345)))
+    assert order_seed(tmp_path / "kept") == 12345
 
 
 def test_the_hybrid_row_averages_a_run_with_the_bigram_model_of_its_seed(tmp_path):

@@ -34,6 +34,7 @@ from model.plan import RunPlan
 from runners.harness import gate
 from runners.harness.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
 from runners.harness.executor import (
+    TURN_SEED,
     ExecutorError,
     blocks,
     check_schedule,
@@ -128,7 +129,8 @@ class RayExecutor:
         if machines:
             records.write_json_atomic(path, dict(machines=machines))
 
-    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report) -> None:
+    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report,
+            seed: int = TURN_SEED) -> None:
         if not pending:
             return
         threads = pending[0][1].threads
@@ -140,7 +142,7 @@ class RayExecutor:
                 for name, plan in unit:
                     start_afresh(folder / name, plan)  # the plan on the head: the resume check reads it
                 plans = [plan.to_dict() for _, plan in unit]
-                ref = (task.remote(plans, timeout_s, self.placement, shipped, self.slice_steps) if interleaved
+                ref = (task.remote(plans, timeout_s, self.placement, shipped, self.slice_steps, seed) if interleaved
                        else task.remote(plans[0], timeout_s, self.placement, shipped))
                 inflight[ref] = (unit, time.perf_counter())
                 for name, _ in unit:
@@ -221,7 +223,8 @@ def _run_on_node(plan: dict, timeout_s: float, placement: str, shipped: dict) ->
     return dict(state=state, files=files, host=where["hostname"], wall_s=time.perf_counter() - started)
 
 
-def _block_on_node(plans: list[dict], timeout_s: float, placement: str, shipped: dict, slice_steps: int) -> dict:
+def _block_on_node(plans: list[dict], timeout_s: float, placement: str, shipped: dict, slice_steps: int,
+                   seed: int) -> dict:
     """On a worker node: one interleaved block, its runs alive together taking turns (on one core set if asked);
     each run's files, state and active seconds back."""
     import ray
@@ -247,7 +250,7 @@ def _block_on_node(plans: list[dict], timeout_s: float, placement: str, shipped:
                    EXECUTOR_VARIABLE: json.dumps(dict(where, pinned_cores=cores))}
             interleave(folder, block, timeout_s,
                        lambda name, state, seconds=None: finished.update({name: (state, seconds)}),
-                       slice_steps, env=env, cores=cores)
+                       slice_steps, env=env, cores=cores, seed=seed)
         runs = [dict(state=finished[name][0], wall_s=finished[name][1] or 0.0,
                      files={str(path.relative_to(folder / name)): path.read_bytes()
                             for path in (folder / name).rglob("*") if path.is_file()}) for name, _ in block]

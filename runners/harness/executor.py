@@ -130,7 +130,7 @@ def measure_roofline(results: Path, threads: int | tuple[int, ...]) -> None:
 
 
 SCHEDULES = ("interleaved", "sequential")
-TURN_SEED = 20261203  # the column order of every round of a block: seeded by it and the block
+TURN_SEED = 20261203  # interleave's default turn seed; a sweep passes its own order seed (sweep.order_seed)
 
 
 def check_schedule(schedule: str, slice_steps: int) -> None:
@@ -144,10 +144,10 @@ def describe_schedule(schedule: str, slice_steps: int) -> dict:
     """The manifest's account of how a sweep's runs took the CPU."""
     if schedule == "sequential":
         return dict(schedule="sequential")
-    return dict(schedule="interleaved", slice_steps=slice_steps, turn_seed=TURN_SEED,
+    return dict(schedule="interleaved", slice_steps=slice_steps,
                 rule="each block (one configuration and seed) alive at once on one machine; each round a random "
-                "order of its live columns from numpy default_rng([turn_seed, crc32(block)]), each column training "
-                "slice_steps steps per turn while the others are stopped")
+                "order of its live columns from numpy default_rng([run_order.seed, crc32(block)]), each column "
+                "training slice_steps steps per turn while the others are stopped")
 
 
 # The plan fields that make a column: the runs of a block differ in these and nothing else.
@@ -170,14 +170,14 @@ def blocks(pending: list[tuple[str, RunPlan]]) -> list[list[tuple[str, RunPlan]]
 
 def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float, report,
                slice_steps: int = gate.SLICE_STEPS, stop: bool = True, env: dict | None = None,
-               cores: list[int] | None = None) -> None:
+               cores: list[int] | None = None, seed: int = TURN_SEED) -> None:
     """The runs of one block as live processes taking turns (``runners.harness.gate``); each ends as ``execute``
     ends a run: a record, or ``failed.json``. Its output goes to files, not pipes: no live process may block on a
     full pipe while another holds the CPU. ``env`` adds to this process's environment; ``cores``: the one core set
     every process of the block is pinned to (Ray's placement ``cores``)."""
     import numpy as np
 
-    rng = np.random.default_rng([TURN_SEED, zlib.crc32(block_key(block[0][1]).encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(block_key(block[0][1]).encode())])
     turns, outputs = gate.Turns(slice_steps, timeout_s, stop), {}
     try:
         for name, plan in block:
@@ -222,10 +222,11 @@ class LocalExecutor:
     def measure_roofline(self, results: Path, threads: int) -> None:
         measure_roofline(results, threads)
 
-    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report) -> None:
+    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report,
+            seed: int = TURN_SEED) -> None:
         if self.schedule == "interleaved":
             for block in blocks(pending):
-                interleave(folder, block, timeout_s, report, self.slice_steps)
+                interleave(folder, block, timeout_s, report, self.slice_steps, seed=seed)
             return
         for name, plan in pending:
             report(name, "running")
