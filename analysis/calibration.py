@@ -35,6 +35,9 @@ AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-interleaved-glibc", "aa-seq
 # quick as the profile runs it (interleaved), and beside it at make reference's side seeds: interleaved (where
 # measured within the hour of the sequential set) and sequential
 SCHEDULE_FOLDERS = ("quick", "quick-5seeds", "quick-sequential")
+# The estimand measured directly: a quick cell trained alone (sequential, 160 steps a run, start orders a Latin
+# square) and the interleaved designs held against it (1 and 4 steps a turn), within one sitting.
+ALONE_SETS = {f"{cell}-alone": (f"{cell}-interleaved", f"{cell}-slice4") for cell in ("lstm", "gru", "rnn")}
 
 
 def half_width(ratio: float, low: float, high: float) -> float:
@@ -188,10 +191,13 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
 
 def seed_estimates(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
     """Runs trained alone, one after another in rotation: per seed both columns ran, the log ratio of their run
-    medians (neighbours in time, so a slow hour of the VM falls on both)."""
-    theirs = dict(zip(denominator["seed"], denominator["run_step_ms"].astype(float)))
-    return np.asarray([np.log(float(ms)) - np.log(theirs[seed])
-                       for seed, ms in zip(numerator["seed"], numerator["run_step_ms"]) if seed in theirs])
+    medians (neighbours in time, so a slow hour of the VM falls on both), each seed once."""
+    def per_seed(runs):  # a seed run again (a noisy run's re-run) counts once: the mean of its runs' logs
+        return np.log(runs["run_step_ms"].astype(float)).groupby(runs["seed"]).mean()
+
+    ours, theirs = per_seed(numerator), per_seed(denominator)
+    common = ours.index.intersection(theirs.index)
+    return (ours[common] - theirs[common]).to_numpy()
 
 
 def alone_table(alone: Path, design: Path, reference: str = tables.REFERENCE) -> pd.DataFrame:
@@ -231,14 +237,8 @@ def render_alone(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False)
 
 
-def render(machine: Path) -> str:
-    """The README block: A/A per implementation and schedule, the variance components, the cost of a wait, and the
-    profile swept both ways; each from the machine's committed folders."""
-    aa = [machine / name for name in AA_FOLDERS if (machine / name).is_dir()]
-    if not aa:
-        return f"_(no A/A calibration for `{machine.name}` yet)_\n"
-    parts = [f"**{machine.name}**, A/A (one implementation twice; the twin's step time over the original's, "
-             "95% interval over blocks or runs):", ""]
+def _aa_parts(aa: list[Path]) -> list[str]:
+    parts = []
     table = pd.concat([aa_table(folder) for folder in aa])
     table["A/A ratio"] = [tables.ratio_text(r.ratio, r.low, r.high) for r in table.itertuples()]
     table["reach"] = [f"±{r:.1%}" if np.isfinite(r) else "-" for r in table["reach"]]
@@ -255,6 +255,25 @@ def render(machine: Path) -> str:
                   "The first step of a turn and the CPU a waiting process used:", "",
                   pd.concat([first_step_cost(folder).assign(folder=folder.name) for folder in woven])
                   .to_markdown(index=False, floatfmt=".4f"), ""]
+    return parts
+
+
+def render(machine: Path) -> str:
+    """The README block: A/A per implementation and schedule, the variance components, the cost of a wait, and the
+    profile swept both ways; each from the machine's committed folders."""
+    aa = [machine / name for name in AA_FOLDERS if (machine / name).is_dir()]
+    if not aa and not any((machine / alone).is_dir() for alone in ALONE_SETS):
+        return f"_(no A/A calibration for `{machine.name}` yet)_\n"
+    parts = [f"**{machine.name}**" + (", A/A (one implementation twice; the twin's step time over the original's, "
+                                      "95% interval over blocks or runs):" if aa else ", no A/A yet."), ""]
+    if aa:
+        parts += _aa_parts(aa)
+    for alone, designs in ALONE_SETS.items():
+        for design in (name for name in designs if (machine / alone).is_dir() and (machine / name).is_dir()):
+            parts += [f"Each column's step over native torch's trained alone (`{alone}`: one process after another, "
+                      "paired by seed) beside the interleaved design `" + design + "`; `bias`: the design's ratio "
+                      "over the alone one (95% Welch interval); `inside`: the design's point inside the alone "
+                      "interval:", "", render_alone(alone_table(machine / alone, machine / design)), ""]
     both = [machine / name for name in SCHEDULE_FOLDERS if (machine / name).is_dir()]
     if (machine / "quick-sequential").is_dir() and len(both) >= 2:
         sweeps = schedules_table(both)

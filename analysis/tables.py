@@ -73,7 +73,7 @@ def ratio_interval(numerator, denominator) -> tuple[float, float, float, float]:
     spread on a side: identical numbers prove nothing)."""
     a, b = np.log(np.asarray(numerator, float)), np.log(np.asarray(denominator, float))
     ratio = float(np.exp(a.mean() - b.mean()))
-    if min(len(a), len(b)) < MIN_RUNS or np.ptp(a) == 0 or np.ptp(b) == 0:
+    if min(len(a), len(b)) < MIN_RUNS or np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
         return ratio, *NO_INTERVAL
     test = stats.ttest_ind(a, b, equal_var=False)
     interval = test.confidence_interval(CONFIDENCE)
@@ -686,9 +686,9 @@ def roofline(table: pd.DataFrame, peak_gflops: float) -> pd.DataFrame:
 
 def _csv_float(value: float) -> str:
     if not math.isfinite(value) or value == 0:
-        return f"{value:g}"
+        return f"{abs(value) if value == 0 else value:g}"
     # a large value keeps its integer digits (a run's start in epoch seconds), up to a double's 17
-    return f"{value:.{min(max(CSV_DIGITS, math.floor(math.log10(abs(value))) + 1), 17)}g}"
+    return f"{value:.{min(max(CSV_DIGITS, math.floor(math.log10(abs(value) + 0.5)) + 1), 17)}g}"
 
 
 def to_csv(table: pd.DataFrame) -> str:

@@ -173,11 +173,11 @@ def round_medians(record: dict) -> dict[int, float] | None:
         return None
     rounds = [round_ for epoch in record["timing"]["step_rounds"] for round_ in epoch]
     samples = [sample for epoch in record["timing"]["step_samples_ms"] for sample in epoch]
-    per_turn = Counter(rounds)
+    several = max(Counter(rounds).values(), default=0) > 1  # the run's turns held several steps
     by_round: dict[int, list[float]] = {}
     for index, (round_, sample) in enumerate(zip(rounds, samples)):
         first = index == 0 or rounds[index - 1] != round_
-        if index >= record["plan"]["warmup_steps"] and not (first and per_turn[round_] > 1):
+        if index >= record["plan"]["warmup_steps"] and not (first and several):
             by_round.setdefault(round_, []).append(sample)
     return {round_: statistics.median(samples) for round_, samples in by_round.items()}
 

@@ -47,9 +47,10 @@ def test_a_zen3s_and_a_zen5s_last_bits_write_the_same_table():
 
 
 def test_a_csv_keeps_six_significant_digits_and_a_large_values_integer_digits():
-    table = pd.DataFrame({"value": [0.12345649, 12345.64, 1796602925.6497073, 2.5e-7, 0.0, np.nan, np.inf]})
-    assert tables.to_csv(table).splitlines() == ["value", "0.123456", "12345.6", "1796602926", "2.5e-07", "0", '""',
-                                                 "inf"]
+    table = pd.DataFrame({"value": [0.12345649, 12345.64, 1796602925.6497073, 2.5e-7, 0.0, -0.0, np.nan, np.inf,
+                                    999999.5, -1234567.4]})
+    assert tables.to_csv(table).splitlines() == ["value", "0.123456", "12345.6", "1796602926", "2.5e-07", "0", "0",
+                                                 '""', "inf", "999999.5", "-1234567"]
 
 
 def _avx512_kernels() -> list[str]:

@@ -200,9 +200,9 @@ def test_a_turns_first_step_is_left_out_where_a_turn_holds_several():
     def record(rounds, samples, warmup=2):
         return {"plan": {"warmup_steps": warmup}, "timing": {"step_rounds": [rounds], "step_samples_ms": [samples]}}
 
-    four = record([0, 0, 0, 0, 1, 1, 1, 1, 2, 2], [99, 98, 10, 12, 30, 11, 13, 12, 40, 20])
+    four = record([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3], [99, 98, 10, 12, 30, 11, 13, 12, 40, 20, 50])
     # round 0: steps 0-1 warm-up, step 2 not a turn's first -> 10, 12; round 1: first (30) out -> 11, 13, 12;
-    # round 2: first (40) out -> 20
+    # round 2: first (40) out -> 20; round 3, the run's short last turn: its one step is a turn's first, out
     assert records.round_medians(four) == {0: 11.0, 1: 12.0, 2: 20.0}
     one = record([0, 1, 2, 3, 4], [99, 98, 10, 12, 14])
     assert records.round_medians(one) == {2: 10.0, 3: 12.0, 4: 14.0}
@@ -211,31 +211,35 @@ def test_a_turns_first_step_is_left_out_where_a_turn_holds_several():
 
 def test_a_schedules_ratio_beside_training_alone_by_hand(tmp_path):
     """Alone: per seed the log ratio of run medians (tensorflow over torch): 0.10, 0.12, 0.08 -> 1.105 (1.052-1.161),
-    as test_paired_ratio_against_hand_computed_values. The design reads 1.02x per round in every block: its bias
-    over alone is exp(log 1.02 - 0.10) with Welch's interval (the design's spread nil, so df = 2)."""
+    as test_paired_ratio_against_hand_computed_values; seed 0 run twice counts once. The design reads per block
+    log 1.02 + 0.02, - 0.02, 0: its bias over alone is exp(log 1.02 - 0.10); Welch with equal variances
+    v = 0.02^2 / 3 a side: se = sqrt(2 v) = 0.016330, df = 4, half width t(0.975, 4) * se = 0.045339."""
     from analysis import calibration
     from model import records
     from tests.test_analysis import fixture_record
 
-    def write(folder, column, seed, steps, rounds=None):
+    def write(folder, column, seed, steps, rounds=None, name=None):
         record = fixture_record(column, "lstm", 1, steps, seed=seed)
         record["plan"]["allocator"] = "retain"  # the default: columns named plainly
         if rounds is not None:
             record["timing"]["step_rounds"] = [rounds]
             record["schedule"] = dict(schedule="interleaved", block=f"block{seed}")
-        records.write_json_atomic(folder / "runs" / f"{column}-lstm1-s{seed}" / "record.json", record)
+        records.write_json_atomic(folder / "runs" / (name or f"{column}-lstm1-s{seed}") / "record.json", record)
 
-    for seed, log_ratio in enumerate((0.10, 0.12, 0.08)):
+    for seed, (log_ratio, offset) in enumerate(((0.10, 0.02), (0.12, -0.02), (0.08, 0.0))):
         write(tmp_path / "alone", "torch", seed, [900, 900, 10.0, 10.0, 10.0])
         write(tmp_path / "alone", "tensorflow", seed, [5, 5, *[10.0 * np.exp(log_ratio)] * 3])
         ms = 10.0 * (1 + 0.05 * seed)
         write(tmp_path / "design", "torch", seed, [900, 900, ms, ms, ms], rounds=[0, 1, 2, 3, 4])
-        write(tmp_path / "design", "tensorflow", seed, [5, 5, *[1.02 * ms] * 3], rounds=[0, 1, 2, 3, 4])
+        write(tmp_path / "design", "tensorflow", seed, [5, 5, *[1.02 * np.exp(offset) * ms] * 3],
+              rounds=[0, 1, 2, 3, 4])
+    write(tmp_path / "alone", "tensorflow", 0, [5, 5, *[10.0 * np.exp(0.10)] * 3], name="tensorflow-lstm1-s0-rerun1")
     table = calibration.alone_table(tmp_path / "alone", tmp_path / "design")
     row = table.set_index("implementation").loc["tensorflow"]
     assert (row["alone"], row["alone_low"], row["alone_high"]) == pytest.approx((1.105171, 1.051605, 1.161466),
                                                                                  abs=1e-6)
-    assert row["design"] == pytest.approx(1.02) and row["design_blocks"] == 3 and not row["inside"]
-    half = stats.t.ppf(0.975, 2) * 0.02 / np.sqrt(3)
+    assert row["alone_seeds"] == 3 and row["design_blocks"] == 3 and not row["inside"]
+    assert row["design"] == pytest.approx(1.02)
+    bias = np.log(1.02) - 0.10
     assert (row["bias"], row["bias_low"], row["bias_high"]) == pytest.approx(
-        (np.exp(np.log(1.02) - 0.10), np.exp(np.log(1.02) - 0.10 - half), np.exp(np.log(1.02) - 0.10 + half)))
+        (np.exp(bias), np.exp(bias - 0.045339), np.exp(bias + 0.045339)), abs=2e-6)

@@ -244,10 +244,11 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
 
 
 def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int | tuple, data: str | None,
-              retry_failed: bool = False, on_progress=None, executor=None, seed: int = ORDER_SEED) -> dict:
+              retry_failed: bool = False, on_progress=None, executor=None, seed: int | None = None) -> dict:
     """``on_progress(position, total, run_id, state, seconds=None, where=None)`` hears of every run: skipped
     ("done earlier", "failed earlier"), started ("running", local) or submitted ("queued", Ray), and finished."""
     executor = executor or LocalExecutor()
+    seed = order_seed(results) if seed is None else seed
     check_resumable(results, plans)
     results.mkdir(parents=True, exist_ok=True)
     write_manifest(results, profile, threads, data, len(plans), executor.describe(), list(plans), seed)
