@@ -184,6 +184,24 @@ def ensemble(path: str, implementation: str = "tensorflow") -> str:
             f"{min(found):.4f}; 95% t interval over them {interval.low:.4f}-{interval.high:.4f})")
 
 
+@cache
+def _alone(path: str, design: str):
+    return calibration.alone_table(REFERENCE / path, REFERENCE / path.split("/")[0] / design)
+
+
+def alone(path: str, design: str, implementation: str, which: str = "bias") -> str:
+    """A column's step over native torch's trained alone (``which``: alone), under the design (design) or the
+    design's bias over alone (bias), from ``analysis.calibration.alone_table``: '1.04x (95% CI 0.95-1.14)'."""
+    row = _alone(path, design).set_index("implementation").loc[implementation]
+    return tables.ratio_text(row[which], row[f"{which}_low"], row[f"{which}_high"])
+
+
+def inside(path: str, design: str) -> str:
+    """How many of a design's ratios to native torch lie inside the alone interval: '4 of 4'."""
+    table = _alone(path, design)
+    return f"{int(table['inside'].sum())} of {len(table)}"
+
+
 def suite(machine: str) -> str:
     """The test suite's own timing record on a machine (written by the suite, filed beside the reference sets)."""
     timing = records.read_json(REFERENCE / machine / "test-suite.json")
@@ -197,7 +215,7 @@ QUERIES: dict[str, Callable[..., str]] = {
     "ratio": ratio, "ratio-point": ratio_point, "scaling": scaling, "clear": clear, "accuracy": accuracy,
     "step-ms": step_ms, "faults": faults, "minutes": minutes, "runs": runs, "reach": reach, "within-5": within_5,
     "seeds-for-5": seeds_for_5, "aa": aa, "aa-reach": aa_reach, "blocks-for-5": blocks_for_5,
-    "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite,
+    "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite, "alone": alone, "inside": inside,
 }
 
 

@@ -202,7 +202,8 @@ def headline_block() -> str:
             rows.append(row)
     ratios = pd.DataFrame(rows).sort_values(["configuration", "machine"], kind="stable")
     parts = ["Fastest column per cell (quick profile, 2 threads; \"a ≈ b\": the fastest and the runner-up cannot "
-             "be told apart; `winner`: whether the answer holds on every CPU):", "", winners.to_markdown(index=False),
+             "be told apart; \"untestable\": no interval between them, fewer than 3 timed runs a side; `winner`: "
+             "whether the answer holds on every CPU):", "", winners.to_markdown(index=False),
              "", "Step time over native torch's, and Keras on TensorFlow's over native TF's (95% interval over seeds; "
              "**bold**: clear after Holm's correction over the report's comparisons; `-`: fewer than 3 "
              "timed runs a side):", "", ratios.to_markdown(index=False), "",

@@ -142,7 +142,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     lines += ["", "## Fastest implementation per configuration and machine", "",
               "Per machine: the fastest implementation (geometric mean over quiet runs of each run's median steady "
               "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where some "
-              "column cannot be told apart from it (Holm-corrected within each machine's report: "
+              "column cannot be told apart from it, `untestable` where the runner-up has no interval (Holm-corrected within each machine's report: "
               f"{verdicts} speed comparisons in all, {testable} of them testable; the family-wise "
               f"{tables.FAMILY_LEVEL:.0%} holds per machine, nothing is controlled across machines). `winner`: `same` where one implementation wins clearly "
               "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", tables.to_markdown(winners),

@@ -561,7 +561,8 @@ def winners_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
             margin = ratio_text(row["ratio"], row["low"], row["high"])
             cells.setdefault(row["configuration"], {})[machine] = (
                 f"{row['best']} {row['best_ms']:.1f} ms; {row['second']} {margin}" if row["clear"]
-                else f"{row['best']} ≈ {row['second']} ({margin})")
+                else f"{row['best']} ≈ {row['second']} ({margin})" if np.isfinite(row["low"])
+                else f"{row['best']}, {row['second']}: untestable ({margin})")
             verdicts.setdefault(row["configuration"], []).append((row["best"], row["clear"]))
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")
     frame["winner"] = [_verdict(verdicts[label]) for label in frame.index]

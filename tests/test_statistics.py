@@ -243,3 +243,17 @@ def test_a_schedules_ratio_beside_training_alone_by_hand(tmp_path):
     bias = np.log(1.02) - 0.10
     assert (row["bias"], row["bias_low"], row["bias_high"]) == pytest.approx(
         (np.exp(bias), np.exp(bias - 0.045339), np.exp(bias + 0.045339)), abs=2e-6)
+
+
+def test_a_runner_up_without_an_interval_is_untestable_never_a_tie():
+    """README's fastest-per-cell table: "a ≈ b" only where an interval says the two cannot be told apart."""
+    def row(low, high, clear=False):
+        return dict(configuration="GRU 1L", best="tensorflow", best_ms=40.0, second="keras-tensorflow", ratio=1.42,
+                    low=low, high=high, clear=clear)
+
+    table = tables.winners_across({"tie": pd.DataFrame([row(0.9, 2.1)]), "none": pd.DataFrame([row(np.nan, np.nan)]),
+                                   "clear": pd.DataFrame([row(1.3, 1.5, clear=True)])})
+    cells = table.set_index("configuration").loc["GRU 1L"]
+    assert cells["tie"] == "tensorflow ≈ keras-tensorflow (1.42x (95% CI 0.90-2.10))"
+    assert cells["none"] == "tensorflow, keras-tensorflow: untestable (1.42x (no interval))"
+    assert cells["clear"] == "tensorflow 40.0 ms; keras-tensorflow 1.42x (95% CI 1.30-1.50)"

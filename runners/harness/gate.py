@@ -30,8 +30,10 @@ from runners.harness.measure import cpu_seconds, machine_cpu_seconds
 # "<fd to read turns from>,<fd to write ready to>,<block>", set by Turns for its children; the block names one
 # Turns, so that the analysis pairs a run only with the runs it took turns with (not with a re-run of its seed)
 GATE_VARIABLE = "RNNBENCH_GATE"
-# Training steps per turn. One step: the finest pairing in time, and the A/A calibration showed that a step right
-# after a wait costs no more than the others (README, "Interleaved runs"); a longer slice only coarsens the pairing.
+# Training steps per turn. One step: the finest pairing in time. A step right after a wait costs 2-6% more than the
+# turn's later ones (Zen 3, four steps a turn), and with one step a turn every timed step is such a step; but held
+# against each column trained alone (Zen 4, quick's LSTM: docs/methodology.md), one step a turn and four with the
+# first left out (records.round_medians) read the same ratios, each inside the alone interval.
 SLICE_STEPS = 1
 READY = b"ready\n"
 
