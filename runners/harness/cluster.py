@@ -34,7 +34,6 @@ from model.plan import RunPlan
 from runners.harness import gate
 from runners.harness.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
 from runners.harness.executor import (
-    TURN_SEED,
     ExecutorError,
     blocks,
     check_schedule,
@@ -129,8 +128,7 @@ class RayExecutor:
         if machines:
             records.write_json_atomic(path, dict(machines=machines))
 
-    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report,
-            seed: int = TURN_SEED) -> None:
+    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report, seed: int) -> None:
         if not pending:
             return
         threads = pending[0][1].threads

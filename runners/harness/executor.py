@@ -130,7 +130,6 @@ def measure_roofline(results: Path, threads: int | tuple[int, ...]) -> None:
 
 
 SCHEDULES = ("interleaved", "sequential")
-TURN_SEED = 20261203  # interleave's default turn seed; a sweep passes its own order seed (sweep.order_seed)
 
 
 def check_schedule(schedule: str, slice_steps: int) -> None:
@@ -170,7 +169,7 @@ def blocks(pending: list[tuple[str, RunPlan]]) -> list[list[tuple[str, RunPlan]]
 
 def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float, report,
                slice_steps: int = gate.SLICE_STEPS, stop: bool = True, env: dict | None = None,
-               cores: list[int] | None = None, seed: int = TURN_SEED) -> None:
+               cores: list[int] | None = None, *, seed: int) -> None:
     """The runs of one block as live processes taking turns (``runners.harness.gate``); each ends as ``execute``
     ends a run: a record, or ``failed.json``. Its output goes to files, not pipes: no live process may block on a
     full pipe while another holds the CPU. ``env`` adds to this process's environment; ``cores``: the one core set
@@ -222,8 +221,7 @@ class LocalExecutor:
     def measure_roofline(self, results: Path, threads: int) -> None:
         measure_roofline(results, threads)
 
-    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report,
-            seed: int = TURN_SEED) -> None:
+    def run(self, folder: Path, pending: list[tuple[str, RunPlan]], timeout_s: float, report, seed: int) -> None:
         if self.schedule == "interleaved":
             for block in blocks(pending):
                 interleave(folder, block, timeout_s, report, self.slice_steps, seed=seed)

@@ -115,7 +115,7 @@ def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
 
 
 def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: str | None, runs: int,
-                   executor: dict, order: list[str] = (), seed: int = ORDER_SEED) -> None:
+                   executor: dict, order: list[str], seed: int) -> None:
     from runners.harness.environment import environment
 
     path = results / records.MANIFEST_FILE
