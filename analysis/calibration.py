@@ -24,6 +24,7 @@ from analysis.load import load
 from model import records
 from model.errors import user_errors
 from model.implementations import base_name
+from model.plan import TARGET_REACH
 from model.spec import configuration_label
 
 LABEL = "[label=b]"
@@ -45,7 +46,7 @@ def half_width(ratio: float, low: float, high: float) -> float:
     return max(high / ratio - 1, 1 - low / ratio) if np.isfinite(low) else float("nan")
 
 
-TARGET = 0.05  # the reach a verdict should resolve: a 5% difference
+TARGET = TARGET_REACH
 
 
 def blocks_needed(sd_log: float, target: float = TARGET, most: int = 1000) -> int | None:
@@ -61,6 +62,43 @@ def blocks_needed(sd_log: float, target: float = TARGET, most: int = 1000) -> in
         if stats.t.ppf(0.975, blocks - 1) * sd_log / np.sqrt(blocks) <= np.log1p(target):
             return blocks
     return None
+
+
+def short_of(estimates: dict[object, dict[str, list]], target: float) -> dict[object, dict[str, tuple]]:
+    """Per configuration, its comparisons (name -> per-block log ratios, ``tables.block_estimates``) whose 95%
+    interval reaches further than ``target`` from its point, or has none: name -> (reach, the blocks its sd needs,
+    ``blocks_needed``; nan and None where there is no interval yet)."""
+    short = {}
+    for key, comparisons in estimates.items():
+        for name, d in comparisons.items():
+            d = np.asarray(d, float)
+            reach = half_width(*tables.paired_ratio(d)[:3])
+            if not reach <= target:
+                sd = float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
+                short.setdefault(key, {})[name] = (reach, blocks_needed(sd, target))
+    return short
+
+
+def seeds_wanted(estimates: dict[object, dict[str, list]], have: dict[object, int], target: float,
+                 most: int) -> dict:
+    """The blocks (seeds) each configuration should have after ``have[key]``: as many as it has where every
+    comparison reaches at most ``target`` (``short_of``); else the most any comparison short of it needs at its sd,
+    at least one more, at most twice as many as it has (an sd from 3 blocks is rough: the next look corrects it)
+    and at most ``most``.
+
+    The rule reads each interval's width, never its point: for normal data a sample's mean is independent of its
+    sd, so choosing how many blocks to run from the sd leaves the mean's distribution, and the final t interval's
+    coverage, nearly intact (Stein's two-stage procedure, here looked at repeatedly; tests/test_statistics.py
+    simulates it). A rule that stopped once an interval cleared 1 would not (optional stopping)."""
+    short = short_of(estimates, target)
+    wanted = {}
+    for key, done in have.items():
+        if key not in short or done >= most:
+            wanted[key] = done
+            continue
+        needed = max(n or most for _, n in short[key].values())
+        wanted[key] = min(most, max(done + 1, min(needed, 2 * done)))
+    return wanted
 
 
 def block_sd(numerator: pd.DataFrame, denominator: pd.DataFrame) -> float:
@@ -160,6 +198,15 @@ def sweep_minutes(folder: Path) -> float:
         inside = [end for end in ends if end >= start and (stop is None or end < stop)]
         total += (max(inside) - start).total_seconds() if inside else 0.0
     return total / 60
+
+
+def measured_share(folder: Path) -> float:
+    """The share of a sweep's wall time (``sweep_minutes``) spent in the steps its verdicts are computed from:
+    every finished run's steady steps (warm-up and a turn's first step left out as the analysis leaves them)."""
+    runs = Path(folder) / records.RUNS_FOLDER
+    steps_ms = sum(sum(records.steady_samples_ms(records.read_record(run))) for run in runs.iterdir()
+                   if records.run_state(run) == "done")
+    return steps_ms / 1000 / 60 / sweep_minutes(folder)
 
 
 def schedules_table(folders: list[Path]) -> pd.DataFrame:

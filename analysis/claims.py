@@ -108,6 +108,17 @@ def runs(path: str) -> str:
     return str(int((folder(path).runs["status"] == "ok").sum()))
 
 
+def measured(path: str) -> str:
+    """The share of a sweep's wall minutes spent in the steady steps its verdicts read: '41%'."""
+    return f"{calibration.measured_share(REFERENCE / path):.0%}"
+
+
+def seeds(path: str) -> str:
+    """The seeds a sweep with a target gave each configuration: 'rnn1 3, gru1 3, lstm1 6'."""
+    account = records.read_json(REFERENCE / path / records.MANIFEST_FILE)["seeds"]
+    return ", ".join(f"{key} {n}" for key, n in account["seeds"].items())
+
+
 @cache  # several claims read one sweep's row: load and compare it once
 def _schedules(path: str) -> dict:
     return calibration.schedules_table([REFERENCE / path]).iloc[0].to_dict()
@@ -213,7 +224,8 @@ def suite(machine: str) -> str:
 # A query written out in the span: its name, then its arguments (the first: machine/set under results/reference/).
 QUERIES: dict[str, Callable[..., str]] = {
     "ratio": ratio, "ratio-point": ratio_point, "scaling": scaling, "clear": clear, "accuracy": accuracy,
-    "step-ms": step_ms, "faults": faults, "minutes": minutes, "runs": runs, "reach": reach, "within-5": within_5,
+    "step-ms": step_ms, "faults": faults, "minutes": minutes, "runs": runs, "measured": measured, "seeds": seeds,
+    "reach": reach, "within-5": within_5,
     "seeds-for-5": seeds_for_5, "aa": aa, "aa-reach": aa_reach, "blocks-for-5": blocks_for_5,
     "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite, "alone": alone, "inside": inside,
 }

@@ -94,6 +94,7 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
         canary_every_s=(record.get("canary") or {}).get("every_s"),
         started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),
         schedule=schedule["schedule"], block=schedule.get("block"), round_step_ms=records.round_medians(record),
+        waited_s=schedule.get("wait_wall_s", 0.0),  # interleaved: the others' turns, inside total_wall_s
     )
 
 

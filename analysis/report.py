@@ -222,7 +222,26 @@ def _header(title: str, data: Results, converged: bool) -> list[str]:
     return lines + [f"{len(finished)} finished runs, {int((data.runs['status'] != 'ok').sum())} failed; "
                     f"{per_cell.min()}-{per_cell.max()} runs per cell; flush-to-zero "
                     f"{sorted(finished['flush_denormal'].unique().tolist())}, jit/XLA "
-                    f"{sorted(finished['jit_compile'].unique().tolist())}.", ""]
+                    f"{sorted(finished['jit_compile'].unique().tolist())}.", ""] + _seeds(data.manifest)
+
+
+def _seeds(manifest: dict | None) -> list[str]:
+    """How a sweep with a target chose its seeds, and every comparison it left short of the target."""
+    account = (manifest or {}).get("seeds")
+    if not account:
+        return []
+    target = account["target_reach"]
+    lines = [f"**Seeds where they were needed**: {account['first_seeds']} of every configuration, then more only "
+             f"where a ratio to native torch reached further than ±{target:.0%} from its point, up to "
+             f"{account['most_seeds']}" + (f", within {account['budget_min']:g} min" if account["budget_min"] else "")
+             + " (the rule reads intervals' widths, never their points: docs/methodology.md). Seeds: "
+             + ", ".join(f"{key} {n}" for key, n in account["seeds"].items()) + "."]
+    short = [f"{key} {name} " + (f"±{entry['reach']:.1%}" if entry["reach"] == entry["reach"] else "no interval")
+             + (f" (its sd needs {entry['needs']} seeds)" if entry["needs"] else "")
+             for key, comparisons in account["short"].items() for name, entry in comparisons.items()]
+    lines += [f"Short of ±{target:.0%}: {'; '.join(short)}." if short
+              else f"Every ratio to native torch reaches within ±{target:.0%}.", ""]
+    return lines
 
 
 def _early_accuracy(finished) -> str:

@@ -87,7 +87,9 @@ class RunPlan:
 
 
 GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s", "target_accuracy",
-               "variants", "threads", "allocator")
+               "variants", "threads", "allocator", "target_reach", "first_seeds")
+# The reach (a 95% interval's distance from its point, as a share) a speed verdict should resolve: a 5% difference.
+TARGET_REACH = 0.05
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,14 @@ class Profile:
     threads: tuple[int, ...] = ()  # thread counts as an axis; empty: --threads, else the usable cores
     # every run's (ALLOCATORS); a variant column may set its own (``allocator=glibc``)
     allocator: str = DEFAULT_ALLOCATOR
+    # Seeds where they are needed (runners.harness.sweep.adaptive_sweep): with a target, a sweep runs
+    # ``first_seeds`` of every configuration, then adds seeds (up to ``seeds``) only where a ratio to native torch
+    # still reaches further than the target. None: every seed (a reference set). 5 first: looked at after 3, the
+    # rule stopped early where the spread happened to read small, and its final intervals covered 91% of the time
+    # at an sd of 5% a seed; after 5, 94-95% (tests/test_statistics.py); and 5 seeds are a whole Latin square of
+    # start orders for quick's five columns.
+    target_reach: float | None = None
+    first_seeds: int = 5
 
     def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
         """The specs of one run of this profile; ``None`` overrides are ignored."""
@@ -154,15 +164,16 @@ COMPETITIVE_TRAIN = dict(batch_size=32, epochs=3, learning_rate=2e-3, schedule="
                          bucket_pool=50, patience=2, validations_per_epoch=4)
 PROFILES = {profile.name: profile for profile in (
     # The shape of the speed and memory results in minutes: the same network, batch and maxlen as the others, so
-    # its step times predict their cost; its accuracies are not converged. 10 seeds: interleaved, a column's
+    # its step times predict their cost; its accuracies are not converged. Up to 10 seeds: interleaved, a column's
     # ratio to native torch varies from one seed's processes to the next by an sd of 2-9% of the log (Keras on
     # torch's LSTM the most); on the Zen 5, 5 blocks left 5 of its 12 intervals against native torch wider than
-    # +-5%, 10 put all 12 within it (docs/methodology.md, the A/A calibration). One depth only, to fit about half
-    # an hour on a 2-core machine; keras-jax is left out for the same reason (add it with --implementations).
+    # +-5%, 10 put all 12 within it (docs/methodology.md, the A/A calibration). make compare starts with 5 and adds
+    # seeds only to the cells whose ratios still reach further (target_reach); a reference set runs all 10. One
+    # depth only; keras-jax is left out (add it with --implementations).
     Profile("quick", "stratified 2,560 train / 1,000 test reviews, 1 epoch a run; "
-            "the four and keras-torch-fused x 3 cells x 1 layer x 10 seeds",
+            "the four and keras-torch-fused x 3 cells x 1 layer x 5-10 seeds (10 in a reference set)",
             train=dict(train_size=2560, test_size=1000, epochs=1), implementations=FOUR_WAY + ("keras-torch-fused",),
-            seeds=tuple(range(10))),
+            seeds=tuple(range(10)), target_reach=TARGET_REACH),
     # Converged accuracy, time to target and equivalence: all the data, early stopping, 3 seeds, the
     # one-layer cells, validation 4 times an epoch.
     Profile("standard", "all 22,500 / 2,500 / 25,000 reviews, up to 3 epochs with early stopping, validation "

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -41,7 +42,9 @@ def compare(
     cells: Annotated[Optional[str], typer.Option(help="comma-separated subset of rnn,gru,lstm")] = None,
     layers: Annotated[Optional[str], typer.Option(help="comma-separated depths, e.g. 1,2,3")] = None,
     bidirectional: Annotated[Optional[str], typer.Option(help="comma-separated: false,true")] = None,
-    repeats: Annotated[Optional[int], typer.Option(help="seeds 0..repeats-1")] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="seeds 0..repeats-1, every one run (with --target: the most a configuration gets)")] = None,
+    target: Annotated[Optional[float], typer.Option(help="seeds where they are needed: run a few seeds of every configuration, then add seeds only where a ratio to native torch reaches further than this share from its point (quick: 0.05); 0: run every seed")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="with a target: minutes the sweep may take; seeds are added only while they fit")] = None,
     train_size: Annotated[Optional[int], typer.Option(help="training reviews per run")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="test reviews per run")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs per run")] = None,
@@ -71,6 +74,10 @@ def compare(
 
         if repeats is not None and repeats < 1:
             fail("--repeats must be at least 1")
+        if target is not None and not 0 <= target < 1:
+            fail("--target takes a share such as 0.05 (+-5%), or 0 to run every seed")
+        if budget is not None and budget <= 0:
+            fail("--budget takes minutes above 0")
         if schedule not in ("interleaved", "sequential"):
             fail(f"unknown schedule {schedule!r}; choose interleaved or sequential")
         if slice_steps is not None and (schedule != "interleaved" or slice_steps < 1):
@@ -85,11 +92,15 @@ def compare(
                                  lambda v: {"true": True, "false": False}.get(v.lower(), v)),
             seeds=tuple(range(repeats)) if repeats else None, train_size=train_size, test_size=test_size,
             epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES), allocator=allocator)
+        if target is not None or repeats is not None:  # --repeats alone: exactly those seeds
+            chosen = replace(chosen, target_reach=target or None)
+        if budget is not None and not chosen.target_reach:
+            fail(f"--budget applies to a sweep with a target: give --target (profile {profile} runs every seed)")
         folder, started = results / (name or profile), time.perf_counter()
         counts = compare_profile(folder, chosen, _names(threads, range(1, 1025), "thread count", _integer) if threads
                                  else None, str(data) if data else None, retry_failed, executor, address, placement,
                                  rerun_noisy, emulate_bf16, on_progress=_printer(), on_message=typer.echo,
-                                 schedule=schedule, slice_steps=slice_steps)
+                                 schedule=schedule, slice_steps=slice_steps, budget_min=budget)
         if rerun_noisy:
             typer.echo(f"{counts['reran']} noisy run(s) run again (listed in the manifest)")
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -41,7 +41,7 @@ class ReferenceSet:
 
 
 def reference_sets(bf16: bool) -> list[ReferenceSet]:
-    quick = get_profile("quick")
+    quick = replace(get_profile("quick"), target_reach=None)  # a reference set runs every seed
     side = quick.narrowed(seeds=SIDE_SEEDS)
     aa = side.narrowed(cells=("lstm",), implementations=AA_IMPLEMENTATIONS,
                        variants=tuple((name, (("label", "b"),)) for name in AA_IMPLEMENTATIONS))

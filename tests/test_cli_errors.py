@@ -116,3 +116,17 @@ def test_help_lists_the_options():
     assert done.returncode == 0
     for option in ("--impl", "--cell", "--layers", "--threads", "--flush-denormal", "--profile", "--out"):
         assert option in done.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--target", "5"), "--target takes a share such as 0.05"),
+    (("--target", "-0.1"), "--target takes a share such as 0.05"),
+    (("--budget", "0"), "--budget takes minutes above 0"),
+    (("--repeats", "3", "--budget", "10"), "--budget applies to a sweep with a target"),
+    (("--profile", "standard", "--budget", "10"), "--budget applies to a sweep with a target"),
+    (("--threads", "1,2", "--cells", "lstm"), "with --threads as an axis give --target 0"),
+])
+def test_compare_rejects_a_bad_target_or_budget(tmp_path, args, fragment):
+    done = invoke("runners.compare", *args, "--results", str(tmp_path))
+    assert_one_line_error(done, fragment)
+    assert list(tmp_path.iterdir()) == []

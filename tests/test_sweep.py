@@ -1,5 +1,6 @@
 """The sweep: resume, failures recorded and skipped past, and a whole mini sweep to the report."""
 
+import contextlib
 import json
 from dataclasses import replace
 
@@ -167,7 +168,7 @@ def test_every_seeds_data_is_prepared_before_the_first_run(tmp_path, monkeypatch
                         events.append(("prepare", settings["seed"])))
     monkeypatch.setattr("model.imdb.locate", lambda data=None: tmp_path)
     monkeypatch.setattr(sweep, "run_baselines", lambda results, plans: events.append(("baselines",)))
-    monkeypatch.setattr("runners.harness.executor.execute", lambda plan, run_dir, timeout_s:
+    monkeypatch.setattr("runners.harness.executor.execute", lambda plan, run_dir, timeout_s, tied=False:
                         events.append(("run", plan.train.seed)) or "done")
     profile = replace(TINY, seeds=(0, 1, 2), layers=(1,))
     sweep.sweep(tmp_path / "sweep", profile, threads=1)
@@ -306,3 +307,132 @@ def test_a_subset_of_implementations_holds_for_the_profiles_variant_columns():
     assert all(not name.startswith("keras-torch") for name in sweep.grid(wide, 2))
     kept = get_profile("cpu-axes-wide").narrowed(implementations=("torch",), variants=(("tensorflow", ()),))
     assert kept.variants == (("tensorflow", ()),)  # variants given explicitly stay as given
+
+
+def _runs_of(folder):
+    """The processes training into this folder's runs: each run, and what it forked (memory-profiler's sampler)."""
+    import psutil
+
+    runs, found = str((folder / "runs").resolve()) + "/", []
+    for process in psutil.process_iter(["cmdline", "ppid", "pid", "status"]):
+        command = process.info["cmdline"] or []
+        if "runners.train" in command and any(arg.startswith(runs) for arg in command):
+            found.append(process)
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGKILL of the sweep", "SIGHUP to its process group"])
+def test_no_run_outlives_its_sweep(tmp_path, imdb_archive, cache_dir, how):
+    """An out-of-memory kill (SIGKILL) or a closed terminal (SIGHUP) ending an interleaved sweep mid-block leaves no
+    process behind: not its runs (each in a session of its own) nor their memory samplers, stopped with them
+    between turns (one was left in state T for good)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from tests.conftest import QUIET_ENV, REPO
+
+    folder = tmp_path / "swept"
+    folder.mkdir()
+    (folder / "roofline.json").write_text("{}")  # the machine's GEMM rates are not what this test is about
+    command = [sys.executable, "-m", "runners.compare", "--profile", "quick", "--implementations", "torch",
+               "--variants", "torch:label=b", "--cells", "lstm", "--repeats", "1", "--train-size", "640",
+               "--test-size", "100", "--epochs", "3", "--threads", "1", "--no-report", "--results", str(tmp_path),
+               "--name", "swept"]
+    env = {**os.environ, **QUIET_ENV, "IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
+    swept = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and swept.poll() is None:
+            found = _runs_of(folder)
+            runs = {q.info["pid"] for q in found}
+            if any(p.info["ppid"] in runs and p.info["status"] == psutil.STATUS_STOPPED for p in found):
+                break  # a run's sampler, stopped with the run between turns
+            time.sleep(0.01)
+        assert swept.poll() is None, f"the sweep ended before a run was training: {swept.stderr.read()[-500:]}"
+        if how.startswith("SIGKILL"):
+            swept.kill()
+        else:
+            os.killpg(swept.pid, signal.SIGHUP)
+        swept.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while (left := _runs_of(folder)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, [(p.info["pid"], p.info["status"]) for p in left]
+    finally:
+        for process in _runs_of(folder):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        if swept.poll() is None:
+            swept.kill()
+
+
+def test_a_second_sweep_on_a_folder_in_use_is_refused_and_an_earlier_ones_runs_are_killed(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "quick"
+    # A run an earlier sweep left behind (its sweep killed): a process training into the folder's runs.
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "runners.train", "--out",
+                               str(folder / "runs" / "torch-lstm1-s0")])
+    messages = []
+    try:
+        with sweep.claimed(folder, messages.append):
+            orphan.wait(timeout=10)  # it sleeps for 120 s unless killed (reaped by the sweep here: no status)
+            assert messages == [f"killed 1 run process(es) an earlier sweep of {folder} left behind"]
+            result = invoke("runners.compare", "--results", str(tmp_path), "--repeats", "1", "--no-report")
+            assert result.returncode != 0
+            line = (result.stdout + result.stderr).strip()
+            assert "\n" not in line and f"{folder} is being written by another sweep (pid " in line
+            assert "give --name another results folder" in line
+        assert not (folder / sweep.LOCK_FILE).exists()  # released: the next sweep may start
+        with sweep.claimed(folder, messages.append):
+            pass
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+
+
+def test_an_adaptive_sweep_adds_seeds_only_where_a_ratio_is_short_and_within_its_budget(tmp_path, monkeypatch):
+    """The loop around seeds_wanted: which plans each look runs, the widest configuration first, the budget, and
+    the account the manifest keeps (the runs themselves and the rule are tested elsewhere)."""
+    import numpy as np
+
+    profile = replace(TINY, cells=("rnn", "gru"), layers=(1,), seeds=tuple(range(10)), target_reach=0.05,
+                      first_seeds=5, implementations=("torch", "tensorflow"))
+    ran, looks = [], iter([
+        # 5 seeds each: the GRU's ratio reaches far (sd 0.079: 13 seeds needed, capped at twice 5), the RNN's is done
+        {("rnn", 1, False): [0.01, 0.012, 0.011, 0.009, 0.010], ("gru", 1, False): [0.0, 0.1, 0.2, 0.05, 0.15]},
+        # 8 seeds of the GRU (the budget held 3 of 5): still short (sd 0.075: 12 needed)
+        {("rnn", 1, False): [0.01, 0.012, 0.011, 0.009, 0.010], ("gru", 1, False): [0.0, 0.1, 0.2, 0.05, 0.15] * 2},
+    ])
+
+    def run_plans(results, plans, *args, **kwargs):
+        ran.append(sorted({(plan.model.cell, plan.train.seed) for plan in plans.values()}))
+        results.mkdir(parents=True, exist_ok=True)
+        records.write_json_atomic(results / records.MANIFEST_FILE, {"sessions": []})
+        return dict(total=len(plans), executed=len(plans), done=len(plans), failed=0)
+
+    def look(results, keys):
+        estimates = next(looks)
+        return ({key: {"tensorflow/torch": np.asarray(estimates[key])} for key in keys},
+                {("rnn", 1, False): 1.5, ("gru", 1, False): 1.5})  # a block's minutes
+
+    clock = iter([0.0, 0.0, 60.0 * 4])  # started; the first look at once, the second after 4 of the 5 minutes
+    monkeypatch.setattr(sweep, "run_plans", run_plans)
+    monkeypatch.setattr(sweep, "_look", look)
+    monkeypatch.setattr(sweep.time, "perf_counter", lambda: next(clock))
+    messages = []
+    counts = sweep.adaptive_sweep(tmp_path / "a", profile, 1, budget_min=5, on_message=messages.append)
+    assert ran[0] == [(cell, seed) for cell in ("gru", "rnn") for seed in range(5)]
+    assert ran[1] == sorted([*ran[0], ("gru", 5), ("gru", 6), ("gru", 7)])  # 5 min left, 1.5 a block: 3 of 5
+    assert len(ran) == 2  # 1 min left at the second look: no block fits
+    account = records.read_json(tmp_path / "a" / records.MANIFEST_FILE)["seeds"]
+    assert account == counts["seeds"] and account["seeds"] == {"rnn1": 5, "gru1": 8}
+    assert list(account["short"]) == ["gru1"] and account["short"]["gru1"]["tensorflow/torch"]["needs"] == 12
+    assert "adding 3 to gru1" in messages[0] and messages[-1].endswith("stopping: the budget is spent")

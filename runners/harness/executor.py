@@ -10,7 +10,6 @@ every start and end) and ``close()``.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -25,8 +24,6 @@ from model import records
 from model.errors import UserError
 from model.plan import RunPlan
 from runners.harness import gate
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ExecutorError(UserError):
@@ -49,9 +46,9 @@ def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | N
             env: dict | None = None, tied: bool = False) -> str:
     """One run in a fresh process; returns its final state. Ctrl-C stops the child too and propagates.
 
-    For the Ray executor: ``cores`` pins the child to those cores, ``env`` adds to its environment, and ``tied``
-    has the kernel kill it with its parent (a killed Ray worker must not leave a training process running beside
-    the next measured run)."""
+    ``tied`` has the kernel kill it with its parent (a killed sweep or Ray worker must not leave a training process
+    running beside the next measured run). For the Ray executor: ``cores`` pins the child to those cores, ``env``
+    adds to its environment."""
     start_afresh(run_dir, plan)
     command = train_command(run_dir / records.PLAN_FILE, run_dir)
     start = time.perf_counter()
@@ -98,7 +95,7 @@ def record_failure(run_dir: Path, plan: RunPlan, reason: str, wall_s: float, tim
 def _pinned_and_tied(cores: list[int] | None, tied: bool):
     def setup():  # runs in the child between fork and exec
         if tied:
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            gate.die_with_parent()
         if cores:
             os.sched_setaffinity(0, cores)
     return setup
@@ -178,15 +175,20 @@ def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float,
 
     rng = np.random.default_rng([seed, zlib.crc32(block_key(block[0][1]).encode())])
     turns, outputs = gate.Turns(slice_steps, timeout_s, stop), {}
+    at_once = len(cores) if cores else len(os.sched_getaffinity(0))  # preparing: one busy thread each, mostly
     try:
-        for name, plan in block:
-            run_dir = folder / name
-            start_afresh(run_dir, plan)
-            report(name, "queued")
-            outputs[name] = (run_dir / ".stdout", run_dir / ".stderr")
-            with open(outputs[name][0], "w") as stdout, open(outputs[name][1], "w") as stderr:
-                turns.start(name, train_command(run_dir / records.PLAN_FILE, run_dir), {**os.environ, **(env or {})},
-                            stdout, stderr, preexec_fn=_pinned_and_tied(cores, True))
+        for group in (block[i:i + at_once] for i in range(0, len(block), at_once)):
+            for name, plan in group:
+                run_dir = folder / name
+                start_afresh(run_dir, plan)
+                report(name, "queued")
+                outputs[name] = (run_dir / ".stdout", run_dir / ".stderr")
+                with open(outputs[name][0], "w") as stdout, open(outputs[name][1], "w") as stderr:
+                    turns.start(name, train_command(run_dir / records.PLAN_FILE, run_dir),
+                                {**os.environ, **(env or {})}, stdout, stderr,
+                                preexec_fn=_pinned_and_tied(cores, True), wait=False)
+            for name, _ in group:
+                turns.until_ready(turns.children[name])
         turns.run(lambda round_, live: [live[i] for i in rng.permutation(len(live))])
     except BaseException:
         turns.kill_all()
@@ -229,5 +231,5 @@ class LocalExecutor:
         for name, plan in pending:
             report(name, "running")
             start = time.perf_counter()
-            state = execute(plan, folder / name, timeout_s)
+            state = execute(plan, folder / name, timeout_s, tied=True)
             report(name, state, time.perf_counter() - start)

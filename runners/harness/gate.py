@@ -1,8 +1,9 @@
 """Interleaved execution: the runs of one block alive at once, taking turns a slice of steps at a time.
 
 A block is the columns of one configuration and seed. Each column is the usual ``runners.train --plan`` process
-writing the usual record; a ``Turns`` in the sweep's process starts them one after another (each prepares alone,
-up to its first step), then hands the CPU to one process at a time for ``slice_steps`` training steps, in a fresh
+writing the usual record; a ``Turns`` in the sweep's process starts them, as many preparing at once as the
+sweep has cores (preparation, imports to model build, is nothing the analysis times, and mostly one thread), each
+stopped once prepared, then hands the CPU to one process at a time for ``slice_steps`` training steps, in a fresh
 random column order every round. A slow period of the VM then lands on every column of a round alike instead of
 on whichever run happened to be running, and the analysis compares columns round by round
 (``analysis.tables.paired_ratio``).
@@ -17,6 +18,7 @@ the CPU through inference and exits, and the next turn goes to the others.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
@@ -36,6 +38,28 @@ GATE_VARIABLE = "RNNBENCH_GATE"
 # first left out (records.round_medians) read the same ratios, each inside the alone interval.
 SLICE_STEPS = 1
 READY = b"ready\n"
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when the thread that forked it ends (a stopped process too): a run
+    must not outlive its sweep, whether Ctrl-C, a closed terminal or an out-of-memory kill ended it."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def tie_forks() -> None:
+    """In a run: every process it forks from now on dies with it. memory-profiler samples from a forked process,
+    in the run's process group, so stopped with it between turns; a run killed with its sweep left that sampler
+    behind, stopped for good, holding its memory."""
+    global _forks_tied
+    if not _forks_tied:
+        os.register_at_fork(after_in_child=die_with_parent)
+        _forks_tied = True
+
+
+_forks_tied = False
 
 
 class Gate:
@@ -99,6 +123,7 @@ class _Child:
     ready: int  # the fd the sweep reads ready from
     active_s: float = 0.0  # wall time this child held the CPU
     state: str | None = None  # set once it has ended: ok, error, timeout
+    started: float = 0.0  # perf_counter at its start
 
 
 @dataclass
@@ -115,7 +140,9 @@ class Turns:
     def __post_init__(self):
         self.block = self.block or f"{os.getpid()}-{time.time_ns()}"
 
-    def start(self, name: str, command: list[str], env: dict, stdout, stderr, preexec_fn=None) -> _Child:
+    def start(self, name: str, command: list[str], env: dict, stdout, stderr, preexec_fn=None,
+              wait: bool = True) -> _Child:
+        """Start a column; with ``wait``, return once it is prepared (else ``until_ready`` waits for it)."""
         turn_read, turn_write = os.pipe()
         ready_read, ready_write = os.pipe()
         env = {**env, GATE_VARIABLE: f"{turn_read},{ready_write},{self.block}"}
@@ -123,9 +150,14 @@ class Turns:
                                    pass_fds=(turn_read, ready_write), preexec_fn=preexec_fn)
         os.close(turn_read)
         os.close(ready_write)
-        child = self.children[name] = _Child(name, process, turn_write, ready_read)
-        self._until_ready(child, time.perf_counter())  # preparation alone: imports, data, model
+        child = self.children[name] = _Child(name, process, turn_write, ready_read, started=time.perf_counter())
+        if wait:
+            self.until_ready(child)
         return child
+
+    def until_ready(self, child: _Child) -> None:
+        """Its preparation (imports, data, model) done, it is stopped until its first turn."""
+        self._until_ready(child, child.started)
 
     def run(self, order) -> None:
         """Rounds until every child ended; ``order(round, names)`` gives the round's order of the live names."""

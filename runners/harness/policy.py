@@ -140,6 +140,12 @@ def import_framework(name: str) -> None:
     native path needs Keras.
     """
     entry = implementations.get(name)
+    if entry.framework != "jax" and "jax" not in sys.modules:
+        # TensorFlow's TFLite helpers import jax whenever it is installed (tensorflow/lite/python/util.py,
+        # ``from jax import jit``, for nothing this project calls): 1.2 s and jax's memory in every process that
+        # imports TensorFlow, Keras on torch included (its array adapter imports TensorFlow). They tolerate its
+        # absence.
+        sys.modules["jax"] = None
     if entry.uses_keras:
         loaded = sys.modules.get("keras")
         if loaded is not None and loaded.backend.backend() != entry.keras_backend:

@@ -49,10 +49,15 @@ class Prepared:
     runtime: dict
     memory: dict
     ready_s: float
+    # where process start to ready went: the interpreter and this project's modules, the framework's import and
+    # configuration, the data arrays, the model; and the CPU seconds (a sweep prepares columns side by side)
+    ready_parts_s: dict
+
 
 
 def run(plan: RunPlan, out: Path, progress: bool = True) -> Path:
     """Train, evaluate and write the run folder; returns it. Thread policy first: ``runners.harness.run``."""
+    gate.tie_forks()
     ready = prepare(plan)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,8 @@ def run(plan: RunPlan, out: Path, progress: bool = True) -> Path:
                                                            for module in ("keras", "tensorflow", "torch", "jax")})
     quality, probabilities = score(ready, logits)
     files = save(ready, out, probabilities, sigmoid(trained.pop("val_logits")))
-    timing = dict(trained.pop("timing"), process_start_to_ready_s=ready.ready_s, inference=inference,
+    timing = dict(trained.pop("timing"), process_start_to_ready_s=ready.ready_s,
+                  process_start_to_ready_parts_s=ready.ready_parts_s, inference=inference,
                   total_wall_s=time.perf_counter() - wall_before)
     cpu = dict(trained.pop("cpu"), inference_cpu_s=inference["cpu_s"],
                measured_cpu_s=measure.cpu_seconds() - cpu_before, process_cpu_s=measure.cpu_seconds(),
@@ -79,6 +85,7 @@ def run(plan: RunPlan, out: Path, progress: bool = True) -> Path:
 def prepare(plan: RunPlan) -> Prepared:
     """Data located, framework imported and configured, data arrays and model built: the run is ready."""
     process_start = psutil.Process().create_time()
+    marks = [time.time()]
     framework = plan.entry.framework
     from model import imdb
 
@@ -89,6 +96,7 @@ def prepare(plan: RunPlan) -> Prepared:
     policy.configure(framework, plan.threads, plan.flush_denormal)
     seed_everything(framework, plan.train.seed)
     rss_after_imports = measure.rss_mb()
+    marks.append(time.time())
 
     from model import preprocess
     from model.weights import initial_weights
@@ -96,6 +104,7 @@ def prepare(plan: RunPlan) -> Prepared:
     spec, train_spec = plan.model, plan.train
     prepared = preprocess.prepare(source, **preprocess.settings(spec, train_spec))
     data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.data_seed)
+    marks.append(time.time())
     impl = implementations.create(plan.implementation, spec, train_spec, initial_weights(spec, train_spec.seed),
                                   plan.variant, total_steps=train_spec.epochs * steps_per_epoch(plan, data))
     # What was asked is the plan's (threads, flush_denormal); what took effect is the probed policy.
@@ -104,8 +113,11 @@ def prepare(plan: RunPlan) -> Prepared:
                    # bf16 converted in software: its timings measure the emulation, not bf16 hardware
                    bf16_emulated=plan.variant.get("precision") == "bf16" and not policy.cpu_has_bf16(),
                    tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
+    marks.append(time.time())
+    parts = dict(zip(("interpreter_s", "framework_s", "data_s", "model_s"),
+                     (b - a for a, b in zip([process_start, *marks], marks))), cpu_s=measure.cpu_seconds())
     return Prepared(plan, source, prepared, data, impl, runtime, dict(rss_after_imports_mb=rss_after_imports),
-                    ready_s=time.time() - process_start)
+                    ready_s=marks[-1] - process_start, ready_parts_s=parts)
 
 
 def steps_per_epoch(plan: RunPlan, data) -> int:
@@ -265,9 +277,9 @@ def _epochs(ready: Prepared, display) -> dict:
     samples, rounds, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], [], []
     stopper = _EarlyStopping(train_spec.patience)
     watch, turn = canary.Canary(plan.threads), gate.Gate.from_environment()
-    watch.start()
     if turn:
-        turn.wait()  # prepared: the sweep starts the next column, then hands out turns
+        turn.wait()  # prepared: the sweep prepares the other columns (some beside this one), then hands out turns
+    watch.start()  # with the CPU its own: an interleaved column may have prepared beside another
     clocks = Clocks()
     latest = {}  # the latest validation's logits, which early stopping keeps with the best weights
 

@@ -13,9 +13,11 @@ Ray cluster.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -101,6 +103,60 @@ def order_seed(results: Path) -> int:
     return kept if isinstance(kept, int) else secrets.randbits(32)
 
 
+LOCK_FILE = ".sweep.lock"  # held (flock) by the sweep writing the folder; the kernel drops it when that process dies
+
+
+@contextlib.contextmanager
+def claimed(results: Path, on_message=print):
+    """The results folder for this sweep alone: a second sweep on it is refused in one line naming the first; on
+    entry, the run processes an earlier sweep of the folder left behind (one killed before it could stop them)
+    are killed, so that none holds memory or CPU beside the runs to come."""
+    import fcntl
+
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SweepError(f"{results} is being written by another sweep ({holder}); wait for it to end, or give "
+                             "--name another results folder") from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            break  # else the holder removed the file as we opened it: take the new one
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, started {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC".encode())
+        left = kill_orphans(results)
+        if left:
+            on_message(f"killed {left} run process(es) an earlier sweep of {results} left behind")
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def kill_orphans(results: Path) -> int:
+    """Kill every process training into this folder's runs (``runners.train ... --out <results>/runs/...``, and
+    what it forked); called with the folder's lock held, so none of them belongs to a live sweep."""
+    import psutil
+
+    runs = str((results / records.RUNS_FOLDER).resolve()) + os.sep
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "runners.train" in command and any(arg.startswith(runs) for arg in command):
+            found.append(process)
+    for process in found:
+        with contextlib.suppress(psutil.Error):
+            process.kill()  # SIGKILL ends a stopped process too
+    psutil.wait_procs(found, timeout=10)
+    return len(found)
+
+
 def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
     """Refuse to resume a results folder whose runs were planned with other settings (a setting added since, at
     its default, is the same plan; the allocator, whose default changed, is not: the message names the option)."""
@@ -115,13 +171,13 @@ def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
 
 
 def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: str | None, runs: int,
-                   executor: dict, order: list[str], seed: int) -> None:
+                   executor: dict, order: list[str], seed: int, new_session: bool = True) -> None:
     from runners.harness.environment import environment
 
     path = results / records.MANIFEST_FILE
     previous = records.read_json(path) if path.exists() else {}
-    sessions = previous.get("sessions", []) + [dict(started=datetime.now(timezone.utc).isoformat(),
-                                                    command=[sys.executable, *sys.argv])]
+    sessions = previous.get("sessions", []) + ([dict(started=datetime.now(timezone.utc).isoformat(),
+                                                     command=[sys.executable, *sys.argv])] if new_session else [])
     records.write_json_atomic(path, dict(profile=profile.to_dict(), threads=threads, data=data, runs=runs,
                                          run_order=dict(rule="per configuration, a random Latin square over each "
                                                         "group of as many seeds as columns (start_orders); each "
@@ -203,12 +259,15 @@ def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data:
 def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | None = None, data: str | None = None,
                     retry_failed: bool = False, executor: str = "local", address: str = "auto",
                     placement: str = "node", rerun_noisy_runs: int = 0, emulate_bf16: bool = False, on_progress=None,
-                    on_message=print, schedule: str = "interleaved", slice_steps: int | None = None) -> dict:
+                    on_message=print, schedule: str = "interleaved", slice_steps: int | None = None,
+                    budget_min: float | None = None) -> dict:
     """What ``python -m runners.compare`` does after reading its options: the profile's sweep on the chosen
     executor, then up to ``rerun_noisy_runs`` extra runs per cell whose runs were noisy. Returns the sweep's
     counts, with ``reran`` (how many noisy runs were run again). ``emulate_bf16``: bf16 columns run on a CPU
     without bf16 instructions (the runs this machine starts inherit the permission). ``schedule``: interleaved (each
-    block's columns alive at once, taking turns of ``slice_steps`` steps) or sequential (one run after another)."""
+    block's columns alive at once, taking turns of ``slice_steps`` steps) or sequential (one run after another).
+    A profile with a ``target_reach`` adds seeds where they are needed (``adaptive_sweep``, within ``budget_min``
+    minutes); one without runs every seed. One sweep writes a results folder at a time (``claimed``)."""
     from runners.harness import policy
     from runners.harness.gate import SLICE_STEPS
 
@@ -235,23 +294,33 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
             os.environ[policy.EMULATE_BF16_VARIABLE] = "1"
         for plan in grid(profile, axis, data).values():
             policy.check_precision(plan.variant)
-        counts = sweep(results, profile, axis, data, retry_failed, on_progress=on_progress, executor=runner)
-        counts["reran"] = len(rerun_noisy(results, rerun_noisy_runs, min(3, len(profile.seeds)), profile.timeout_s,
-                                          runner, on_progress)) if rerun_noisy_runs else 0
+        if profile.target_reach and len(threads) > 1:
+            raise SweepError("--target adds seeds per configuration at one thread count; with --threads as an axis "
+                             "give --target 0 (every seed)")
+        with claimed(results, on_message):
+            if profile.target_reach:
+                counts = adaptive_sweep(results, profile, axis, data, retry_failed, on_progress, runner, budget_min,
+                                        on_message)
+            else:
+                counts = sweep(results, profile, axis, data, retry_failed, on_progress=on_progress, executor=runner)
+            counts["reran"] = len(rerun_noisy(results, rerun_noisy_runs, min(3, len(profile.seeds)), profile.timeout_s,
+                                              runner, on_progress)) if rerun_noisy_runs else 0
     finally:
         runner.close()
     return counts
 
 
 def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int | tuple, data: str | None,
-              retry_failed: bool = False, on_progress=None, executor=None, seed: int | None = None) -> dict:
+              retry_failed: bool = False, on_progress=None, executor=None, seed: int | None = None,
+              new_session: bool = True) -> dict:
     """``on_progress(position, total, run_id, state, seconds=None, where=None)`` hears of every run: skipped
-    ("done earlier", "failed earlier"), started ("running", local) or submitted ("queued", Ray), and finished."""
+    ("done earlier", "failed earlier"), started ("running", local) or submitted ("queued", Ray), and finished.
+    ``new_session``: this call starts a command's work on the folder (an adaptive sweep's later looks do not)."""
     executor = executor or LocalExecutor()
     seed = order_seed(results) if seed is None else seed
     check_resumable(results, plans)
     results.mkdir(parents=True, exist_ok=True)
-    write_manifest(results, profile, threads, data, len(plans), executor.describe(), list(plans), seed)
+    write_manifest(results, profile, threads, data, len(plans), executor.describe(), list(plans), seed, new_session)
     prepare_data(plans)
     run_baselines(results, plans)
     executor.measure_roofline(results, threads)  # at each thread count of the sweep
@@ -348,3 +417,110 @@ def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, 
 
 def _number(value) -> float | None:
     return None if value is None or value != value else float(value)
+
+
+def configuration(plan: RunPlan) -> tuple:
+    return plan.model.cell, plan.model.layers, plan.model.bidirectional
+
+
+def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | None = None, retry_failed: bool = False,
+                   on_progress=None, executor=None, budget_min: float | None = None, on_message=print) -> dict:
+    """Seeds where they are needed: ``profile.first_seeds`` blocks of every configuration, then, look after look,
+    more blocks only for the configurations whose ratios to native torch still reach further than
+    ``profile.target_reach`` (``analysis.calibration.seeds_wanted``), up to the profile's seeds, the widest first,
+    within ``budget_min`` minutes from the start (a block's minutes: what its runs held the CPU, from their
+    records). A resumed sweep replays the same looks from its records. Returns the counts and ``seeds``, the
+    account the manifest keeps: each look, the blocks per configuration, and each comparison short of the target
+    with the blocks its sd needs."""
+    from analysis.calibration import seeds_wanted, short_of
+
+    started, seed, most, target = time.perf_counter(), order_seed(results), len(profile.seeds), profile.target_reach
+    plans = grid(profile, threads, data, seed)
+    have = dict.fromkeys(map(configuration, plans.values()), min(profile.first_seeds, most))
+    looks, heard_of = [], set()
+
+    def heard(position, total, name, state, seconds=None, where=None):  # each run once, not again at every look
+        if not (state.endswith("earlier") and name in heard_of) and on_progress:
+            on_progress(position, total, name, state, seconds, where)
+        heard_of.add(name)
+
+    while True:
+        chosen = {name: plan for name, plan in plans.items()
+                  if profile.seeds.index(plan.train.seed) < have[configuration(plan)]}
+        counts = run_plans(results, chosen, profile, threads, data, retry_failed, heard, executor, seed,
+                           new_session=not looks)
+        estimates, minutes = _look(results, list(have))
+        short, wanted = short_of(estimates, target), seeds_wanted(estimates, have, target, most)
+        left = None if budget_min is None else budget_min - (time.perf_counter() - started) / 60
+        adding, cost = {}, 0.0
+        widest_first = sorted(short, key=lambda k: -max(r if r == r else float("inf") for r, _ in short[k].values()))
+        for key in (k for k in widest_first if wanted[k] > have[k]):
+            each = minutes.get(key) or max(minutes.values(), default=0.0)
+            blocks = wanted[key] - have[key]
+            blocks = blocks if left is None or each <= 0 else min(blocks, int((left - cost) // each))
+            if blocks > 0:
+                adding[key], cost = blocks, cost + blocks * each
+        looks.append(dict(seeds={_label(k): n for k, n in have.items()}, short=_named(short),
+                          adding={_label(k): n for k, n in adding.items()}, budget_left_min=left))
+        on_message(_look_line(have, short, adding, cost, left, target, most))
+        if not adding:
+            break
+        for key, blocks in adding.items():
+            have[key] += blocks
+    account = dict(rule="adaptive", target_reach=target, first_seeds=profile.first_seeds, most_seeds=most,
+                   budget_min=budget_min, seeds={_label(k): n for k, n in have.items()}, short=_named(short),
+                   looks=looks)
+    manifest = records.read_json(results / records.MANIFEST_FILE)
+    records.write_json_atomic(results / records.MANIFEST_FILE, {**manifest, "seeds": account})
+    return dict(counts, seeds=account)
+
+
+def _look(results: Path, keys: list[tuple]) -> tuple[dict, dict]:
+    """From the folder's records, per configuration: the per-block log ratios of each column to native torch (of
+    every pair where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
+    import numpy as np
+
+    from analysis import tables
+    from analysis.load import load
+
+    runs = load(results).runs
+    groups = tables.timed_groups(runs)
+    estimates, minutes = {}, {}
+    for key in keys:
+        columns = sorted({name for name, *rest in groups if tuple(rest) == key})
+        pairs = ([(name, tables.REFERENCE) for name in columns if name != tables.REFERENCE]
+                 if tables.REFERENCE in columns else list(itertools.combinations(columns, 2)))
+        estimates[key] = {f"{a}/{b}": tables.block_estimates(groups[(a, *key)], groups[(b, *key)]) for a, b in pairs}
+        done = runs[(runs["status"] == "ok") & (runs["cell"] == key[0]) & (runs["layers"] == key[1])
+                    & (runs["bidirectional"] == key[2])]
+        if len(done):
+            held = (done["ready_s"].astype(float) + done["total_wall_s"].astype(float)
+                    - done["waited_s"].astype(float).fillna(0.0))
+            minutes[key] = float(np.nansum(held)) / 60 / done["seed"].nunique()
+    return estimates, minutes
+
+
+def _label(key: tuple) -> str:
+    return configuration_slug(*key)
+
+
+def _named(short: dict) -> dict:
+    return {_label(key): {name: dict(reach=reach, needs=needs) for name, (reach, needs) in comparisons.items()}
+            for key, comparisons in short.items()}
+
+
+def _look_line(have: dict, short: dict, adding: dict, cost: float, left: float | None, target: float,
+               most: int) -> str:
+    """The progress line of one look: seeds per configuration, what is still short and what comes next."""
+    text = "seeds " + ", ".join(f"{_label(k)} {n}" for k, n in have.items())
+    if not short:
+        return f"{text}: every ratio to native torch within +-{target:.0%}"
+    wide = "; ".join(f"{_label(k)} {name} " + (f"+-{reach:.1%}" if reach == reach else "no interval")
+                     + (f" (needs ~{needs})" if needs else "")
+                     for k, comparisons in short.items() for name, (reach, needs) in comparisons.items())
+    text += f"; short of +-{target:.0%}: {wide}"
+    if adding:
+        return (text + f"; adding {', '.join(f'{n} to {_label(k)}' for k, n in adding.items())} "
+                f"(~{cost:.1f} min" + (f" of {left:.1f} left)" if left is not None else ")"))
+    every = all(have[k] >= most for k in short)
+    return text + ("; stopping: every seed is run" if every else "; stopping: the budget is spent")
