@@ -434,5 +434,6 @@ def test_an_adaptive_sweep_adds_seeds_only_where_a_ratio_is_short_and_within_its
     assert len(ran) == 2  # 1 min left at the second look: no block fits
     account = records.read_json(tmp_path / "a" / records.MANIFEST_FILE)["seeds"]
     assert account == counts["seeds"] and account["seeds"] == {"rnn1": 5, "gru1": 8}
+    assert counts["executed"] == 20 + 26 and counts["total"] == 26  # two columns: every look's runs; the last plan
     assert list(account["short"]) == ["gru1"] and account["short"]["gru1"]["tensorflow/torch"]["needs"] == 12
     assert "adding 3 to gru1" in messages[0] and messages[-1].endswith("stopping: the budget is spent")

@@ -437,7 +437,7 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
     started, seed, most, target = time.perf_counter(), order_seed(results), len(profile.seeds), profile.target_reach
     plans = grid(profile, threads, data, seed)
     have = dict.fromkeys(map(configuration, plans.values()), min(profile.first_seeds, most))
-    looks, heard_of = [], set()
+    looks, heard_of, executed = [], set(), 0
 
     def heard(position, total, name, state, seconds=None, where=None):  # each run once, not again at every look
         if not (state.endswith("earlier") and name in heard_of) and on_progress:
@@ -449,6 +449,7 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
                   if profile.seeds.index(plan.train.seed) < have[configuration(plan)]}
         counts = run_plans(results, chosen, profile, threads, data, retry_failed, heard, executor, seed,
                            new_session=not looks)
+        executed += counts["executed"]
         estimates, minutes = _look(results, list(have))
         short, wanted = short_of(estimates, target), seeds_wanted(estimates, have, target, most)
         left = None if budget_min is None else budget_min - (time.perf_counter() - started) / 60
@@ -472,7 +473,7 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
                    looks=looks)
     manifest = records.read_json(results / records.MANIFEST_FILE)
     records.write_json_atomic(results / records.MANIFEST_FILE, {**manifest, "seeds": account})
-    return dict(counts, seeds=account)
+    return dict(counts, executed=executed, seeds=account)
 
 
 def _look(results: Path, keys: list[tuple]) -> tuple[dict, dict]:
