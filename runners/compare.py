@@ -44,7 +44,7 @@ def compare(
     bidirectional: Annotated[Optional[str], typer.Option(help="comma-separated: false,true")] = None,
     repeats: Annotated[Optional[int], typer.Option(help="seeds 0..repeats-1, every one run (with --target: the most a configuration gets)")] = None,
     target: Annotated[Optional[float], typer.Option(help="seeds where they are needed: run a few seeds of every configuration, then add seeds only where a ratio to native torch reaches further than this share from its point (quick: 0.05); 0: run every seed")] = None,
-    budget: Annotated[Optional[float], typer.Option(help="with a target: minutes the sweep may take; seeds are added only while they fit")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="with a target: seeds are added only while their blocks fit in this many minutes from the start (the first seeds always run)")] = None,
     train_size: Annotated[Optional[int], typer.Option(help="training reviews per run")] = None,
     test_size: Annotated[Optional[int], typer.Option(help="test reviews per run")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs per run")] = None,
@@ -76,7 +76,7 @@ def compare(
             fail("--repeats must be at least 1")
         if target is not None and not 0 <= target < 1:
             fail("--target takes a share such as 0.05 (+-5%), or 0 to run every seed")
-        if budget is not None and budget <= 0:
+        if budget is not None and not 0 < budget < float("inf"):
             fail("--budget takes minutes above 0")
         if schedule not in ("interleaved", "sequential"):
             fail(f"unknown schedule {schedule!r}; choose interleaved or sequential")
@@ -94,6 +94,8 @@ def compare(
             epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES), allocator=allocator)
         if target is not None or repeats is not None:  # --repeats alone: exactly those seeds
             chosen = replace(chosen, target_reach=target or None)
+        elif schedule == "sequential":  # a profile's target reads interleaved blocks: sequential runs every seed
+            chosen = replace(chosen, target_reach=None)
         if budget is not None and not chosen.target_reach:
             fail(f"--budget applies to a sweep with a target: give --target (profile {profile} runs every seed)")
         folder, started = results / (name or profile), time.perf_counter()

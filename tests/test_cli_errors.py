@@ -122,6 +122,8 @@ def test_help_lists_the_options():
     (("--target", "5"), "--target takes a share such as 0.05"),
     (("--target", "-0.1"), "--target takes a share such as 0.05"),
     (("--budget", "0"), "--budget takes minutes above 0"),
+    (("--budget", "inf"), "--budget takes minutes above 0"),
+    (("--target", "0.05", "--schedule", "sequential"), "with --schedule sequential give --target 0"),
     (("--repeats", "3", "--budget", "10"), "--budget applies to a sweep with a target"),
     (("--profile", "standard", "--budget", "10"), "--budget applies to a sweep with a target"),
     (("--threads", "1,2", "--cells", "lstm"), "with --threads as an axis give --target 0"),

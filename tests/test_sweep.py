@@ -377,9 +377,10 @@ def test_a_second_sweep_on_a_folder_in_use_is_refused_and_an_earlier_ones_runs_a
     import sys
 
     folder = tmp_path / "quick"
-    # A run an earlier sweep left behind (its sweep killed): a process training into the folder's runs.
+    # A run an earlier sweep left behind (its sweep killed): a process training into the folder's runs, named
+    # relative to where the sweep ran, as make compare names them (results/quick/runs/...).
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "runners.train", "--out",
-                               str(folder / "runs" / "torch-lstm1-s0")])
+                               "quick/runs/torch-lstm1-s0"], cwd=tmp_path)
     messages = []
     try:
         with sweep.claimed(folder, messages.append):
@@ -405,22 +406,25 @@ def test_an_adaptive_sweep_adds_seeds_only_where_a_ratio_is_short_and_within_its
 
     profile = replace(TINY, cells=("rnn", "gru"), layers=(1,), seeds=tuple(range(10)), target_reach=0.05,
                       first_seeds=5, implementations=("torch", "tensorflow"))
-    ran, looks = [], iter([
+    ran, done, looks = [], set(), iter([
         # 5 seeds each: the GRU's ratio reaches far (sd 0.079: 13 seeds needed, capped at twice 5), the RNN's is done
         {("rnn", 1, False): [0.01, 0.012, 0.011, 0.009, 0.010], ("gru", 1, False): [0.0, 0.1, 0.2, 0.05, 0.15]},
         # 8 seeds of the GRU (the budget held 3 of 5): still short (sd 0.075: 12 needed)
         {("rnn", 1, False): [0.01, 0.012, 0.011, 0.009, 0.010], ("gru", 1, False): [0.0, 0.1, 0.2, 0.05, 0.15] * 2},
     ])
 
-    def run_plans(results, plans, *args, **kwargs):
+    def run_plans(results, plans, *args, **kwargs):  # as the real one: runs what is not done yet
         ran.append(sorted({(plan.model.cell, plan.train.seed) for plan in plans.values()}))
+        pending = set(plans) - done
+        done.update(plans)
         results.mkdir(parents=True, exist_ok=True)
         records.write_json_atomic(results / records.MANIFEST_FILE, {"sessions": []})
-        return dict(total=len(plans), executed=len(plans), done=len(plans), failed=0)
+        return dict(total=len(plans), executed=len(pending), done=len(plans), failed=0)
 
-    def look(results, keys):
+    def look(results, seeds):
+        assert all(kept == tuple(range(len(kept))) for kept in seeds.values())  # a look reads the seeds it has
         estimates = next(looks)
-        return ({key: {"tensorflow/torch": np.asarray(estimates[key])} for key in keys},
+        return ({key: {"tensorflow/torch": np.asarray(estimates[key])} for key in seeds},
                 {("rnn", 1, False): 1.5, ("gru", 1, False): 1.5})  # a block's minutes
 
     clock = iter([0.0, 0.0, 60.0 * 4])  # started; the first look at once, the second after 4 of the 5 minutes
@@ -434,6 +438,6 @@ def test_an_adaptive_sweep_adds_seeds_only_where_a_ratio_is_short_and_within_its
     assert len(ran) == 2  # 1 min left at the second look: no block fits
     account = records.read_json(tmp_path / "a" / records.MANIFEST_FILE)["seeds"]
     assert account == counts["seeds"] and account["seeds"] == {"rnn1": 5, "gru1": 8}
-    assert counts["executed"] == 20 + 26 and counts["total"] == 26  # two columns: every look's runs; the last plan
+    assert counts["executed"] == 20 + 6 and counts["total"] == 26  # two columns: every look's new runs
     assert list(account["short"]) == ["gru1"] and account["short"]["gru1"]["tensorflow/torch"]["needs"] == 12
     assert "adding 3 to gru1" in messages[0] and messages[-1].endswith("stopping: the budget is spent")

@@ -146,9 +146,10 @@ def kill_orphans(results: Path) -> int:
 
     runs = str((results / records.RUNS_FOLDER).resolve()) + os.sep
     found = []
-    for process in psutil.process_iter(["cmdline"]):
-        command = process.info["cmdline"] or []
-        if "runners.train" in command and any(arg.startswith(runs) for arg in command):
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        command, cwd = process.info["cmdline"] or [], process.info["cwd"] or "/"
+        # a sweep names run folders as it was given them (make compare: results/quick/runs/...)
+        if "runners.train" in command and any(os.path.join(cwd, arg).startswith(runs) for arg in command):
             found.append(process)
     for process in found:
         with contextlib.suppress(psutil.Error):
@@ -297,6 +298,9 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
         if profile.target_reach and len(threads) > 1:
             raise SweepError("--target adds seeds per configuration at one thread count; with --threads as an axis "
                              "give --target 0 (every seed)")
+        if profile.target_reach and schedule != "interleaved":
+            raise SweepError("--target reads intervals over interleaved blocks; with --schedule sequential give "
+                             "--target 0 or --repeats N (every seed)")
         with claimed(results, on_message):
             if profile.target_reach:
                 counts = adaptive_sweep(results, profile, axis, data, retry_failed, on_progress, runner, budget_min,
@@ -428,10 +432,11 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
     """Seeds where they are needed: ``profile.first_seeds`` blocks of every configuration, then, look after look,
     more blocks only for the configurations whose ratios to native torch still reach further than
     ``profile.target_reach`` (``analysis.calibration.seeds_wanted``), up to the profile's seeds, the widest first,
-    within ``budget_min`` minutes from the start (a block's minutes: what its runs held the CPU, from their
-    records). A resumed sweep replays the same looks from its records. Returns the counts and ``seeds``, the
-    account the manifest keeps: each look, the blocks per configuration, and each comparison short of the target
-    with the blocks its sd needs."""
+    while their blocks fit in what is left of ``budget_min`` minutes from this command's start (a block's
+    minutes: what its runs held the CPU, from their records; the first seeds always run). A resumed sweep
+    replays the same looks from its records (each look reads only the seeds it has). Returns the counts and
+    ``seeds``, the account the manifest keeps: each look, the blocks per configuration, and each comparison short
+    of the target with the blocks its sd needs."""
     from analysis.calibration import seeds_wanted, short_of
 
     started, seed, most, target = time.perf_counter(), order_seed(results), len(profile.seeds), profile.target_reach
@@ -447,14 +452,15 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
     while True:
         chosen = {name: plan for name, plan in plans.items()
                   if profile.seeds.index(plan.train.seed) < have[configuration(plan)]}
-        counts = run_plans(results, chosen, profile, threads, data, retry_failed, heard, executor, seed,
-                           new_session=not looks)
+        counts = run_plans(results, chosen, profile, threads, data, retry_failed and not looks, heard, executor,
+                           seed, new_session=not looks)
         executed += counts["executed"]
-        estimates, minutes = _look(results, list(have))
+        estimates, minutes = _look(results, {key: profile.seeds[:n] for key, n in have.items()})
         short, wanted = short_of(estimates, target), seeds_wanted(estimates, have, target, most)
         left = None if budget_min is None else budget_min - (time.perf_counter() - started) / 60
         adding, cost = {}, 0.0
-        widest_first = sorted(short, key=lambda k: -max(r if r == r else float("inf") for r, _ in short[k].values()))
+        # the widest first; one with no interval (a column failing or untimed) last: more seeds may not give it one
+        widest_first = sorted(short, key=lambda k: -max(r if r == r else -1.0 for r, _ in short[k].values()))
         for key in (k for k in widest_first if wanted[k] > have[k]):
             each = minutes.get(key) or max(minutes.values(), default=0.0)
             blocks = wanted[key] - have[key]
@@ -476,24 +482,26 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
     return dict(counts, executed=executed, seeds=account)
 
 
-def _look(results: Path, keys: list[tuple]) -> tuple[dict, dict]:
-    """From the folder's records, per configuration: the per-block log ratios of each column to native torch (of
-    every pair where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
+def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
+    """From the folder's records of each configuration's ``seeds`` (only those: a resumed sweep, or a folder holding
+    more seeds, replays the same looks): the per-block log ratios of each column to native torch (of every pair
+    where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
     import numpy as np
 
     from analysis import tables
     from analysis.load import load
 
     runs = load(results).runs
-    groups = tables.timed_groups(runs)
     estimates, minutes = {}, {}
-    for key in keys:
+    for key, kept in seeds.items():
+        mine = runs[(runs["cell"] == key[0]) & (runs["layers"] == key[1]) & (runs["bidirectional"] == key[2])
+                    & runs["seed"].isin(kept)]
+        groups = tables.timed_groups(mine)
         columns = sorted({name for name, *rest in groups if tuple(rest) == key})
         pairs = ([(name, tables.REFERENCE) for name in columns if name != tables.REFERENCE]
                  if tables.REFERENCE in columns else list(itertools.combinations(columns, 2)))
         estimates[key] = {f"{a}/{b}": tables.block_estimates(groups[(a, *key)], groups[(b, *key)]) for a, b in pairs}
-        done = runs[(runs["status"] == "ok") & (runs["cell"] == key[0]) & (runs["layers"] == key[1])
-                    & (runs["bidirectional"] == key[2])]
+        done = mine[mine["status"] == "ok"]
         if len(done):
             held = (done["ready_s"].astype(float) + done["total_wall_s"].astype(float)
                     - done["waited_s"].astype(float).fillna(0.0))
