@@ -46,10 +46,7 @@ def half_width(ratio: float, low: float, high: float) -> float:
     return max(high / ratio - 1, 1 - low / ratio) if np.isfinite(low) else float("nan")
 
 
-TARGET = TARGET_REACH
-
-
-def blocks_needed(sd_log: float, target: float = TARGET, most: int = 1000) -> int | None:
+def blocks_needed(sd_log: float, target: float = TARGET_REACH, most: int = 1000) -> int | None:
     """The fewest blocks (or runs a side) whose 95% t interval reaches at most ``target`` from its point, for a
     per-block log ratio with this sd: the smallest B >= 3 with t(0.975, B - 1) * sd / sqrt(B) <= log(1 + target).
     It takes the sd as known, though it is itself estimated from few blocks: a planning figure (the expected
@@ -83,7 +80,7 @@ def seeds_wanted(estimates: dict[object, dict[str, list]], have: dict[object, in
                  most: int) -> dict:
     """The blocks (seeds) each configuration should have after ``have[key]``: as many as it has where every
     comparison reaches at most ``target`` (``short_of``); else the most any comparison short of it needs at its sd,
-    at least one more, at most twice as many as it has (an sd from 3 blocks is rough: the next look corrects it)
+    at least one more, at most twice as many as it has (an sd from 5 blocks is rough: the next look corrects it)
     and at most ``most``.
 
     The rule reads each interval's width, never its point: for normal data a sample's mean is independent of its
@@ -228,7 +225,7 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
                          wall_min=sweep_minutes(folder), vs_torch=len(versus),
                          reach_median=float(np.nanmedian(reach)) if reach else np.nan,
                          reach_widest=float(np.nanmax(reach)) if reach else np.nan,
-                         within_5_percent=int(np.sum(np.asarray(reach) <= TARGET)),
+                         within_5_percent=int(np.sum(np.asarray(reach) <= TARGET_REACH)),
                          with_interval=int(np.isfinite(reach).sum()), comparisons=len(family),
                          clear=int(family["clear"].sum()),
                          seeds_for_5_percent_median=float(np.median([n or np.inf for n in needed])),
