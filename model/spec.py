@@ -26,6 +26,8 @@ def configuration_slug(cell: str, layers: int, bidirectional: bool) -> str:
 TOKENIZERS = ("words", "punct")  # model/preprocess.py defines them
 SCHEDULES = ("constant", "warmup_cosine")
 VAL_SPLITS = ("reviews", "movies")
+# uniform: Keras' default draw; ppmi-svd: word vectors from the training rows' co-occurrences (model/pretrain.py)
+EMBEDDING_INITS = ("uniform", "ppmi-svd")
 MAX_LAYERS = 4
 # Native TensorFlow's formulations of the recurrent loop (a variant in model/implementations.py).
 TF_FORMULATIONS = ("loop", "precomputed", "block")
@@ -58,6 +60,7 @@ class ModelSpec:
     head_tokens: int = 0  # tokens kept from the start of a long review; the rest of maxlen from its end
     embedding_dropout: float = 0.0  # dropout on the embedded tokens
     segment_len: int = 0  # 0: the review is one sequence
+    embedding_init: str = "uniform"  # EMBEDDING_INITS
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -77,6 +80,9 @@ class ModelSpec:
             raise SpecError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
         if not 0 <= self.head_tokens < self.maxlen:
             raise SpecError(f"head_tokens must be in [0, maxlen), got {self.head_tokens}")
+        if self.embedding_init not in EMBEDDING_INITS:
+            raise SpecError(f"unknown embedding_init {self.embedding_init!r}; "
+                            f"choose one of {', '.join(EMBEDDING_INITS)}")
         if self.segment_len < 0 or (self.segment_len and self.maxlen % self.segment_len):
             raise SpecError(f"segment_len must be 0 or divide maxlen {self.maxlen}, got {self.segment_len}")
 

@@ -57,10 +57,20 @@ def _orthogonal(rng, shape):
     return q.T if rows < cols else q
 
 
-def initial_weights(spec: ModelSpec, seed: int) -> list[np.ndarray]:
-    """float32 arrays in the canonical layout, the same for every implementation."""
+def initial_weights(spec: ModelSpec, seed: int, x_train: np.ndarray | None = None) -> list[np.ndarray]:
+    """float32 arrays in the canonical layout, the same for every implementation.
+
+    With ``embedding_init="ppmi-svd"`` the embedding comes from ``x_train`` (the token rows the run trains on,
+    ``model/pretrain.py``); the uniform draw is still made, so every other array is the one the default gives.
+    """
     rng = np.random.default_rng(seed)
     weights = [rng.uniform(-0.05, 0.05, size=(spec.vocab_size, spec.embedding_dim))]
+    if spec.embedding_init == "ppmi-svd":
+        if x_train is None:
+            raise ValueError("embedding_init='ppmi-svd' needs the training rows (x_train)")
+        from model.pretrain import ppmi_svd
+
+        weights[0] = ppmi_svd(x_train, spec.vocab_size, spec.embedding_dim, seed)
     for size in layer_input_sizes(spec):
         for _ in range(spec.directions):
             gates = GATES[spec.cell] * spec.units

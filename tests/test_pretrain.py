@@ -1,0 +1,54 @@
+"""The data-derived embedding (model/pretrain.py) against counts worked out by hand."""
+
+import numpy as np
+import pytest
+
+from model.pretrain import UNIFORM_SD, cooccurrence, ppmi, ppmi_svd
+from model.spec import ModelSpec, SpecError
+from model.weights import initial_weights
+
+
+def test_cooccurrence_weights_pairs_by_distance_and_skips_padding():
+    # Row [0, 2, 3, 2]: pairs (2,3) at 1, (3,2) at 1, (2,2) at 2; the padding 0 pairs with nothing.
+    counts = cooccurrence(np.array([[0, 2, 3, 2]]), vocab_size=4, window=2).toarray()
+    expected = np.zeros((4, 4))
+    expected[2, 3] = expected[3, 2] = 2.0  # two neighbours at distance 1, counted both ways
+    expected[2, 2] = 2 * 0.5  # one pair at distance 2, symmetric with itself
+    np.testing.assert_allclose(counts, expected)
+
+
+def test_ppmi_against_a_hand_computed_matrix():
+    counts = np.array([[0.0, 2.0, 1.0], [2.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    import scipy.sparse as sparse
+
+    got = ppmi(sparse.csr_matrix(counts)).toarray()
+    total = counts.sum()
+    p_word = counts.sum(1) / total
+    p_context = counts.sum(0) ** 0.75 / (counts.sum(0) ** 0.75).sum()
+    with np.errstate(divide="ignore"):
+        expected = np.maximum(0.0, np.log(counts / total) - np.log(p_word)[:, None] - np.log(p_context)[None, :])
+    np.testing.assert_allclose(got, np.nan_to_num(expected, neginf=0.0), rtol=1e-12)
+
+
+def test_words_that_share_contexts_get_close_vectors():
+    # Two "synonyms" (2, 3) always follow word 4 and precede word 5; words 6-9 form a context of their own.
+    rng = np.random.default_rng(0)
+    rows = [[4, rng.choice([2, 3]), 5] + list(rng.permutation([6, 7, 8, 9])) for _ in range(300)]
+    vectors = ppmi_svd(np.array(rows), vocab_size=10, dim=3)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+    assert unit[2] @ unit[3] > 0.95 and unit[2] @ unit[6] < unit[2] @ unit[3] - 0.2
+    np.testing.assert_allclose(vectors[:2], 0.0, atol=1e-9)  # padding and the unknown word never occur
+    assert vectors.dtype == np.float32 and vectors.std() == pytest.approx(UNIFORM_SD, rel=1e-5)
+
+
+def test_initial_weights_replace_only_the_embedding():
+    spec = ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6, embedding_init="ppmi-svd")
+    rows = np.random.default_rng(1).integers(2, 10, size=(50, 6))
+    drawn = initial_weights(ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6), seed=3)
+    derived = initial_weights(spec, seed=3, x_train=rows)
+    assert not np.array_equal(derived[0], drawn[0])
+    assert all(np.array_equal(a, b) for a, b in zip(derived[1:], drawn[1:]))
+    with pytest.raises(ValueError, match="needs the training rows"):
+        initial_weights(spec, seed=3)
+    with pytest.raises(SpecError, match="unknown embedding_init"):
+        ModelSpec(embedding_init="glove")
