@@ -12,7 +12,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from model.spec import ModelSpec, TrainSpec, warmup_steps
+from model.preprocess import PAD
+from model.spec import ModelSpec, TrainSpec, bigram_ids, warmup_steps
 
 RECURRENT_LAYERS = {"rnn": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
 
@@ -56,6 +57,32 @@ class MaxOverReview(layers.Layer):
         return (shapes[1][0], shapes[0][-1])
 
 
+@keras.saving.register_keras_serializable(package="rnnbench")
+class BigramEmbedding(layers.Layer):
+    """tokens (batch, time) -> (batch, time, dim): the learned vector of the bigram each token ends, hashed into
+    ``spec.bigram_buckets`` rows (``model.spec.bigram_ids``); zero where the bigram touches padding."""
+
+    def __init__(self, vocab_size: int, buckets: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.buckets, self.dim = vocab_size, buckets, dim
+
+    def build(self, shape):
+        self.embeddings = self.add_weight(shape=(self.buckets, self.dim), initializer="zeros", name="embeddings")
+
+    def call(self, tokens):
+        current = ops.cast(tokens, "int64")
+        previous = ops.pad(current[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
+        real = ops.cast(ops.logical_and(ops.not_equal(previous, PAD), ops.not_equal(current, PAD)), self.compute_dtype)
+        ids = bigram_ids(previous, current, ModelSpec(vocab_size=self.vocab_size, bigram_buckets=self.buckets))
+        return ops.take(self.embeddings, ids, axis=0) * ops.expand_dims(real, -1)
+
+    def compute_output_shape(self, shape):
+        return (*shape, self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets, "dim": self.dim}
+
+
 # bf16: Keras' mixed_bfloat16 policy on every layer (variables in fp32, computation in bf16); the loss casts
 # the logits to fp32, as the native implementations do.
 DTYPE_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
@@ -77,6 +104,9 @@ def _network(spec: ModelSpec, options: dict, variable_width: bool) -> keras.Mode
     tokens = keras.Input(shape=(None if variable_width else spec.maxlen,), dtype="int32", name="tokens")
     # Each token id becomes a learned embedding_dim vector.
     x = layers.Embedding(spec.vocab_size, spec.embedding_dim, name="embedding")(tokens)
+    if spec.bigram_buckets:  # plus the vector of the bigram each token ends
+        bigrams = BigramEmbedding(spec.vocab_size, spec.bigram_buckets, spec.embedding_dim, name="bigrams")(tokens)
+        x = layers.Add(name="words_and_bigrams")([x, bigrams])
     if spec.embedding_dropout:
         x = layers.Dropout(spec.embedding_dropout, name="embedding_dropout")(x)
     if spec.segment_len:

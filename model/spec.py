@@ -61,6 +61,9 @@ class ModelSpec:
     embedding_dropout: float = 0.0  # dropout on the embedded tokens
     segment_len: int = 0  # 0: the review is one sequence
     embedding_init: str = "uniform"  # EMBEDDING_INITS
+    # > 0: each token's embedding plus a learned vector of the bigram it ends (previous token, token), hashed into
+    # this many rows (bigram_ids below); a bigram touching padding adds nothing. 0: words only.
+    bigram_buckets: int = 0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -83,8 +86,15 @@ class ModelSpec:
         if self.embedding_init not in EMBEDDING_INITS:
             raise SpecError(f"unknown embedding_init {self.embedding_init!r}; "
                             f"choose one of {', '.join(EMBEDDING_INITS)}")
+        if self.bigram_buckets < 0:
+            raise SpecError(f"bigram_buckets must be at least 0, got {self.bigram_buckets}")
         if self.segment_len < 0 or (self.segment_len and self.maxlen % self.segment_len):
             raise SpecError(f"segment_len must be 0 or divide maxlen {self.maxlen}, got {self.segment_len}")
+
+    @property
+    def embeddings(self) -> int:
+        """Embedding tables at the head of the canonical weights: the words', then the bigrams' if any."""
+        return 2 if self.bigram_buckets else 1
 
     @property
     def directions(self) -> int:
@@ -164,6 +174,12 @@ class TrainSpec:
                 raise SpecError(f"{name} must be at least 4 reviews, got {value}")
         if self.train_size is not None and self.train_size < self.batch_size:
             raise SpecError(f"train_size {self.train_size} does not fill one batch of {self.batch_size}")
+
+
+def bigram_ids(previous, current, spec: ModelSpec):
+    """The bigram row of each (previous, current) token pair: (previous * vocab_size + current) mod buckets, in
+    int64 arithmetic. Written with operators only, so NumPy, torch and TF arrays give the same ids."""
+    return (previous * spec.vocab_size + current) % spec.bigram_buckets
 
 
 def warmup_steps(train: TrainSpec, total_steps: int) -> int:

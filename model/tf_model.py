@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.spec import TF_FASTEST, ModelSpec, TrainSpec, learning_rate_at
+from model.preprocess import PAD
+from model.spec import TF_FASTEST, ModelSpec, TrainSpec, bigram_ids, learning_rate_at
 from model.spec import TF_FORMULATIONS as FORMULATIONS
 
 
@@ -118,13 +119,18 @@ class SentimentRNN(tf.Module):
         spec = self.spec
         weights = [tf.cast(w, self.compute_dtype) for w in self.weights]  # no-ops in fp32
         x = tf.gather(weights[0], tokens)  # (batch, time, embedding)
+        if spec.bigram_buckets:
+            current = tf.cast(tokens, tf.int64)
+            previous = tf.pad(current[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
+            real = tf.cast((previous != PAD) & (current != PAD), x.dtype)[..., None]
+            x = x + tf.gather(weights[1], bigram_ids(previous, current, spec)) * real
         if training and spec.embedding_dropout > 0:
             x = tf.nn.experimental.stateless_dropout(x, rate=spec.embedding_dropout,
                                                      seed=tf.random.experimental.stateless_fold_in(dropout_seed, 1))
         if spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
             x = tf.reshape(x, (-1, spec.segment_len, x.shape[-1]))
         x = tf.transpose(x, (1, 0, 2))  # time-major for the loop
-        rest = iter(weights[1:-2])
+        rest = iter(weights[spec.embeddings:-2])
         for _ in range(spec.layers):
             directions = []
             for direction in range(spec.directions):

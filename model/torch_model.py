@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.spec import ModelSpec, TrainSpec, learning_rate_at
+from model.preprocess import PAD
+from model.spec import ModelSpec, TrainSpec, bigram_ids, learning_rate_at
 from model.weights import GATES
 
 RECURRENT_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -46,6 +47,7 @@ class SentimentRNN(nn.Module):
         super().__init__()
         self.spec = spec
         self.embedding = nn.Embedding(spec.vocab_size, spec.embedding_dim)
+        self.bigrams = nn.Embedding(spec.bigram_buckets, spec.embedding_dim) if spec.bigram_buckets else None
         self.embedding_dropout = nn.Dropout(spec.embedding_dropout)
         self.recurrent = RECURRENT_MODULES[spec.cell](spec.embedding_dim, spec.units, num_layers=spec.layers,
                                                       batch_first=True, bidirectional=spec.bidirectional)
@@ -57,7 +59,13 @@ class SentimentRNN(nn.Module):
                     parameter.requires_grad_(False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.embedding_dropout(self.embedding(tokens))  # (batch, time, embedding)
+        x = self.embedding(tokens)  # (batch, time, embedding)
+        if self.bigrams is not None:
+            tokens = tokens.long()
+            previous = nn.functional.pad(tokens[:, :-1], (1, 0))  # PAD before the first token
+            real = ((previous != PAD) & (tokens != PAD)).unsqueeze(-1).to(x.dtype)
+            x = x + self.bigrams(bigram_ids(previous, tokens, self.spec)) * real
+        x = self.embedding_dropout(x)
         if self.spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
             x = x.reshape(-1, self.spec.segment_len, x.shape[-1])
         x, _ = self.recurrent(x)  # (rows, time, directions * units)
@@ -90,7 +98,9 @@ def _from_torch_gates(matrix: np.ndarray, cell: str) -> np.ndarray:
 def load_canonical(module: SentimentRNN, weights: list[np.ndarray]) -> None:
     spec, state = module.spec, {}
     state["embedding.weight"] = weights[0]
-    rest = iter(weights[1:-2])
+    if spec.bigram_buckets:
+        state["bigrams.weight"] = weights[1]
+    rest = iter(weights[spec.embeddings:-2])
     for suffix in _suffixes(spec):
         kernel, recurrent, bias = next(rest), next(rest), next(rest)
         state[f"recurrent.weight_ih{suffix}"] = _to_torch_gates(kernel, spec.cell).T
@@ -122,7 +132,7 @@ def canonical_gradients(module: SentimentRNN) -> list[np.ndarray]:
 
 def to_canonical(spec: ModelSpec, state: dict) -> list[np.ndarray]:
     """torch's parameter names and layouts -> the canonical list (``model/weights.py``)."""
-    out = [state["embedding.weight"]]
+    out = [state["embedding.weight"]] + ([state["bigrams.weight"]] if spec.bigram_buckets else [])
     for suffix in _suffixes(spec):
         out.append(_from_torch_gates(state[f"recurrent.weight_ih{suffix}"].T, spec.cell))
         out.append(_from_torch_gates(state[f"recurrent.weight_hh{suffix}"].T, spec.cell))

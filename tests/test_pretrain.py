@@ -1,4 +1,5 @@
-"""The data-derived embedding (model/pretrain.py) against counts worked out by hand."""
+"""The input front ends beyond a drawn embedding: the data-derived embedding (model/pretrain.py) against counts
+worked out by hand, and the hashed bigram rows."""
 
 import numpy as np
 import pytest
@@ -52,3 +53,20 @@ def test_initial_weights_replace_only_the_embedding():
         initial_weights(spec, seed=3)
     with pytest.raises(SpecError, match="unknown embedding_init"):
         ModelSpec(embedding_init="glove")
+
+
+def test_bigram_ids_and_the_canonical_layout():
+    from model.spec import bigram_ids
+    from model.weights import shapes
+
+    spec = ModelSpec(vocab_size=50, bigram_buckets=37)
+    # (3 * 50 + 7) % 37 = 157 % 37 = 9; (49 * 50 + 49) % 37 = 2499 % 37 = 20
+    assert bigram_ids(np.array([3, 49]), np.array([7, 49]), spec).tolist() == [9, 20]
+    gru = ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6, bigram_buckets=11)
+    assert shapes(gru)[:2] == [(10, 3), (11, 3)] and gru.embeddings == 2
+    weights = initial_weights(gru, seed=3)
+    words_only = initial_weights(ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6), seed=3)
+    assert not weights[1].any()  # zeros: the network starts as the words-only one
+    assert all(np.array_equal(a, b) for a, b in zip(weights[:1] + weights[2:], words_only))
+    with pytest.raises(SpecError, match="bigram_buckets must be at least 0"):
+        ModelSpec(bigram_buckets=-1)
