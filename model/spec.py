@@ -119,6 +119,10 @@ class TrainSpec:
     epsilon: float = 1e-7  # Keras' and TF's default; torch's is 1e-8, so it is always passed
     clip_global_norm: float = 1.0
     patience: int = 1  # epochs without a lower validation loss before stopping
+    # True: the weights of the epoch with the lowest validation loss are restored at the end (Keras'
+    # restore_best_weights). False: the run keeps the weights it ends with (a schedule that anneals to 0 ends
+    # on weights averaged by its small last steps); early stopping still ends it when patience runs out.
+    restore_best: bool = True
     val_fraction: float = 0.1
     # reviews: a stratified random share of the training reviews; movies: of the training *movies* (all the
     # reviews of a movie on one side), as the official test set's movies are disjoint from the training set's

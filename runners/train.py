@@ -53,6 +53,7 @@ def train(
     epsilon: Annotated[Optional[float], typer.Option(help=f"Adam epsilon, on sqrt(v) as Keras/TF apply it (default: {T.epsilon})")] = None,
     clip_norm: Annotated[Optional[float], typer.Option(help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
     patience: Annotated[Optional[int], typer.Option(help=f"early-stopping patience in epochs (default: {T.patience})")] = None,
+    restore_best: Annotated[Optional[bool], typer.Option("--restore-best/--keep-last", help="at the end, restore the weights of the epoch with the lowest validation loss, or keep the last ones (default: restore)")] = None,
     validations_per_epoch: Annotated[Optional[int], typer.Option(help=f"validation passes per epoch, evenly spaced, excluded from training time (default: {T.validations_per_epoch})")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"seeds weights, split, batch order, dropout (default: {T.seed})")] = None,
     split_seed: Annotated[Optional[int], typer.Option(help="seeds the validation split (and vocabulary) alone, so that runs of several seeds share it (default: --seed)")] = None,
@@ -80,7 +81,7 @@ def train(
                     bigram_buckets=bigram_buckets, batch_size=batch_size, epochs=epochs,
                     learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
                     bucket_pool=bucket_pool, val_split=val_split, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
-                    validations_per_epoch=validations_per_epoch, seed=seed, split_seed=split_seed, train_size=train_size, test_size=test_size)
+                    restore_best=restore_best, validations_per_epoch=validations_per_epoch, seed=seed, split_seed=split_seed, train_size=train_size, test_size=test_size)
     variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla, precision=precision)
     with user_errors():
         from model.plan import RunPlan

@@ -223,3 +223,31 @@ def test_the_retain_allocator_reuses_freed_memory_where_glibc_faults_it_in_again
     first, *later = map(int, lines[1].split())
     assert lines[0] == allocator and first > 16_000  # 16,384 pages, less any the heap held already
     assert all(faults >= 16_384 for faults in later) if allocator == "glibc" else max(later) < 100
+
+
+class _Weights:
+    def __init__(self):
+        self.weights = [np.zeros(1)]
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        self.weights = [w.copy() for w in weights]
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stopping_restores_the_lowest_loss_or_keeps_the_last(restore_best):
+    from runners.harness.session import _EarlyStopping
+
+    impl, stopper = _Weights(), _EarlyStopping(patience=2, restore_best=restore_best)
+    stopped = []
+    for epoch, loss in enumerate([0.5, 0.4, 0.45, 0.47, 0.3], start=1):  # patience runs out after epoch 4
+        impl.weights = [np.full(1, float(epoch))]
+        stopped.append(stopper.update(epoch, loss, impl, f"logits {epoch}"))
+        if stopped[-1]:
+            break
+    assert stopped == [False, False, False, True] and stopper.best_epoch == 2
+    assert stopper.restore(impl, 4, "logits 4") is restore_best
+    assert impl.weights[0][0] == (2.0 if restore_best else 4.0)
+    assert stopper.best_logits == ("logits 2" if restore_best else "logits 4")

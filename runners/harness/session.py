@@ -281,7 +281,7 @@ def _epochs(ready: Prepared, display) -> dict:
     every = min(train_spec.validations_per_epoch, per_epoch)
     checkpoints = {round(j * per_epoch / every) for j in range(1, every + 1)}
     samples, rounds, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], [], []
-    stopper = _EarlyStopping(train_spec.patience)
+    stopper = _EarlyStopping(train_spec.patience, train_spec.restore_best)
     watch, turn = canary.Canary(plan.threads), gate.Gate.from_environment()
     if turn:
         turn.wait()  # prepared: the sweep prepares the other columns (some beside this one), then hands out turns
@@ -335,7 +335,7 @@ def _epochs(ready: Prepared, display) -> dict:
                                   f"accuracy {last['val_accuracy']:.4f}")
         if stopper.update(epoch, last["val_loss"], impl, latest["logits"]):
             break
-    restored = stopper.restore(impl, len(epoch_s))
+    restored = stopper.restore(impl, len(epoch_s), latest["logits"])
     train_wall, train_cpu = clocks.wall(), clocks.cpu()
     watch.end(train_wall)
     return _trained(ready, samples, rounds, epoch_s, tokens, validations, train_wall, train_cpu, clocks, stopper,
@@ -369,27 +369,33 @@ def _trained(ready: Prepared, samples, rounds, epoch_s, tokens, validations, tra
                 curves=curves, validations=validations, order_digests=digests, tokens_per_epoch=tokens,
                 canary=watch.to_record(train_wall),
                 schedule=turn.to_record() if turn else dict(schedule="sequential"),
-                early_stopping=dict(monitor="val_loss", patience=train_spec.patience, best_epoch=stopper.best_epoch,
+                early_stopping=dict(monitor="val_loss", patience=train_spec.patience,
+                                    restore_best=train_spec.restore_best, best_epoch=stopper.best_epoch,
                                     best_val_loss=stopper.best_loss, stopped_after_epoch=stopper.stopped,
                                     epochs_run=len(epoch_s), restored_best_weights=restored))
 
 
 class _EarlyStopping:
-    """Stop after ``patience`` epochs without a lower validation loss; keep the best weights to restore."""
+    """Stop after ``patience`` epochs without a lower validation loss; keep the best weights to restore (or, with
+    ``restore_best`` off, nothing: the run ends on its last weights)."""
 
-    def __init__(self, patience: int):
-        self.patience, self.best_loss, self.best_epoch = patience, float("inf"), 0
+    def __init__(self, patience: int, restore_best: bool = True):
+        self.patience, self.restore_best, self.best_loss, self.best_epoch = patience, restore_best, float("inf"), 0
         self.best_weights, self.best_logits, self.stopped = None, None, None
 
     def update(self, epoch: int, val_loss: float, impl, val_logits) -> bool:
         if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch = val_loss, epoch
-            self.best_weights, self.best_logits = impl.get_weights(), val_logits
+            self.best_loss, self.best_epoch, self.best_logits = val_loss, epoch, val_logits
+            self.best_weights = impl.get_weights() if self.restore_best else None
         elif epoch - self.best_epoch >= self.patience:
             self.stopped = epoch
         return self.stopped is not None
 
-    def restore(self, impl, epochs_run: int) -> bool:
+    def restore(self, impl, epochs_run: int, last_logits) -> bool:
+        """Put the weights the test set will see in place; ``best_logits`` becomes their validation logits."""
+        if not self.restore_best:
+            self.best_logits = last_logits
+            return False
         if self.best_epoch == epochs_run:
             return False
         impl.set_weights(self.best_weights)
