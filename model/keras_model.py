@@ -13,7 +13,7 @@ import numpy as np
 from keras import layers, ops
 
 from model.preprocess import PAD
-from model.spec import ModelSpec, TrainSpec, bigram_ids, warmup_steps
+from model.spec import ModelSpec, TrainSpec, ngram_ids, warmup_steps
 
 RECURRENT_LAYERS = {"rnn": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
 
@@ -58,29 +58,36 @@ class MaxOverReview(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="rnnbench")
-class BigramEmbedding(layers.Layer):
-    """tokens (batch, time) -> (batch, time, dim): the learned vector of the bigram each token ends, hashed into
-    ``spec.bigram_buckets`` rows (``model.spec.bigram_ids``); zero where the bigram touches padding."""
+class NgramEmbedding(layers.Layer):
+    """tokens (batch, time) -> (batch, time, dim): the sum of the learned vectors of the n-grams (n = 2..order)
+    each token ends, hashed into ``buckets`` shared rows (``model.spec.ngram_ids``); an n-gram touching padding
+    adds nothing."""
 
-    def __init__(self, vocab_size: int, buckets: int, dim: int, **kwargs):
+    def __init__(self, vocab_size: int, buckets: int, order: int, dim: int, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.buckets, self.dim = vocab_size, buckets, dim
+        self.vocab_size, self.buckets, self.order, self.dim = vocab_size, buckets, order, dim
+        self.spec = ModelSpec(vocab_size=vocab_size, ngram_buckets=buckets, ngram_order=order)
 
     def build(self, shape):
         self.embeddings = self.add_weight(shape=(self.buckets, self.dim), initializer="zeros", name="embeddings")
 
     def call(self, tokens):
         current = ops.cast(tokens, "int64")
-        previous = ops.pad(current[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
-        real = ops.cast(ops.logical_and(ops.not_equal(previous, PAD), ops.not_equal(current, PAD)), self.compute_dtype)
-        ids = bigram_ids(previous, current, ModelSpec(vocab_size=self.vocab_size, bigram_buckets=self.buckets))
-        return ops.take(self.embeddings, ids, axis=0) * ops.expand_dims(real, -1)
+        back = [current] + [ops.pad(current[:, :-k], [[0, 0], [k, 0]], constant_values=PAD)
+                            for k in range(1, self.order)]
+        total = 0
+        for n in range(2, self.order + 1):
+            history = back[n - 1::-1]  # oldest first
+            real = ops.cast(ops.all(ops.stack([ops.not_equal(h, PAD) for h in history]), axis=0), self.compute_dtype)
+            total = total + ops.take(self.embeddings, ngram_ids(history, self.spec), axis=0) * ops.expand_dims(real, -1)
+        return total
 
     def compute_output_shape(self, shape):
         return (*shape, self.dim)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets, "dim": self.dim}
+        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets, "order": self.order,
+                "dim": self.dim}
 
 
 # bf16: Keras' mixed_bfloat16 policy on every layer (variables in fp32, computation in bf16); the loss casts
@@ -104,9 +111,10 @@ def _network(spec: ModelSpec, options: dict, variable_width: bool) -> keras.Mode
     tokens = keras.Input(shape=(None if variable_width else spec.maxlen,), dtype="int32", name="tokens")
     # Each token id becomes a learned embedding_dim vector.
     x = layers.Embedding(spec.vocab_size, spec.embedding_dim, name="embedding")(tokens)
-    if spec.bigram_buckets:  # plus the vector of the bigram each token ends
-        bigrams = BigramEmbedding(spec.vocab_size, spec.bigram_buckets, spec.embedding_dim, name="bigrams")(tokens)
-        x = layers.Add(name="words_and_bigrams")([x, bigrams])
+    if spec.ngram_buckets:  # plus the vectors of the n-grams each token ends
+        ngrams = NgramEmbedding(spec.vocab_size, spec.ngram_buckets, spec.ngram_order, spec.embedding_dim,
+                                name="ngrams")(tokens)
+        x = layers.Add(name="words_and_ngrams")([x, ngrams])
     if spec.embedding_dropout:
         x = layers.Dropout(spec.embedding_dropout, name="embedding_dropout")(x)
     if spec.segment_len:

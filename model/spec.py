@@ -61,9 +61,11 @@ class ModelSpec:
     embedding_dropout: float = 0.0  # dropout on the embedded tokens
     segment_len: int = 0  # 0: the review is one sequence
     embedding_init: str = "uniform"  # EMBEDDING_INITS
-    # > 0: each token's embedding plus a learned vector of the bigram it ends (previous token, token), hashed into
-    # this many rows (bigram_ids below); a bigram touching padding adds nothing. 0: words only.
-    bigram_buckets: int = 0
+    # > 0: each token's embedding plus a learned vector for each n-gram it ends, n = 2..ngram_order (the bigram
+    # (previous token, token), then the trigram...), all hashed into this many shared rows (ngram_ids below), as
+    # fastText hashes its n-grams; an n-gram touching padding adds nothing. 0: words only.
+    ngram_buckets: int = 0
+    ngram_order: int = 2
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -86,15 +88,18 @@ class ModelSpec:
         if self.embedding_init not in EMBEDDING_INITS:
             raise SpecError(f"unknown embedding_init {self.embedding_init!r}; "
                             f"choose one of {', '.join(EMBEDDING_INITS)}")
-        if self.bigram_buckets < 0:
-            raise SpecError(f"bigram_buckets must be at least 0, got {self.bigram_buckets}")
+        if self.ngram_buckets < 0:
+            raise SpecError(f"ngram_buckets must be at least 0, got {self.ngram_buckets}")
+        if not 2 <= self.ngram_order or self.vocab_size ** self.ngram_order >= 2 ** 63:
+            raise SpecError(f"ngram_order must be at least 2 and vocab_size ** ngram_order below 2**63 (int64 ids), "
+                            f"got {self.ngram_order}")
         if self.segment_len < 0 or (self.segment_len and self.maxlen % self.segment_len):
             raise SpecError(f"segment_len must be 0 or divide maxlen {self.maxlen}, got {self.segment_len}")
 
     @property
     def embeddings(self) -> int:
-        """Embedding tables at the head of the canonical weights: the words', then the bigrams' if any."""
-        return 2 if self.bigram_buckets else 1
+        """Embedding tables at the head of the canonical weights: the words', then the n-grams' if any."""
+        return 2 if self.ngram_buckets else 1
 
     @property
     def directions(self) -> int:
@@ -180,10 +185,13 @@ class TrainSpec:
             raise SpecError(f"train_size {self.train_size} does not fill one batch of {self.batch_size}")
 
 
-def bigram_ids(previous, current, spec: ModelSpec):
-    """The bigram row of each (previous, current) token pair: (previous * vocab_size + current) mod buckets, in
-    int64 arithmetic. Written with operators only, so NumPy, torch and TF arrays give the same ids."""
-    return (previous * spec.vocab_size + current) % spec.bigram_buckets
+def ngram_ids(history, spec: ModelSpec):
+    """The row of each n-gram, given its tokens oldest first (int64 arrays, one per position): the n-gram read as
+    a base-vocab_size number, mod ngram_buckets. Operators only, so NumPy, torch and TF arrays give the same ids."""
+    ids = history[0]
+    for tokens in history[1:]:
+        ids = ids * spec.vocab_size + tokens
+    return ids % spec.ngram_buckets
 
 
 def warmup_steps(train: TrainSpec, total_steps: int) -> int:

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.preprocess import PAD
-from model.spec import TF_FASTEST, ModelSpec, TrainSpec, bigram_ids, learning_rate_at
+from model.spec import TF_FASTEST, ModelSpec, TrainSpec, learning_rate_at, ngram_ids
 from model.spec import TF_FORMULATIONS as FORMULATIONS
 
 
@@ -119,11 +119,14 @@ class SentimentRNN(tf.Module):
         spec = self.spec
         weights = [tf.cast(w, self.compute_dtype) for w in self.weights]  # no-ops in fp32
         x = tf.gather(weights[0], tokens)  # (batch, time, embedding)
-        if spec.bigram_buckets:
+        if spec.ngram_buckets:  # each position's n-grams, n = 2..order, ending at it
             current = tf.cast(tokens, tf.int64)
-            previous = tf.pad(current[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
-            real = tf.cast((previous != PAD) & (current != PAD), x.dtype)[..., None]
-            x = x + tf.gather(weights[1], bigram_ids(previous, current, spec)) * real
+            back = [current] + [tf.pad(current[:, :-k], [[0, 0], [k, 0]], constant_values=PAD)
+                                for k in range(1, spec.ngram_order)]
+            for n in range(2, spec.ngram_order + 1):
+                history = back[n - 1::-1]  # oldest first
+                real = tf.cast(tf.reduce_all(tf.stack([h != PAD for h in history]), axis=0), x.dtype)[..., None]
+                x = x + tf.gather(weights[1], ngram_ids(history, spec)) * real
         if training and spec.embedding_dropout > 0:
             x = tf.nn.experimental.stateless_dropout(x, rate=spec.embedding_dropout,
                                                      seed=tf.random.experimental.stateless_fold_in(dropout_seed, 1))

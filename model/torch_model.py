@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from model.preprocess import PAD
-from model.spec import ModelSpec, TrainSpec, bigram_ids, learning_rate_at
+from model.spec import ModelSpec, TrainSpec, learning_rate_at, ngram_ids
 from model.weights import GATES
 
 RECURRENT_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -47,7 +47,7 @@ class SentimentRNN(nn.Module):
         super().__init__()
         self.spec = spec
         self.embedding = nn.Embedding(spec.vocab_size, spec.embedding_dim)
-        self.bigrams = nn.Embedding(spec.bigram_buckets, spec.embedding_dim) if spec.bigram_buckets else None
+        self.ngrams = nn.Embedding(spec.ngram_buckets, spec.embedding_dim) if spec.ngram_buckets else None
         self.embedding_dropout = nn.Dropout(spec.embedding_dropout)
         self.recurrent = RECURRENT_MODULES[spec.cell](spec.embedding_dim, spec.units, num_layers=spec.layers,
                                                       batch_first=True, bidirectional=spec.bidirectional)
@@ -60,11 +60,13 @@ class SentimentRNN(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embedding(tokens)  # (batch, time, embedding)
-        if self.bigrams is not None:
+        if self.ngrams is not None:  # each position's n-grams, n = 2..order, ending at it
             tokens = tokens.long()
-            previous = nn.functional.pad(tokens[:, :-1], (1, 0))  # PAD before the first token
-            real = ((previous != PAD) & (tokens != PAD)).unsqueeze(-1).to(x.dtype)
-            x = x + self.bigrams(bigram_ids(previous, tokens, self.spec)) * real
+            back = [tokens] + [nn.functional.pad(tokens[:, :-k], (k, 0)) for k in range(1, self.spec.ngram_order)]
+            for n in range(2, self.spec.ngram_order + 1):
+                history = back[n - 1::-1]  # oldest first
+                real = torch.stack([h != PAD for h in history]).all(0).unsqueeze(-1).to(x.dtype)
+                x = x + self.ngrams(ngram_ids(history, self.spec)) * real
         x = self.embedding_dropout(x)
         if self.spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
             x = x.reshape(-1, self.spec.segment_len, x.shape[-1])
@@ -98,8 +100,8 @@ def _from_torch_gates(matrix: np.ndarray, cell: str) -> np.ndarray:
 def load_canonical(module: SentimentRNN, weights: list[np.ndarray]) -> None:
     spec, state = module.spec, {}
     state["embedding.weight"] = weights[0]
-    if spec.bigram_buckets:
-        state["bigrams.weight"] = weights[1]
+    if spec.ngram_buckets:
+        state["ngrams.weight"] = weights[1]
     rest = iter(weights[spec.embeddings:-2])
     for suffix in _suffixes(spec):
         kernel, recurrent, bias = next(rest), next(rest), next(rest)
@@ -132,7 +134,7 @@ def canonical_gradients(module: SentimentRNN) -> list[np.ndarray]:
 
 def to_canonical(spec: ModelSpec, state: dict) -> list[np.ndarray]:
     """torch's parameter names and layouts -> the canonical list (``model/weights.py``)."""
-    out = [state["embedding.weight"]] + ([state["bigrams.weight"]] if spec.bigram_buckets else [])
+    out = [state["embedding.weight"]] + ([state["ngrams.weight"]] if spec.ngram_buckets else [])
     for suffix in _suffixes(spec):
         out.append(_from_torch_gates(state[f"recurrent.weight_ih{suffix}"].T, spec.cell))
         out.append(_from_torch_gates(state[f"recurrent.weight_hh{suffix}"].T, spec.cell))

@@ -33,7 +33,7 @@ def layer_input_sizes(spec: ModelSpec) -> list[int]:
 def shapes(spec: ModelSpec) -> list[tuple[int, ...]]:
     gates = GATES[spec.cell] * spec.units
     bias = (2, gates) if spec.cell == "gru" else (gates,)
-    out = [(spec.vocab_size, spec.embedding_dim)] + [(spec.bigram_buckets, spec.embedding_dim)] * (spec.embeddings - 1)
+    out = [(spec.vocab_size, spec.embedding_dim)] + [(spec.ngram_buckets, spec.embedding_dim)] * (spec.embeddings - 1)
     for size in layer_input_sizes(spec):
         out += [(size, gates), (spec.units, gates), bias] * spec.directions
     return out + [(spec.units * spec.directions, 1), (1,)]
@@ -71,8 +71,8 @@ def initial_weights(spec: ModelSpec, seed: int, x_train: np.ndarray | None = Non
         from model.pretrain import ppmi_svd
 
         weights[0] = ppmi_svd(x_train, spec.vocab_size, spec.embedding_dim, seed)
-    if spec.bigram_buckets:  # zeros: the network starts as the words-only one and learns what bigrams add
-        weights.append(np.zeros((spec.bigram_buckets, spec.embedding_dim)))
+    if spec.ngram_buckets:  # zeros: the network starts as the words-only one and learns what n-grams add
+        weights.append(np.zeros((spec.ngram_buckets, spec.embedding_dim)))
     for size in layer_input_sizes(spec):
         for _ in range(spec.directions):
             gates = GATES[spec.cell] * spec.units

@@ -127,7 +127,7 @@ def main(name: str, specs_json: str, out: str, variant_json: str = "{}") -> None
         variant = implementations.resolve_variant(name, given, spec)
         weights = initial_weights(spec, seed=7)
         weights[0], weights[-2] = weights[0] * EMBEDDING_SCALE, weights[-2] * LOGIT_SCALE
-        if spec.bigram_buckets:  # zeros at the start; values, so that the forward pass reads the right rows
+        if spec.ngram_buckets:  # zeros at the start; values, so that the forward pass reads the right rows
             weights[1] = np.random.default_rng(8).uniform(-1, 1, weights[1].shape).astype(np.float32)
         policy.import_framework(name)
         impl = implementations.create(name, spec, train, weights, variant, total_steps=steps)

@@ -73,9 +73,9 @@ PARITY |= {
                               train=dict(schedule="warmup_cosine", warmup_fraction=0.4, bucket_pool=1,
                                          learning_rate=0.01, **NO_CLIP), **SMALL) for cell in ("gru", "lstm")},
 }
-# Hashed bigram vectors added to the words' (a front end the cell never sees): segments and bucketed widths too,
-# 37 rows for the small vocabulary, so that distinct bigrams share rows as they do at full size.
-PARITY["lstm-seg-bi-bigrams"] = PARITY["lstm-seg-bi"] | dict(bigram_buckets=37)
+# Hashed bigram and trigram vectors added to the words' (a front end the cell never sees): segments and bucketed
+# widths too, 37 rows for the small vocabulary, so that distinct n-grams share rows as they do at full size.
+PARITY["lstm-seg-bi-ngrams"] = PARITY["lstm-seg-bi"] | dict(ngram_buckets=37, ngram_order=3)
 # One full-size case: the default network (64 units, embedding 64, vocabulary 10,000) over its 200 timesteps, where
 # float32 differences accumulate longest; three steps, dropout off. The tolerances above hold for it too, but for
 # the single update: Adam's lr * g / (|g| + eps) weighs every element alike, and over 200 timesteps the small

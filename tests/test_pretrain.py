@@ -1,5 +1,5 @@
 """The input front ends beyond a drawn embedding: the data-derived embedding (model/pretrain.py) against counts
-worked out by hand, and the hashed bigram rows."""
+worked out by hand, and the hashed n-gram rows."""
 
 import numpy as np
 import pytest
@@ -55,18 +55,48 @@ def test_initial_weights_replace_only_the_embedding():
         ModelSpec(embedding_init="glove")
 
 
-def test_bigram_ids_and_the_canonical_layout():
-    from model.spec import bigram_ids
+def test_ngram_ids_and_the_canonical_layout():
+    from model.spec import ngram_ids
     from model.weights import shapes
 
-    spec = ModelSpec(vocab_size=50, bigram_buckets=37)
+    spec = ModelSpec(vocab_size=50, ngram_buckets=37)
     # (3 * 50 + 7) % 37 = 157 % 37 = 9; (49 * 50 + 49) % 37 = 2499 % 37 = 20
-    assert bigram_ids(np.array([3, 49]), np.array([7, 49]), spec).tolist() == [9, 20]
-    gru = ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6, bigram_buckets=11)
+    assert ngram_ids([np.array([3, 49]), np.array([7, 49])], spec).tolist() == [9, 20]
+    # a trigram: (2 * 50 + 3) * 50 + 7 = 5157, 5157 % 37 = 14
+    assert ngram_ids([np.array([2]), np.array([3]), np.array([7])], spec).tolist() == [14]
+    gru = ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6, ngram_buckets=11)
     assert shapes(gru)[:2] == [(10, 3), (11, 3)] and gru.embeddings == 2
     weights = initial_weights(gru, seed=3)
     words_only = initial_weights(ModelSpec(cell="gru", units=4, embedding_dim=3, vocab_size=10, maxlen=6), seed=3)
     assert not weights[1].any()  # zeros: the network starts as the words-only one
     assert all(np.array_equal(a, b) for a, b in zip(weights[:1] + weights[2:], words_only))
-    with pytest.raises(SpecError, match="bigram_buckets must be at least 0"):
-        ModelSpec(bigram_buckets=-1)
+    with pytest.raises(SpecError, match="ngram_buckets must be at least 0"):
+        ModelSpec(ngram_buckets=-1)
+    with pytest.raises(SpecError, match="ngram_order must be at least 2"):
+        ModelSpec(vocab_size=30_000, ngram_order=5)  # 30,000 ** 5 overflows int64
+
+
+def test_the_ngram_front_end_adds_each_real_ngram_once():
+    """native torch's embedded tokens against NumPy: word vector + one row per real bigram and trigram."""
+    torch = pytest.importorskip("torch")
+    from model.spec import ngram_ids
+    from model.torch_model import SentimentRNN, load_canonical
+
+    spec = ModelSpec(units=4, embedding_dim=3, vocab_size=20, maxlen=6, ngram_buckets=13, ngram_order=3)
+    weights = initial_weights(spec, seed=0)
+    weights[1] = np.random.default_rng(1).uniform(-1, 1, weights[1].shape).astype(np.float32)
+    module = SentimentRNN(spec).eval()
+    load_canonical(module, weights)
+    seen = {}
+    module.embedding_dropout.register_forward_hook(lambda m, inputs, output: seen.update(x=output.detach().numpy()))
+    tokens = np.array([[0, 0, 5, 7, 9, 11]])
+    module(torch.from_numpy(tokens))
+    words, table = weights[0], weights[1]
+    expected = words[tokens[0]].copy()
+    for t in range(len(tokens[0])):
+        for n in (2, 3):
+            gram = tokens[0, t - n + 1:t + 1] if t - n + 1 >= 0 else np.array([0])
+            if (gram != 0).all():
+                expected[t] += table[ngram_ids(list(gram), spec)]
+    np.testing.assert_allclose(seen["x"][0], expected, rtol=1e-6)
+    assert not np.allclose(expected[4], words[9] + table[ngram_ids([7, 9], spec)])  # the trigram counted
