@@ -47,14 +47,27 @@ class Segments(layers.Layer):
 @keras.saving.register_keras_serializable(package="rnnbench")
 class MaxOverReview(layers.Layer):
     """[(batch * segments, length, features), tokens (batch, time)] -> (batch, features): the max over every
-    timestep of every segment of a review."""
+    timestep of every segment of a review; with ``mean``, beside it the mean over the review's real tokens
+    (batch, 2 * features)."""
+
+    def __init__(self, mean: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = mean
 
     def call(self, inputs):
         x, tokens = inputs
-        return ops.max(ops.reshape(x, (ops.shape(tokens)[0], -1, x.shape[-1])), axis=1)
+        x = ops.reshape(x, (ops.shape(tokens)[0], -1, x.shape[-1]))
+        if not self.mean:
+            return ops.max(x, axis=1)
+        real = ops.expand_dims(ops.cast(ops.not_equal(tokens, PAD), x.dtype), -1)
+        mean = ops.sum(x * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+        return ops.concatenate([ops.max(x, axis=1), mean], axis=-1)
 
     def compute_output_shape(self, shapes):
-        return (shapes[1][0], shapes[0][-1])
+        return (shapes[1][0], shapes[0][-1] * (2 if self.mean else 1))
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean}
 
 
 @keras.saving.register_keras_serializable(package="rnnbench")
@@ -126,9 +139,10 @@ def _network(spec: ModelSpec, options: dict, variable_width: bool) -> keras.Mode
         if spec.bidirectional:
             recurrent = layers.Bidirectional(recurrent, name=f"bidirectional_{spec.cell}_{depth}")
         x = recurrent(x)
-    # Pool over time: the strongest evidence anywhere in the review, not just the last state.
-    if spec.segment_len:
-        x = MaxOverReview(name="max_over_review")([x, tokens])
+    # Pool over time: the strongest evidence anywhere in the review, not just the last state (and, with max-mean,
+    # the weight of all of it).
+    if spec.segment_len or spec.pooling == "max-mean":
+        x = MaxOverReview(spec.pooling == "max-mean", name="max_over_review")([x, tokens])
     else:
         x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
     x = layers.Dropout(spec.dropout, name="dropout")(x)

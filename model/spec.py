@@ -28,6 +28,7 @@ SCHEDULES = ("constant", "warmup_cosine")
 VAL_SPLITS = ("reviews", "movies")
 # uniform: Keras' default draw; ppmi-svd: word vectors from the training rows' co-occurrences (model/pretrain.py)
 EMBEDDING_INITS = ("uniform", "ppmi-svd")
+POOLINGS = ("max", "max-mean")
 MAX_LAYERS = 4
 # Native TensorFlow's formulations of the recurrent loop (a variant in model/implementations.py).
 TF_FORMULATIONS = ("loop", "precomputed", "block")
@@ -66,6 +67,9 @@ class ModelSpec:
     # fastText hashes its n-grams; an n-gram touching padding adds nothing. 0: words only.
     ngram_buckets: int = 0
     ngram_order: int = 2
+    # max: the max over every timestep (of every segment) of the review; max-mean: beside it, the mean over the
+    # review's real tokens (padding left out): the strongest evidence and the weight of all of it
+    pooling: str = "max"
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -88,6 +92,8 @@ class ModelSpec:
         if self.embedding_init not in EMBEDDING_INITS:
             raise SpecError(f"unknown embedding_init {self.embedding_init!r}; "
                             f"choose one of {', '.join(EMBEDDING_INITS)}")
+        if self.pooling not in POOLINGS:
+            raise SpecError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.ngram_buckets < 0:
             raise SpecError(f"ngram_buckets must be at least 0, got {self.ngram_buckets}")
         if not 2 <= self.ngram_order or self.vocab_size ** self.ngram_order >= 2 ** 63:
@@ -104,6 +110,11 @@ class ModelSpec:
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def pooled_features(self) -> int:
+        """The width of what the output layer reads."""
+        return self.units * self.directions * (2 if self.pooling == "max-mean" else 1)
 
     @property
     def width_multiple(self) -> int:

@@ -146,9 +146,15 @@ class SentimentRNN(tf.Module):
                                           precompute=self.formulation == "precomputed")
                 directions.append(tf.reverse(y, axis=[0]) if direction else y)
             x = tf.concat(directions, axis=-1) if len(directions) > 1 else directions[0]
+        outputs = x
         x = tf.reduce_max(x, axis=0)  # max over time: (rows, directions * units)
         if spec.segment_len:  # and over a review's segments
             x = tf.reduce_max(tf.reshape(x, (tf.shape(tokens)[0], -1, x.shape[-1])), axis=1)
+        if spec.pooling == "max-mean":  # and the mean over the real tokens
+            outputs = tf.reshape(tf.transpose(outputs, (1, 0, 2)), (tf.shape(tokens)[0], -1, x.shape[-1]))
+            real = tf.cast(tokens != PAD, x.dtype)[..., None]
+            mean = tf.reduce_sum(outputs * real, axis=1) / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
+            x = tf.concat([x, mean], axis=-1)
         if training and spec.dropout > 0:
             x = tf.nn.experimental.stateless_dropout(x, rate=spec.dropout, seed=dropout_seed)
         return tf.cast(tf.squeeze(tf.matmul(x, weights[-2]) + weights[-1], axis=-1), tf.float32)

@@ -52,7 +52,7 @@ class SentimentRNN(nn.Module):
         self.recurrent = RECURRENT_MODULES[spec.cell](spec.embedding_dim, spec.units, num_layers=spec.layers,
                                                       batch_first=True, bidirectional=spec.bidirectional)
         self.dropout = nn.Dropout(spec.dropout)
-        self.logit = nn.Linear(spec.units * spec.directions, 1)
+        self.logit = nn.Linear(spec.pooled_features, 1)
         if spec.cell != "gru":
             for name, parameter in self.recurrent.named_parameters():
                 if name.startswith("bias_hh"):
@@ -71,8 +71,12 @@ class SentimentRNN(nn.Module):
         if self.spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
             x = x.reshape(-1, self.spec.segment_len, x.shape[-1])
         x, _ = self.recurrent(x)  # (rows, time, directions * units)
-        x = x.reshape(tokens.shape[0], -1, x.shape[-1]).amax(dim=1)  # max over time (and a review's segments)
-        return self.logit(self.dropout(x)).squeeze(-1)  # (batch,)
+        x = x.reshape(tokens.shape[0], -1, x.shape[-1])  # (batch, time, features), a review's segments in a row
+        pooled = x.amax(dim=1)  # max over time
+        if self.spec.pooling == "max-mean":  # and the mean over the real tokens
+            real = (tokens != PAD).unsqueeze(-1).to(x.dtype)
+            pooled = torch.cat([pooled, (x * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)], dim=-1)
+        return self.logit(self.dropout(pooled)).squeeze(-1)  # (batch,)
 
 
 def _suffixes(spec: ModelSpec):

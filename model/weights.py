@@ -36,7 +36,7 @@ def shapes(spec: ModelSpec) -> list[tuple[int, ...]]:
     out = [(spec.vocab_size, spec.embedding_dim)] + [(spec.ngram_buckets, spec.embedding_dim)] * (spec.embeddings - 1)
     for size in layer_input_sizes(spec):
         out += [(size, gates), (spec.units, gates), bias] * spec.directions
-    return out + [(spec.units * spec.directions, 1), (1,)]
+    return out + [(spec.pooled_features, 1), (1,)]
 
 
 def parameter_count(spec: ModelSpec) -> int:
@@ -80,7 +80,7 @@ def initial_weights(spec: ModelSpec, seed: int, x_train: np.ndarray | None = Non
             if spec.cell == "lstm":
                 bias[spec.units: 2 * spec.units] = 1.0  # unit forget bias (Jozefowicz et al., 2015)
             weights += [_glorot_uniform(rng, (size, gates)), _orthogonal(rng, (spec.units, gates)), bias]
-    weights += [_glorot_uniform(rng, (spec.units * spec.directions, 1)), np.zeros((1,))]
+    weights += [_glorot_uniform(rng, (spec.pooled_features, 1)), np.zeros((1,))]
     return [w.astype(np.float32) for w in weights]
 
 

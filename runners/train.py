@@ -44,6 +44,7 @@ def train(
     embedding_init: Annotated[Optional[str], typer.Option(help=f"uniform, or ppmi-svd (word vectors from the training rows' co-occurrences, labels unread) (default: {M.embedding_init})")] = None,
     ngram_buckets: Annotated[Optional[int], typer.Option(help=f"add a learned vector per n-gram (n = 2..--ngram-order) each token ends, hashed into this many shared rows; 0: words only (default: {M.ngram_buckets})")] = None,
     ngram_order: Annotated[Optional[int], typer.Option(help=f"the longest n-gram with --ngram-buckets: 2 bigrams, 3 also trigrams (default: {M.ngram_order})")] = None,
+    pooling: Annotated[Optional[str], typer.Option(help=f"max (over every timestep), or max-mean (beside it, the mean over the review's real tokens) (default: {M.pooling})")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"(default: {T.batch_size})")] = None,
     epochs: Annotated[Optional[int], typer.Option(help=f"maximum epochs (default: {T.epochs})")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help=f"Adam learning rate (the peak with a schedule) (default: {T.learning_rate})")] = None,
@@ -79,7 +80,7 @@ def train(
     settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
                     dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, tokenizer=tokenizer, head_tokens=head_tokens,
                     embedding_dropout=embedding_dropout, segment_len=segment_len, embedding_init=embedding_init,
-                    ngram_buckets=ngram_buckets, ngram_order=ngram_order, batch_size=batch_size, epochs=epochs,
+                    ngram_buckets=ngram_buckets, ngram_order=ngram_order, pooling=pooling, batch_size=batch_size, epochs=epochs,
                     learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
                     bucket_pool=bucket_pool, val_split=val_split, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
                     restore_best=restore_best, validations_per_epoch=validations_per_epoch, seed=seed, split_seed=split_seed, train_size=train_size, test_size=test_size)

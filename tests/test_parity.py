@@ -76,6 +76,10 @@ PARITY |= {
 # Hashed bigram and trigram vectors added to the words' (a front end the cell never sees): segments and bucketed
 # widths too, 37 rows for the small vocabulary, so that distinct n-grams share rows as they do at full size.
 PARITY["lstm-seg-bi-ngrams"] = PARITY["lstm-seg-bi"] | dict(ngram_buckets=37, ngram_order=3)
+# The mean over real tokens beside the max: with segments and padded rows (fixed_batch pads a quarter of them), and
+# without segments, where Keras takes its own pooling layer instead of GlobalMaxPooling1D.
+PARITY["lstm-seg-bi-max-mean"] = PARITY["lstm-seg-bi"] | dict(pooling="max-mean")
+PARITY["gru-1-max-mean"] = PARITY["gru-1"] | dict(pooling="max-mean")
 # One full-size case: the default network (64 units, embedding 64, vocabulary 10,000) over its 200 timesteps, where
 # float32 differences accumulate longest; three steps, dropout off. The tolerances above hold for it too, but for
 # the single update: Adam's lr * g / (|g| + eps) weighs every element alike, and over 200 timesteps the small

@@ -100,3 +100,22 @@ def test_the_ngram_front_end_adds_each_real_ngram_once():
                 expected[t] += table[ngram_ids(list(gram), spec)]
     np.testing.assert_allclose(seen["x"][0], expected, rtol=1e-6)
     assert not np.allclose(expected[4], words[9] + table[ngram_ids([7, 9], spec)])  # the trigram counted
+
+
+def test_max_mean_pooling_reads_the_mean_over_real_tokens_only():
+    """native torch's pooled features against NumPy over the recurrent outputs, segments and padding included."""
+    torch = pytest.importorskip("torch")
+    from model.torch_model import SentimentRNN, load_canonical
+
+    spec = ModelSpec(units=3, embedding_dim=2, vocab_size=20, maxlen=8, segment_len=4, pooling="max-mean")
+    module = SentimentRNN(spec).eval()
+    load_canonical(module, initial_weights(spec, seed=0))
+    seen = {}
+    module.recurrent.register_forward_hook(lambda m, inputs, output: seen.update(h=output[0].detach().numpy()))
+    module.dropout.register_forward_hook(lambda m, inputs, output: seen.update(pooled=output.detach().numpy()))
+    tokens = np.array([[0, 0, 0, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8]])
+    module(torch.from_numpy(tokens))
+    outputs = seen["h"].reshape(2, 8, 3)  # two segments a review, in a row
+    for row, real in enumerate(tokens != 0):
+        expected = np.concatenate([outputs[row].max(0), outputs[row][real].mean(0)])
+        np.testing.assert_allclose(seen["pooled"][row], expected, rtol=1e-6)
