@@ -27,9 +27,11 @@ DOCS = REPO / "docs"
 RESULTS = DOCS / "results"
 # Sets whose records pool across machines into one table (one plan and thread count per folder); the others
 # (the A/A pairs, the thread and bf16 axes) have their own tables in the index and their reports.
-TABLE_SETS = ("quick", "quick-sequential", "standard", "competitive", "decomposition", "programming", "depth")
+TABLE_SETS = ("quick", "quick-sequential", "standard", "competitive", "competitive-ngrams", "decomposition",
+              "programming", "depth")
 TITLES = {"quick": "The quick profile (`make compare`)", "quick-sequential": "The quick profile, sequential runs",
           "standard": "The standard profile (converged accuracy)", "competitive": "The competitive recipe",
+          "competitive-ngrams": "The competitive recipe with pretrained word vectors and bigram vectors",
           "decomposition": "Where Keras on torch loses its time", "programming": "Imperative against declarative",
           "depth": "Depth and direction (the LSTM at 1-3 layers, one- and two-directional)"}
 

@@ -67,8 +67,9 @@ def split_sizes(val_fraction: float, train_size: int | None, test_size: int | No
     return train, validation, min(test_size or per_split, per_split)
 
 
-COSTED = ["ready_s", "run_step_mean_ms", "first_extra_s", "gap_ms", "inference_per_s", "maxlen", "units",
-          "embedding_dim", "segment_len"]
+# What a step's cost depends on besides maxlen (which scales): the source runs must match the profile in these.
+SHAPE = ("units", "embedding_dim", "segment_len", "ngram_buckets", "ngram_order", "pooling")
+COSTED = ["ready_s", "run_step_mean_ms", "first_extra_s", "gap_ms", "inference_per_s", "maxlen"]
 
 
 def per_run_costs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +82,7 @@ def per_run_costs(runs: pd.DataFrame) -> pd.DataFrame:
     finished["gap_ms"] = ((finished["epoch_s"] * finished["epochs_run"] - finished["first_extra_s"]) * 1e3
                           / steps - finished["run_step_mean_ms"]).clip(lower=0)
     grouped = finished.groupby(CONFIGURATION + ["bidirectional"])
-    costs = grouped[COSTED].mean()
+    costs = grouped[COSTED].mean().join(grouped[[name for name in SHAPE if name in finished]].first())
     return costs.assign(step_low_ms=grouped["run_step_mean_ms"].min(), step_high_ms=grouped["run_step_mean_ms"].max())
 
 
@@ -110,7 +111,7 @@ def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
             c, factor = costs.loc[unidirectional], 2.0
         else:
             continue
-        different = [name for name in ("units", "embedding_dim", "segment_len")
+        different = [name for name in SHAPE
                      if name in c and pd.notna(c[name]) and c[name] != getattr(model, name)]
         if different:
             raise EstimateError(f"the source runs differ from {profile.name}'s network in "

@@ -121,6 +121,10 @@ def resolve_variant(name: str, given: dict, spec: ModelSpec) -> dict:
     if unknown:
         accepted = ", ".join(entry.variants) or "no variants"
         raise ImplementationError(f"{name} does not take {', '.join(sorted(unknown))} (it takes {accepted})")
+    if name == "keras-jax" and spec.ngram_buckets and spec.vocab_size ** spec.ngram_order >= 2 ** 31:
+        # JAX computes in int32 unless its 64-bit mode is on: the n-gram ids would wrap to other rows, silently.
+        raise ImplementationError(f"keras-jax computes n-gram ids in int32: vocab_size ** ngram_order must stay below "
+                                  f"2**31 (got {spec.vocab_size} ** {spec.ngram_order})")
     variant = {}
     for option, allowed in entry.variants.items():
         value = given.get(option, allowed[0])

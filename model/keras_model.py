@@ -59,9 +59,9 @@ class MaxOverReview(layers.Layer):
         x = ops.reshape(x, (ops.shape(tokens)[0], -1, x.shape[-1]))
         if not self.mean:
             return ops.max(x, axis=1)
-        real = ops.expand_dims(ops.cast(ops.not_equal(tokens, PAD), x.dtype), -1)
-        mean = ops.sum(x * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
-        return ops.concatenate([ops.max(x, axis=1), mean], axis=-1)
+        real = ops.expand_dims(ops.cast(ops.not_equal(tokens, PAD), "float32"), -1)  # fp32: bf16 counts to 256
+        mean = ops.sum(ops.cast(x, "float32") * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+        return ops.concatenate([ops.max(x, axis=1), ops.cast(mean, x.dtype)], axis=-1)
 
     def compute_output_shape(self, shapes):
         return (shapes[1][0], shapes[0][-1] * (2 if self.mean else 1))

@@ -222,8 +222,8 @@ PROFILES = {profile.name: profile for profile in (
     # the competitive recipe with word vectors pretrained on the training rows themselves (PPMI + SVD, labels
     # unread) and a learned vector per hashed bigram added to each token's embedding (Johnson & Zhang's region
     # idea, fastText's hashing), validated and stopped on held-out movies. Run one after another, alone, as a
-    # user trains: its minutes are the budget's. Keras on torch is left out: at 2.4 s a step (measured) a run
-    # would take over an hour, past the 30-minute budget.
+    # user trains: its minutes are the budget's. Keras on torch is left out: 4.7 s a step with the cores shared
+    # (2.8 s with the fused patch), so a run would take well over 30 minutes even alone.
     Profile("competitive-ngrams", "the competitive recipe + embeddings pretrained on the training rows (PPMI-SVD) "
             "+ hashed bigram vectors (262,144 rows), movie-grouped validation; native torch, native TF and Keras on "
             "TensorFlow x LSTM x 5 seeds, one run at a time", model=COMPETITIVE_NGRAMS_MODEL,

@@ -63,8 +63,11 @@ class ModelSpec:
     segment_len: int = 0  # 0: the review is one sequence
     embedding_init: str = "uniform"  # EMBEDDING_INITS
     # > 0: each token's embedding plus a learned vector for each n-gram it ends, n = 2..ngram_order (the bigram
-    # (previous token, token), then the trigram...), all hashed into this many shared rows (ngram_ids below), as
-    # fastText hashes its n-grams; an n-gram touching padding adds nothing. 0: words only.
+    # (previous token, token), then the trigram...), all in this many shared rows (ngram_ids below: the n-gram
+    # read as a base-vocab_size number, mod the rows; fastText shares hashed rows too, with another hash). An
+    # n-gram touching padding adds nothing. 0: words only. Where vocab_size and the rows share a factor the ids
+    # lose digits of the oldest token: with 30,000 words and 2**18 rows, bigrams (a, b) and (a + 16,384, b) share
+    # a row (how competitive-ngrams ran; a row count prime to vocab_size keeps them apart).
     ngram_buckets: int = 0
     ngram_order: int = 2
     # max: the max over every timestep (of every segment) of the review; max-mean: beside it, the mean over the
@@ -96,6 +99,9 @@ class ModelSpec:
             raise SpecError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.ngram_buckets < 0:
             raise SpecError(f"ngram_buckets must be at least 0, got {self.ngram_buckets}")
+        if self.ngram_buckets and self.ngram_order > min(self.maxlen, self.width_multiple):
+            raise SpecError(f"ngram_order {self.ngram_order} is longer than a batch can be wide "
+                            f"({min(self.maxlen, self.width_multiple)} tokens)")
         if not 2 <= self.ngram_order or self.vocab_size ** self.ngram_order >= 2 ** 63:
             raise SpecError(f"ngram_order must be at least 2 and vocab_size ** ngram_order below 2**63 (int64 ids), "
                             f"got {self.ngram_order}")

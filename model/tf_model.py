@@ -152,9 +152,9 @@ class SentimentRNN(tf.Module):
             x = tf.reduce_max(tf.reshape(x, (tf.shape(tokens)[0], -1, x.shape[-1])), axis=1)
         if spec.pooling == "max-mean":  # and the mean over the real tokens
             outputs = tf.reshape(tf.transpose(outputs, (1, 0, 2)), (tf.shape(tokens)[0], -1, x.shape[-1]))
-            real = tf.cast(tokens != PAD, x.dtype)[..., None]
-            mean = tf.reduce_sum(outputs * real, axis=1) / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
-            x = tf.concat([x, mean], axis=-1)
+            real = tf.cast(tokens != PAD, tf.float32)[..., None]  # summed in fp32: bf16 cannot count past 256
+            mean = tf.reduce_sum(tf.cast(outputs, tf.float32) * real, axis=1) / tf.maximum(tf.reduce_sum(real, 1), 1.0)
+            x = tf.concat([x, tf.cast(mean, x.dtype)], axis=-1)
         if training and spec.dropout > 0:
             x = tf.nn.experimental.stateless_dropout(x, rate=spec.dropout, seed=dropout_seed)
         return tf.cast(tf.squeeze(tf.matmul(x, weights[-2]) + weights[-1], axis=-1), tf.float32)

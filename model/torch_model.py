@@ -74,8 +74,9 @@ class SentimentRNN(nn.Module):
         x = x.reshape(tokens.shape[0], -1, x.shape[-1])  # (batch, time, features), a review's segments in a row
         pooled = x.amax(dim=1)  # max over time
         if self.spec.pooling == "max-mean":  # and the mean over the real tokens
-            real = (tokens != PAD).unsqueeze(-1).to(x.dtype)
-            pooled = torch.cat([pooled, (x * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)], dim=-1)
+            real = (tokens != PAD).unsqueeze(-1).float()  # summed in fp32: bf16 cannot count past 256 exactly
+            mean = (x.float() * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
+            pooled = torch.cat([pooled, mean.to(pooled.dtype)], dim=-1)
         return self.logit(self.dropout(pooled)).squeeze(-1)  # (batch,)
 
 

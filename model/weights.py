@@ -72,7 +72,7 @@ def initial_weights(spec: ModelSpec, seed: int, x_train: np.ndarray | None = Non
 
         weights[0] = ppmi_svd(x_train, spec.vocab_size, spec.embedding_dim, seed)
     if spec.ngram_buckets:  # zeros: the network starts as the words-only one and learns what n-grams add
-        weights.append(np.zeros((spec.ngram_buckets, spec.embedding_dim)))
+        weights.append(np.zeros((spec.ngram_buckets, spec.embedding_dim), np.float32))
     for size in layer_input_sizes(spec):
         for _ in range(spec.directions):
             gates = GATES[spec.cell] * spec.units
@@ -101,5 +101,5 @@ def gemm_flops_per_training_step(spec: ModelSpec, batch_size: int) -> int:
     forward = 0
     for size in layer_input_sizes(spec):
         forward += 2 * batch_size * spec.maxlen * GATES[spec.cell] * spec.units * (size + spec.units) * spec.directions
-    forward += 2 * batch_size * spec.units * spec.directions
+    forward += 2 * batch_size * spec.pooled_features
     return 3 * forward

@@ -19,6 +19,7 @@ import typer
 
 from model.errors import fail, user_errors
 from model.frameworks import set_start_up_output
+from model.plan import PROFILES
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -35,7 +36,7 @@ def _names(text: Optional[str], allowed, kind: str, convert=str):
 
 @app.command()
 def compare(
-    profile: Annotated[str, typer.Option(help="quick (subset of the data, minutes), standard, full (all 25k/25k, hours), programming, decomposition, published or competitive (the recipe worth training)")] = "quick",
+    profile: Annotated[str, typer.Option(help=f"one of {', '.join(PROFILES)}: quick is a subset of the data (minutes), the others are described in docs/usage.md")] = "quick",
     name: Annotated[Optional[str], typer.Option(help="results folder name under --results (default: the profile)")] = None,
     results: Annotated[Path, typer.Option(help="where result folders go")] = Path("results"),
     implementations: Annotated[Optional[str], typer.Option(help="comma-separated subset of the implementations (default: the profile's)")] = None,

@@ -14,6 +14,7 @@ import typer
 
 from model.errors import fail, user_errors
 from model.frameworks import set_start_up_output
+from model.plan import PROFILES
 from model.spec import ModelSpec as M
 from model.spec import TrainSpec as T
 
@@ -28,7 +29,7 @@ VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xl
 def train(
     impl: Annotated[str, typer.Option(help="keras (backend from --backend / KERAS_BACKEND), torch, tensorflow, or a full name such as keras-torch")] = "keras",
     backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow)")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="the per-run settings of a sweep profile: quick, standard, full, programming, decomposition, published (maxlen 400, 8 epochs) or competitive (the recipe worth training); default: none")] = None,
+    profile: Annotated[Optional[str], typer.Option(help=f"the per-run settings of a sweep profile: {', '.join(PROFILES)} (docs/usage.md); default: none")] = None,
     cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
     layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
     units: Annotated[Optional[int], typer.Option(help=f"hidden units per direction (default: {M.units})")] = None,

@@ -87,24 +87,34 @@ def perturb(impl, how: str) -> None:
 
 
 def keras_tensorflow_clip(impl) -> None:
-    """Native torch clipping as Keras 3.15.1's global_clipnorm does on TensorFlow: the embedding's gradient counts
-    as one slice per token occurrence (tf.IndexedSlices, repeated rows not summed) in the global norm; every
-    gradient is then scaled by clip / max(norm, clip), as everywhere."""
+    """Native torch clipping as Keras 3.15.1's global_clipnorm does on TensorFlow: each embedding table's gradient
+    counts as one slice per lookup (tf.IndexedSlices, repeated rows not summed; the n-gram table's lookups of every
+    order, padded positions included) in the global norm; every gradient is then scaled by clip / max(norm, clip),
+    as everywhere."""
     import torch
 
-    occurrences = {}
+    occurrences = {"words": None, "ngrams": []}
 
-    def keep(module, inputs, output):
+    def keep_words(module, inputs, output):
+        occurrences["ngrams"] = []  # the word lookup opens each forward pass
         if output.requires_grad:
-            output.register_hook(lambda gradient: occurrences.update(last=gradient))
+            output.register_hook(lambda gradient: occurrences.update(words=gradient))
 
-    impl.module.embedding.register_forward_hook(keep)
-    embedding = impl.module.embedding.weight
+    def keep_ngrams(module, inputs, output):
+        if output.requires_grad:
+            output.register_hook(lambda gradient: occurrences["ngrams"].append(gradient))
+
+    impl.module.embedding.register_forward_hook(keep_words)
+    tables = [impl.module.embedding.weight]
+    if impl.module.ngrams is not None:
+        impl.module.ngrams.register_forward_hook(keep_ngrams)
+        tables.append(impl.module.ngrams.weight)
 
     def clip(parameters, max_norm):
         parameters = list(parameters)
-        squares = [(p.grad.double() ** 2).sum() for p in parameters if p is not embedding]
-        norm = torch.sqrt(sum(squares) + (occurrences["last"].double() ** 2).sum())
+        squares = [(p.grad.double() ** 2).sum() for p in parameters if all(p is not table for table in tables)]
+        slices = [occurrences["words"], *occurrences["ngrams"]]
+        norm = torch.sqrt(sum(squares) + sum((gradient.double() ** 2).sum() for gradient in slices))
         scale = max_norm / max(float(norm), max_norm)
         for p in parameters:
             p.grad.mul_(scale)

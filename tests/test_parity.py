@@ -76,6 +76,9 @@ PARITY |= {
 # Hashed bigram and trigram vectors added to the words' (a front end the cell never sees): segments and bucketed
 # widths too, 37 rows for the small vocabulary, so that distinct n-grams share rows as they do at full size.
 PARITY["lstm-seg-bi-ngrams"] = PARITY["lstm-seg-bi"] | dict(ngram_buckets=37, ngram_order=3)
+# ... with a clip that binds: Keras on TensorFlow counts the n-gram table's lookups as unaggregated slices too.
+PARITY["lstm-seg-bi-ngrams-clip"] = PARITY["lstm-seg-bi-ngrams"] | dict(train=dict(
+    PARITY["lstm-seg-bi"]["train"], clip_global_norm=0.01))
 # The mean over real tokens beside the max: with segments and padded rows (fixed_batch pads a quarter of them), and
 # without segments, where Keras takes its own pooling layer instead of GlobalMaxPooling1D.
 PARITY["lstm-seg-bi-max-mean"] = PARITY["lstm-seg-bi"] | dict(pooling="max-mean")
@@ -89,6 +92,9 @@ PARITY["lstm-full"] = dict(cell="lstm", dropout=0.0, steps=3, train=dict(learnin
 ONE_UPDATE_CASES = tuple(key for key in PARITY if key != "lstm-full")
 COUNTS = {f"count-{cell}-{layers}-{bi}": dict(cell=cell, layers=layers, bidirectional=bi, count_only=True, **SMALL)
           for cell, layers, bi in itertools.product(("rnn", "gru", "lstm"), (1, 2, 3), (False, True))}
+# The front ends' parameters: the n-gram table and the output layer reading max and mean.
+COUNTS["count-lstm-1-bi-ngrams-max-mean"] = dict(cell="lstm", layers=1, bidirectional=True, ngram_buckets=37,
+                                                 ngram_order=3, pooling="max-mean", count_only=True, **SMALL)
 EXTRA = tuple(name for name in NAMES if name not in FOUR_WAY)  # extra columns: the slow tier
 BROKEN = ("torch~outputs", "torch~gradient", "torch~late", "torch~padding", "torch~adam")
 

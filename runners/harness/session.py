@@ -52,7 +52,7 @@ class Prepared:
     # where process start to ready went: the interpreter and this project's modules, the framework's import and
     # configuration, the data arrays, the model; and the CPU seconds (a sweep prepares columns side by side)
     ready_parts_s: dict
-    pretraining: dict  # wall_s, cpu_s of building data-derived initial weights (zero-cost for a drawn init)
+    pretraining: dict  # wall_s, cpu_s of building data-derived initial weights (zeros for a drawn init)
 
 
 
@@ -107,10 +107,12 @@ def prepare(plan: RunPlan) -> Prepared:
     data = prepared.subset(train_spec.train_size, train_spec.test_size, train_spec.data_seed)
     marks.append(time.time())
     # Pretraining (a data-derived embedding) is training the run pays for: timed on its own, reported beside it.
+    # A drawn initialisation is not pretraining: it records none.
     pretraining_before = (time.perf_counter(), measure.cpu_seconds())
     weights = initial_weights(spec, train_spec.seed, data.x_train)
-    pretraining = dict(wall_s=time.perf_counter() - pretraining_before[0],
-                       cpu_s=measure.cpu_seconds() - pretraining_before[1])
+    pretraining = (dict(wall_s=time.perf_counter() - pretraining_before[0],
+                        cpu_s=measure.cpu_seconds() - pretraining_before[1]) if spec.embedding_init != "uniform"
+                   else dict(wall_s=0.0, cpu_s=0.0))
     impl = implementations.create(plan.implementation, spec, train_spec, weights,
                                   plan.variant, total_steps=train_spec.epochs * steps_per_epoch(plan, data))
     # What was asked is the plan's (threads, flush_denormal); what took effect is the probed policy.
@@ -371,6 +373,8 @@ def _trained(ready: Prepared, samples, rounds, epoch_s, tokens, validations, tra
                 schedule=turn.to_record() if turn else dict(schedule="sequential"),
                 early_stopping=dict(monitor="val_loss", patience=train_spec.patience,
                                     restore_best=train_spec.restore_best, best_epoch=stopper.best_epoch,
+                                    # the epoch whose weights the test set sees: the best, or the last one run
+                                    kept_epoch=stopper.best_epoch if train_spec.restore_best else len(epoch_s),
                                     best_val_loss=stopper.best_loss, stopped_after_epoch=stopper.stopped,
                                     epochs_run=len(epoch_s), restored_best_weights=restored))
 
