@@ -90,6 +90,18 @@ def accuracy(path: str, implementation: str, configuration: str = "lstm1") -> st
     return f"{row['accuracy']:.4f} ± {row['accuracy_sd']:.4f}"
 
 
+def train_minutes(path: str, implementation: str, configuration: str = "lstm1") -> str:
+    """A column's median training wall minutes per run (validation excluded, pretraining included): '6.1 min'."""
+    return f"{_row(path, implementation, configuration)['train_wall_s'] / 60:.1f} min"
+
+
+def linear(path: str) -> str:
+    """The TF-IDF + logistic regression references on the sweep's own rows, mean over its seeds."""
+    baseline = folder(path).baseline
+    return (f"{baseline['metrics']['accuracy']:.4f} with bigrams, {baseline['unigram_accuracy']:.4f} with unigrams "
+            f"({len(baseline['seeds'])} seeds)")
+
+
 def step_ms(path: str, implementation: str, configuration: str = "lstm1") -> str:
     return f"{_row(path, implementation, configuration)['step_ms']:.0f} ms"
 
@@ -176,8 +188,10 @@ def validation_gap(path: str) -> str:
         if records.run_state(run) != "done":
             continue
         record = records.read_record(run)
-        best = record["early_stopping"]["best_val_loss"]
-        restored = min(record["validations"], key=lambda check: abs(check["val_loss"] - best))
+        stopping, checks = record["early_stopping"], record["validations"]
+        best = stopping["best_val_loss"]  # a run that kept its last weights was tested on its last check's
+        restored = (min(checks, key=lambda check: abs(check["val_loss"] - best)) if stopping.get("restore_best", True)
+                    else checks[-1])
         gaps.append(100 * (restored["val_accuracy"] - record["metrics"]["accuracy"]))
     return f"{min(gaps):.1f}-{max(gaps):.1f} points over {len(gaps)} runs"
 
