@@ -1,14 +1,15 @@
 """The sweep: every (implementation, cell, depth, direction, seed) of a profile in its own fresh process.
 
 The sweep writes one plan per run (``runs/<id>/plan.json``) and starts
-``python -m runners.train --plan`` on it. Runs are interleaved across implementations, each has a timeout, a failure is
-recorded (``failed.json``) and the sweep goes on; a run counts as finished
+``python -m runners.train --plan`` on it. Runs come in blocks (one configuration and seed, every column), each has a
+timeout, a failure is recorded (``failed.json``) and the sweep goes on; a run counts as finished
 once its ``record.json`` exists (written atomically by the run itself), so
 re-running the same command resumes where it stopped.
 
-Where and how runs execute is ``runners.harness.executor``'s business: its ``LocalExecutor`` (the default) runs them one
-after another on this machine; ``runners.harness.cluster.RayExecutor`` runs the same plans, with the same command, on a
-Ray cluster.
+Where and how runs execute is ``runners.harness.executor``'s business: its ``LocalExecutor`` (the default) runs a
+block's columns alive at once, taking turns step by step (``schedule="interleaved"``), or one run after another
+(``"sequential"``) on this machine; ``runners.harness.cluster.RayExecutor`` runs the same plans, with the same command,
+on a Ray cluster (an interleaved block is one task on one node).
 """
 
 from __future__ import annotations
