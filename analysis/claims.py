@@ -242,6 +242,7 @@ QUERIES: dict[str, Callable[..., str]] = {
     "reach": reach, "within-5": within_5,
     "seeds-for-5": seeds_for_5, "aa": aa, "aa-reach": aa_reach, "blocks-for-5": blocks_for_5,
     "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite, "alone": alone, "inside": inside,
+    "train-minutes": train_minutes, "linear": linear,
 }
 
 

@@ -234,9 +234,17 @@ def plan_fingerprint(record: dict) -> str:
     model, train = (_with_defaults(cls, plan[part]) for cls, part in ((ModelSpec, "model"), (TrainSpec, "train")))
     shared = dict(model={k: v for k, v in model.items() if k not in GRID_MODEL},
                   train={k: v for k, v in train.items() if k not in GRID_TRAIN},
-                  data={k: record["data"].get(k) for k in ("n_train", "n_val", "n_test")},
+                  data={k: record["data"].get(k) for k in _shared_sizes(train)},
                   profile=plan.get("profile"))
     return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _shared_sizes(train: dict) -> tuple[str, ...]:
+    """The data sizes the runs of one analysis share: a movie-grouped split seeded by the run's seed holds out whole
+    movies, so its training and validation sizes differ from seed to seed (a grid axis), and only the test's is."""
+    if train.get("val_split") == "movies" and train.get("split_seed") is None:
+        return ("n_test",)
+    return ("n_train", "n_val", "n_test")
 
 
 class Identity(NamedTuple):
