@@ -19,23 +19,15 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import tables
+from analysis import inference, rendering, tables
 from analysis.load import load
+from analysis.sets import AA_FOLDERS, SCHEDULE_FOLDERS
 from model import records
 from model.errors import user_errors
-from model.implementations import base_name
-from model.plan import TARGET_REACH
-from model.spec import configuration_label
+from model.implementations import Column, base_name
+from model.plan import TARGET_REACH, TWIN_LABEL
+from model.spec import Configuration
 
-LABEL = "[label=b]"
-# Folder names under a machine's reference folder: the A/A sweeps and the profile swept both ways.
-# The -glibc ones ran with glibc's allocator defaults, before retain became the default (docs/findings.md, finding 7).
-# make reference's A/A sets, and the names runners.reference.aside gives them when they are measured again under
-# another allocator (a slice-4 A/A measured by hand beside them)
-AA_FOLDERS = ("aa-interleaved", "aa-sequential", "aa-interleaved-glibc", "aa-sequential-glibc", "aa-slice4-glibc")
-# quick as the profile runs it (interleaved), and beside it at make reference's side seeds: interleaved (where
-# measured within the hour of the sequential set) and sequential
-SCHEDULE_FOLDERS = ("quick", "quick-5seeds", "quick-sequential")
 # The estimand measured directly: a quick cell trained alone (sequential, 160 steps a run, start orders a Latin
 # square) and the interleaved designs held against it (1 and 4 steps a turn), within one sitting.
 ALONE_SETS = {f"{cell}-alone": (f"{cell}-interleaved", f"{cell}-slice4") for cell in ("lstm", "gru", "rnn")}
@@ -55,21 +47,21 @@ def blocks_needed(sd_log: float, target: float = TARGET_REACH, most: int = 1000)
 
     if not np.isfinite(sd_log):
         return None
-    for blocks in range(tables.MIN_RUNS, most + 1):
+    for blocks in range(inference.MIN_RUNS, most + 1):
         if stats.t.ppf(0.975, blocks - 1) * sd_log / np.sqrt(blocks) <= np.log1p(target):
             return blocks
     return None
 
 
 def short_of(estimates: dict[object, dict[str, list]], target: float) -> dict[object, dict[str, tuple]]:
-    """Per configuration, its comparisons (name -> per-block log ratios, ``tables.block_estimates``) whose 95%
+    """Per configuration, its comparisons (name -> per-block log ratios, ``inference.block_estimates``) whose 95%
     interval reaches further than ``target`` from its point, or has none: name -> (reach, the blocks its sd needs,
     ``blocks_needed``; nan and None where there is no interval yet)."""
     short = {}
     for key, comparisons in estimates.items():
         for name, d in comparisons.items():
             d = np.asarray(d, float)
-            reach = half_width(*tables.paired_ratio(d)[:3])
+            reach = half_width(*inference.paired_ratio(d)[:3])
             if not reach <= target:
                 sd = float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
                 short.setdefault(key, {})[name] = (reach, blocks_needed(sd, target))
@@ -101,8 +93,8 @@ def seeds_wanted(estimates: dict[object, dict[str, list]], have: dict[object, in
 def block_sd(numerator: pd.DataFrame, denominator: pd.DataFrame) -> float:
     """The sd of the per-block log ratios (interleaved), else of the log run medians' difference of means scaled to
     one block (sequential: sqrt(var a + var b))."""
-    estimates = tables.block_estimates(numerator, denominator)
-    if len(estimates) >= tables.MIN_RUNS:
+    estimates = inference.block_estimates(numerator, denominator)
+    if len(estimates) >= inference.MIN_RUNS:
         return float(np.std(estimates, ddof=1))
     a, b = np.log(numerator["run_step_ms"].astype(float)), np.log(denominator["run_step_ms"].astype(float))
     return float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))) if min(len(a), len(b)) > 1 else float("nan")
@@ -114,14 +106,14 @@ def aa_table(folder: Path) -> pd.DataFrame:
     groups = tables.timed_groups(data.runs)
     rows = []
     for (name, cell, layers, bidirectional), group in sorted(groups.items()):
-        twin = groups.get((name + LABEL, cell, layers, bidirectional))
+        twin = groups.get((Column.parse(name).with_option("label", TWIN_LABEL).label, cell, layers, bidirectional))
         if twin is None:
             continue
-        ratio, low, high, _ = tables.group_ratio(twin, group)
+        ratio, low, high, _ = inference.group_ratio(twin, group)
         sd = block_sd(twin, group)
-        paired = len(tables.block_estimates(twin, group))  # interleaved: the blocks both ran in
+        paired = len(inference.block_estimates(twin, group))  # interleaved: the blocks both ran in
         rows.append(dict(implementation=name, cell=cell, schedule=data.schedule, allocator=data.allocator,
-                         blocks=paired if paired >= tables.MIN_RUNS else len(group),
+                         blocks=paired if paired >= inference.MIN_RUNS else len(group),
                          ratio=ratio, low=low, high=high, reach=half_width(ratio, low, high), sd_log=sd,
                          blocks_for_5_percent=blocks_needed(sd),
                          within_2_percent=bool(np.isfinite(low) and 0.98 <= low and high <= 1.02),
@@ -256,12 +248,12 @@ def alone_table(alone: Path, design: Path, reference: str = tables.REFERENCE) ->
         if name == reference or torch_key not in measured or (name, cell, layers, bidirectional) not in groups:
             continue
         truth = seed_estimates(groups[(name, cell, layers, bidirectional)], groups[torch_key])
-        reading = tables.block_estimates(group, measured[torch_key])
-        if len(reading) < tables.MIN_RUNS:
+        reading = inference.block_estimates(group, measured[torch_key])
+        if len(reading) < inference.MIN_RUNS:
             reading = seed_estimates(group, measured[torch_key])
-        a_ratio, a_low, a_high, _ = tables.paired_ratio(truth)
-        d_ratio, d_low, d_high, _ = tables.paired_ratio(reading)
-        bias, b_low, b_high, b_p = tables.ratio_interval(np.exp(reading), np.exp(truth))
+        a_ratio, a_low, a_high, _ = inference.paired_ratio(truth)
+        d_ratio, d_low, d_high, _ = inference.paired_ratio(reading)
+        bias, b_low, b_high, b_p = inference.ratio_interval(np.exp(reading), np.exp(truth))
         rows.append(dict(implementation=name, cell=cell, layers=layers, bidirectional=bidirectional,
                          alone_seeds=len(truth), alone=a_ratio, alone_low=a_low, alone_high=a_high,
                          design_blocks=len(reading), design=d_ratio, design_low=d_low, design_high=d_high,
@@ -272,11 +264,11 @@ def alone_table(alone: Path, design: Path, reference: str = tables.REFERENCE) ->
 
 def render_alone(table: pd.DataFrame) -> str:
     shown = pd.DataFrame(dict(
-        cell=[configuration_label(r.cell, r.layers, r.bidirectional) for r in table.itertuples()],
+        cell=[Configuration.of(r).label for r in table.itertuples()],
         column=table["implementation"],
-        alone=[tables.ratio_text(r.alone, r.alone_low, r.alone_high) for r in table.itertuples()],
-        design=[tables.ratio_text(r.design, r.design_low, r.design_high) for r in table.itertuples()],
-        bias=[tables.ratio_text(r.bias, r.bias_low, r.bias_high) for r in table.itertuples()],
+        alone=[rendering.ratio_text(r.alone, r.alone_low, r.alone_high) for r in table.itertuples()],
+        design=[rendering.ratio_text(r.design, r.design_low, r.design_high) for r in table.itertuples()],
+        bias=[rendering.ratio_text(r.bias, r.bias_low, r.bias_high) for r in table.itertuples()],
         inside=table["inside"]))
     return shown.to_markdown(index=False)
 
@@ -284,7 +276,7 @@ def render_alone(table: pd.DataFrame) -> str:
 def _aa_parts(aa: list[Path]) -> list[str]:
     parts = []
     table = pd.concat([aa_table(folder) for folder in aa])
-    table["A/A ratio"] = [tables.ratio_text(r.ratio, r.low, r.high) for r in table.itertuples()]
+    table["A/A ratio"] = [rendering.ratio_text(r.ratio, r.low, r.high) for r in table.itertuples()]
     table["reach"] = [f"±{r:.1%}" if np.isfinite(r) else "-" for r in table["reach"]]
     columns = ["implementation", "schedule", "allocator", "blocks", "A/A ratio", "reach", "covers_1",
                "within_2_percent", "sd_log", "blocks_for_5_percent"]

@@ -18,10 +18,12 @@ from functools import cache
 
 import numpy as np
 
-from analysis import calibration, tables
+from analysis import calibration, inference, rendering, tables
 from analysis.load import Results, load, load_machines
 from analysis.reference import REFERENCE
 from model import records
+from model.implementations import Column
+from model.spec import Configuration
 
 SPAN = re.compile(r"(<!-- claim: (?P<name>[^>]*?) -->)(?P<text>.*?)(<!-- /claim -->)", re.S)
 
@@ -41,22 +43,14 @@ def _summary(path: str):
     return tables.summary(folder(path).runs)
 
 
-def _configuration(label: str) -> tuple[str, int, bool]:
-    """'lstm1', 'gru2-bi' -> (cell, layers, bidirectional)."""
-    match = re.fullmatch(r"(rnn|gru|lstm)(\d)(-bi)?", label)
-    if not match:
-        raise ValueError(f"configuration {label!r}: write cell, layers and -bi, e.g. lstm1 or gru2-bi")
-    return match[1], int(match[2]), bool(match[3])
-
-
 def _compared(path: str, numerator: str, denominator: str, configuration: str) -> dict:
-    return tables.compared(_family(path), *_configuration(configuration), numerator, denominator)
+    return tables.compared(_family(path), *Configuration.parse(configuration), numerator, denominator)
 
 
 def ratio(path: str, numerator: str, denominator: str, configuration: str = "lstm1") -> str:
     """One speed comparison of a reference folder's report, as its tables print it: '0.74x (95% CI 0.61-0.90)'."""
     found = _compared(path, numerator, denominator, configuration)
-    return tables.ratio_text(found["ratio"], found["low"], found["high"])
+    return rendering.ratio_text(found["ratio"], found["low"], found["high"])
 
 
 def ratio_point(path: str, numerator: str, denominator: str, configuration: str = "lstm1") -> str:
@@ -66,9 +60,9 @@ def ratio_point(path: str, numerator: str, denominator: str, configuration: str 
 def scaling(path: str, implementation: str, configuration: str, against: str = "lstm1") -> str:
     """One column's step in one configuration over its step in another (runs of different blocks: Welch)."""
     groups = tables.timed_groups(folder(path).runs)
-    found = tables.group_ratio(groups[(implementation, *_configuration(configuration))],
-                               groups[(implementation, *_configuration(against))])
-    return tables.ratio_text(*found[:3])
+    found = inference.group_ratio(groups[(implementation, *Configuration.parse(configuration))],
+                               groups[(implementation, *Configuration.parse(against))])
+    return rendering.ratio_text(*found[:3])
 
 
 def clear(path: str) -> str:
@@ -78,7 +72,7 @@ def clear(path: str) -> str:
 
 
 def _row(path: str, implementation: str, configuration: str):
-    cell, layers, bidirectional = _configuration(configuration)
+    cell, layers, bidirectional = Configuration.parse(configuration)
     summary = _summary(path)
     return summary[(summary["implementation"] == implementation) & (summary["cell"] == cell)
                    & (summary["layers"] == layers) & (summary["bidirectional"] == bidirectional)].iloc[0]
@@ -93,6 +87,18 @@ def accuracy(path: str, implementation: str, configuration: str = "lstm1") -> st
 def train_minutes(path: str, implementation: str, configuration: str = "lstm1") -> str:
     """A column's median training wall minutes per run (validation excluded, pretraining included): '6.1 min'."""
     return f"{_row(path, implementation, configuration)['train_wall_s'] / 60:.1f} min"
+
+
+def equivalence(path: str, implementation: str, configuration: str = "lstm1") -> str:
+    """A column's test accuracy minus native torch's, paired by seed, its 95% interval and verdict (TOST within the
+    margin, Holm over the report's family) and the row's power: '+0.29 points (95% CI -0.46 to +1.04;
+    inconclusive; power 31%)'."""
+    cell, layers, bidirectional = Configuration.parse(configuration)
+    table = tables.equivalence(folder(path).runs)
+    row = table[(table["implementation"] == implementation) & (table["cell"] == cell) & (table["layers"] == layers)
+                & (table["bidirectional"] == bidirectional)].iloc[0]
+    return (f"{row['difference_points']:+.2f} points (95% CI {row['low']:+.2f} to {row['high']:+.2f}; "
+            f"{row['verdict']}; power {row['power']:.0%})")
 
 
 def linear(path: str) -> str:
@@ -170,7 +176,7 @@ def _aa(path: str, implementation: str) -> dict:
 def aa(path: str, implementation: str) -> str:
     """An A/A folder's twin-over-original ratio with its interval."""
     row = _aa(path, implementation)
-    return tables.ratio_text(row["ratio"], row["low"], row["high"])
+    return rendering.ratio_text(row["ratio"], row["low"], row["high"])
 
 
 def aa_reach(path: str, implementation: str) -> str:
@@ -218,7 +224,7 @@ def alone(path: str, design: str, implementation: str, which: str = "bias") -> s
     """A column's step over native torch's trained alone (``which``: alone), under the design (design) or the
     design's bias over alone (bias), from ``analysis.calibration.alone_table``: '1.04x (95% CI 0.95-1.14)'."""
     row = _alone(path, design).set_index("implementation").loc[implementation]
-    return tables.ratio_text(row[which], row[f"{which}_low"], row[f"{which}_high"])
+    return rendering.ratio_text(row[which], row[f"{which}_low"], row[f"{which}_high"])
 
 
 def inside(path: str, design: str) -> str:
@@ -242,7 +248,7 @@ QUERIES: dict[str, Callable[..., str]] = {
     "reach": reach, "within-5": within_5,
     "seeds-for-5": seeds_for_5, "aa": aa, "aa-reach": aa_reach, "blocks-for-5": blocks_for_5,
     "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite, "alone": alone, "inside": inside,
-    "train-minutes": train_minutes, "linear": linear,
+    "train-minutes": train_minutes, "linear": linear, "equivalence": equivalence,
 }
 
 
@@ -258,7 +264,7 @@ def bf16_gru_in_float32() -> str:
     autocast) says float32, of all such runs at 64 and 256 units."""
     paths = [row.kernel_path for name in ("cpu-axes", "cpu-axes-wide")
              for row in folder(f"amd-epyc-avx512f-bf16-2c/{name}").finished.itertuples()
-             if row.implementation == "torch[precision=bf16]" and row.cell == "gru"]
+             if row.implementation == Column("torch", (("precision", "bf16"),)).label and row.cell == "gru"]
     return f"{sum('computing in float32' in path for path in paths)} of {len(paths)}"
 
 
@@ -273,7 +279,7 @@ def _threads_zen3():
 
 def thread_speedup(implementation: str, cell: str) -> str:
     """1-thread step over 2-thread step with its 95% run-level interval, Zen 3."""
-    return tables.ratio_text(*_threads_zen3().loc[(implementation, cell, 2), ["speedup", "low", "high"]])
+    return rendering.ratio_text(*_threads_zen3().loc[(implementation, cell, 2), ["speedup", "low", "high"]])
 
 
 def thread_cpu_ms(implementation: str, cell: str, threads: int) -> str:

@@ -21,20 +21,11 @@ import typer
 
 from analysis import claims, plots, report, tables
 from analysis.reference import README, REFERENCE, REPO, quick_machines, render_block, render_blocks
+from analysis.sets import TABLE_SETS, TITLES
 from model.errors import fail, user_errors
 
 DOCS = REPO / "docs"
 RESULTS = DOCS / "results"
-# Sets whose records pool across machines into one table (one plan and thread count per folder); the others
-# (the A/A pairs, the thread and bf16 axes) have their own tables in the index and their reports.
-TABLE_SETS = ("quick", "quick-sequential", "standard", "competitive", "competitive-ngrams", "decomposition",
-              "programming", "depth")
-TITLES = {"quick": "The quick profile (`make compare`)", "quick-sequential": "The quick profile, sequential runs",
-          "standard": "The standard profile (converged accuracy)", "competitive": "The competitive recipe",
-          "competitive-ngrams": "The competitive recipe with pretrained word vectors and bigram vectors",
-          "decomposition": "Where Keras on torch loses its time", "programming": "Imperative against declarative",
-          "depth": "Depth and direction (the LSTM at 1-3 layers, one- and two-directional)"}
-
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 

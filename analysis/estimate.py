@@ -42,14 +42,13 @@ from typing import Annotated, Optional
 import pandas as pd
 import typer
 
-from analysis.load import load
+from analysis.load import KEYS, load
 from model.errors import UserError, fail, user_errors
 from model.imdb import LABELS, REVIEWS_PER_CLASS
 from model.implementations import column, resolve_variant
 from model.plan import Profile, get_profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-CONFIGURATION = ["implementation", "cell", "layers"]
 
 
 class EstimateError(UserError):
@@ -81,7 +80,7 @@ def per_run_costs(runs: pd.DataFrame) -> pd.DataFrame:
     # All epochs' wall time less the steps and the first step's compile, per step.
     finished["gap_ms"] = ((finished["epoch_s"] * finished["epochs_run"] - finished["first_extra_s"]) * 1e3
                           / steps - finished["run_step_mean_ms"]).clip(lower=0)
-    grouped = finished.groupby(CONFIGURATION + ["bidirectional"])
+    grouped = finished.groupby(KEYS)
     costs = grouped[COSTED].mean().join(grouped[[name for name in SHAPE if name in finished]].first())
     return costs.assign(step_low_ms=grouped["run_step_mean_ms"].min(), step_high_ms=grouped["run_step_mean_ms"].max())
 
@@ -98,7 +97,7 @@ def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     n_train, n_val, n_test = split_sizes(train.val_fraction, train.train_size, train.test_size)
     steps = n_train // train.batch_size * train.epochs
     inferred = train.epochs * train.validations_per_epoch * n_val + n_test
-    columns = list(profile.implementations) + [column(name, dict(variant), model) for name, variant in
+    columns = list(profile.implementations) + [column(name, dict(variant), model).label for name, variant in
                                                _resolved(profile.variants, model)]
     rows = []
     for seed, bidirectional, implementation, cell, layers in itertools.product(
@@ -141,7 +140,7 @@ def compare_with_actual(estimated: pd.DataFrame, actual_runs: pd.DataFrame) -> p
     """Estimated against recorded seconds (start-up + training + inference) per implementation."""
     finished = actual_runs[actual_runs["status"] == "ok"].copy()
     finished["actual_s"] = finished["ready_s"] + finished["total_wall_s"]
-    keys = CONFIGURATION + ["bidirectional", "seed"]
+    keys = [*KEYS, "seed"]
     joined = estimated.merge(finished[keys + ["actual_s", "epochs_run"]], on=keys, how="inner")
     table = joined.groupby("implementation")[["estimated_s", "actual_s"]].sum()
     table["actual_over_estimate"] = table["actual_s"] / table["estimated_s"]

@@ -1,7 +1,7 @@
 """The report's sentences: each function turns one table into the findings it supports, nothing more.
 
 Every sentence names what it rests on (runs, seeds, the CPU) and says "cannot be told apart" where the
-statistics in ``analysis/tables.py`` do not decide.
+statistics in ``analysis/inference.py`` do not decide.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import noise, tables
-from model.implementations import base_name, get, native_of
-from model.spec import CELL_NAMES, configuration_label
+from analysis import inference, noise, rendering, tables
+from model.implementations import Column, base_name, get, native_of
+from model.spec import CELL_NAMES, CONFIGURATION, Configuration
 
 
 def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
@@ -19,7 +19,7 @@ def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, famil
     sentences = []
     for _, row in tables.fastest(summary, runs, family).iterrows():
         runs_note = f"{row['best_runs']} and {row['second_runs']} quiet runs"
-        ratio = tables.ratio_text(row["ratio"], row["low"], row["high"])
+        ratio = rendering.ratio_text(row["ratio"], row["low"], row["high"])
         if row["clear"]:
             sentences.append(f"- {row['configuration']} on {cpu}: **{row['best']}** is fastest "
                              f"({row['best_ms']:.1f} ms/step), clearly ahead of every other column; the runner-up "
@@ -45,19 +45,19 @@ def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> 
                  "columns that ran interleaved is estimated round by round: per block (seed) the median of the log "
                  "ratios of the two columns' steps in each round, with a 95% t interval over blocks; between "
                  "sequential runs it is the ratio of geometric means with a 95% Welch t interval on log run medians "
-                 f"(no interval with fewer than {tables.MIN_RUNS} runs or blocks a side or no spread). Intervals "
+                 f"(no interval with fewer than {inference.MIN_RUNS} runs or blocks a side or no spread). Intervals "
                  "printed are the unadjusted 95% ones.", family_sentence(family)]
     for row in family.itertuples():
-        if {base_name(row.numerator), base_name(row.denominator)} != {row.numerator} or "[label=" not in (
-                row.denominator):
+        if {base_name(row.numerator), base_name(row.denominator)} != {row.numerator} or "label" not in dict(
+                Column.parse(row.denominator).options):
             continue  # not an A/A: one implementation against its twin (a label tells them apart)
         reach = max(row.high / row.ratio - 1, 1 - row.low / row.ratio) if np.isfinite(row.low) else np.nan
-        sentences.append(f"- A/A, {configuration_label(row.cell, row.layers, row.bidirectional)}: {row.numerator} "
-                         f"over its twin, {tables.ratio_text(row.ratio, row.low, row.high)}"
+        sentences.append(f"- A/A, {Configuration.of(row).label}: {row.numerator} "
+                         f"over its twin, {rendering.ratio_text(row.ratio, row.low, row.high)}"
                          + (f": this sweep resolves differences of about ±{reach:.0%} for it." if np.isfinite(reach)
                             else "."))
     if equivalence is not None and not equivalence.empty:
-        margin = tables.EQUIVALENCE_MARGIN_POINTS
+        margin = inference.EQUIVALENCE_MARGIN_POINTS
         sentences.append(f"- Accuracy: \"equivalent\" is a TOST (two one-sided t tests against ±{margin:g} point, "
                          "2.5% per side, i.e. the 95% interval inside the margin), \"higher\"/\"lower\" a two-sided "
                          f"t test at 5%; each Holm-corrected over the {len(equivalence)} rows of the equivalence "
@@ -69,7 +69,7 @@ def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> 
 def family_sentence(family: pd.DataFrame) -> str:
     """What the speed verdict family is, how many of its comparisons could be tested, and what it controls."""
     size, testable, clear = len(family), int(family["testable"].sum()), int(family["clear"].sum())
-    level = f"{tables.FAMILY_LEVEL:.0%}"
+    level = f"{inference.FAMILY_LEVEL:.0%}"
     if testable > 1:
         rule = (f"a verdict is \"clear\" where Holm's step-down procedure over the {testable} testable ones "
                 f"rejects a ratio of 1 at {level} family-wise")
@@ -84,7 +84,7 @@ def family_sentence(family: pd.DataFrame) -> str:
             "against its implementation's default, and every pair of columns in each configuration where a fastest "
             "is named (all pairs, not \"the fastest against the others\", which would choose the comparisons after "
             f"seeing the means). This report's family has {size} comparison{'' if size == 1 else 's'}, of which "
-            f"{testable} {'was' if testable == 1 else 'were'} testable (had an interval: at least {tables.MIN_RUNS} "
+            f"{testable} {'was' if testable == 1 else 'were'} testable (had an interval: at least {inference.MIN_RUNS} "
             f"quiet runs or blocks a side, with spread); {rule} ({clear} clear). A column is named fastest only "
             f"where it is clearly faster than every other column. Error control is per report: at most a {level} "
             "chance of any false \"clear\" within this report; across reports (profiles, machines) nothing is "
@@ -97,11 +97,11 @@ def power_sentences(equivalence: pd.DataFrame) -> list[str]:
     tested = equivalence[np.isfinite(equivalence["power"])]
     if tested.empty:
         return []
-    margin = tables.EQUIVALENCE_MARGIN_POINTS
+    margin = inference.EQUIVALENCE_MARGIN_POINTS
     parts = []
-    for (cell, layers, bidirectional), rows in tested.groupby(["cell", "layers", "bidirectional"], sort=False):
+    for (cell, layers, bidirectional), rows in tested.groupby(CONFIGURATION, sort=False):
         power, sd, seeds = rows["power"], rows["sd_points"], rows["seeds"]
-        parts.append(f"{configuration_label(cell, layers, bidirectional)} "
+        parts.append(f"{Configuration(cell, layers, bidirectional).label} "
                      + (f"{power.iloc[0]:.0%} (sd {sd.iloc[0]:.2f} points" if len(rows) == 1 else
                         f"{power.min():.0%}-{power.max():.0%} (sd {sd.min():.2f}-{sd.max():.2f} points")
                      + (f", {seeds.min()} seeds)" if seeds.min() == seeds.max() else
@@ -143,7 +143,7 @@ def depth_sentences(depth: pd.DataFrame) -> list[str]:
     for name in tables.ordered(depth["implementation"]):
         rows = depth[depth["implementation"] == name]
         values = ", ".join(f"{CELL_NAMES[r['cell']]}{' bi' if r['bidirectional'] else ''} "
-                           + tables.ratio_text(r[deepest], r.get(f"{deepest}_low", np.nan),
+                           + rendering.ratio_text(r[deepest], r.get(f"{deepest}_low", np.nan),
                                                r.get(f"{deepest}_high", np.nan)) for _, r in rows.iterrows())
         sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time (95% run-level "
                          "intervals, quiet runs).")
@@ -195,7 +195,7 @@ def clipping_sentences(summary: pd.DataFrame, clip_norm: float) -> list[str]:
     if "clip_binding_share" not in summary or summary["clip_binding_share"].isna().all():
         return []
     known = summary.dropna(subset=["clip_binding_share"])
-    labels = [configuration_label(row["cell"], row["layers"], row["bidirectional"]) for _, row in known.iterrows()]
+    labels = [Configuration.of(row).label for _, row in known.iterrows()]
     shares = ", ".join(f"{row['implementation']} {label} {row['clip_binding_share']:.0%}"
                        for label, (_, row) in zip(labels, known.iterrows()))
     missing = sorted(set(summary["implementation"]) - set(known["implementation"]))
@@ -211,28 +211,28 @@ def clipping_sentences(summary: pd.DataFrame, clip_norm: float) -> list[str]:
 def quality_sentences(summary: pd.DataFrame, equivalence: pd.DataFrame, baseline: dict | None) -> list[str]:
     sentences = []
     for _, row in summary.iterrows():
-        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        label = Configuration.of(row).label
         spread = (f" ± {row['accuracy_sd']:.4f} (min {row['accuracy_min']:.4f}, max {row['accuracy_max']:.4f}, "
                   f"{int(row['seeds'])} seeds)" if np.isfinite(row["accuracy_sd"]) else " (one seed: no spread)")
         sentences.append(f"- {label}, {row['implementation']}: test accuracy {row['accuracy']:.4f}{spread}, "
                          f"F1 {row['f1']:.4f}, ROC-AUC {row['roc_auc']:.4f}.")
     for _, row in equivalence.iterrows():
-        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        label = Configuration.of(row).label
         interval = f"95% CI {row['low']:+.2f} to {row['high']:+.2f}" if np.isfinite(row["low"]) else "no interval"
         power = f", power {row['power']:.0%}" if np.isfinite(row.get("power", np.nan)) else ""
         sentences.append(f"- {label}: {row['implementation']} minus torch {row['difference_points']:+.2f} points "
                          f"({interval}, paired over {int(row['seeds'])} seeds{power}): **{row['verdict']}**.")
     hybrid = summary.dropna(subset=["hybrid_accuracy"]) if "hybrid_accuracy" in summary else summary.iloc[:0]
     if not hybrid.empty:
-        several = hybrid[["cell", "layers", "bidirectional"]].drop_duplicates().shape[0] > 1
-        values = ", ".join((f"{configuration_label(row['cell'], row['layers'], row['bidirectional'])} " if several
+        several = hybrid[CONFIGURATION].drop_duplicates().shape[0] > 1
+        values = ", ".join((f"{Configuration.of(row).label} " if several
                             else "") + f"{row['implementation']} {row['hybrid_accuracy']:.4f}"
                            for _, row in hybrid.iterrows())
         sentences.append(f"- Hybrid row, not the recipe: each run's test probabilities averaged with the TF-IDF "
                          f"uni+bigram model's, equal weights fixed in advance (mean over seeds): {values}.")
     ensembled = summary[summary["ensembles"] > 0] if "ensembles" in summary else summary.iloc[:0]
     for _, row in ensembled.iterrows():
-        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        label = Configuration.of(row).label
         spread = f" ± {row['ensemble_accuracy_sd']:.4f}" if np.isfinite(row["ensemble_accuracy_sd"]) else ""
         sentences.append(f"- Ensemble of 3 (consecutive seeds' runs, test probabilities averaged; still a pure "
                          f"recurrent model), {label}, {row['implementation']}: test accuracy "
@@ -256,7 +256,7 @@ def time_to_target_sentences(summary: pd.DataFrame, runs: pd.DataFrame) -> list[
                  f"one such run: no time). Checked {checks} times per epoch, so times are rounded up to the next "
                  "check; training-only time beside it:"]
     for _, row in summary.iterrows():
-        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        label = Configuration.of(row).label
         reached = f"{row['reached_target']}/{row['runs']} runs reached it"
         if np.isfinite(row["ttt_eval_wall_s"]):
             sentences.append(f"  - {label}, {row['implementation']}: {row['ttt_eval_wall_s']:.0f} s wall with "
@@ -286,7 +286,7 @@ def steps_to_target_sentences(runs: pd.DataFrame) -> list[str]:
                                                   if pd.isna(by_seed[seed]) else f"{int(by_seed[seed])}"
                                                   for seed in seeds))
         sentences.append(f"  - Steps to the target, seed by seed ({', '.join(map(str, seeds))}; -: never reached; a "
-                         f"check every {spacing:.0f} steps), {configuration_label(*key)}: {'; '.join(columns)}.")
+                         f"check every {spacing:.0f} steps), {Configuration(*key).label}: {'; '.join(columns)}.")
     return sentences
 
 

@@ -12,11 +12,11 @@ import pandas as pd
 from analysis.noise import canary_slowdown
 from model import records
 from model.errors import UserError
-from model.implementations import column
+from model.implementations import Column, column
 from model.plan import BEFORE_ALLOCATOR, DEFAULT_ALLOCATOR
-from model.spec import ModelSpec, from_dict
+from model.spec import CONFIGURATION, ModelSpec, from_dict
 
-KEYS = ["implementation", "cell", "layers", "bidirectional"]
+KEYS = ["implementation", *CONFIGURATION]
 
 
 class AnalysisError(UserError):
@@ -26,14 +26,14 @@ class AnalysisError(UserError):
 def run_column(plan: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> str:
     """The table column of a run: its implementation, or implementation[option=value] for a variant (an
     allocator other than the sweep's counts as one, after the implementation's own options)."""
-    label = f"[label={plan['label']}]" if plan.get("label") else ""
+    try:
+        found = column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
+    except (UserError, TypeError, KeyError):
+        found = Column(plan["implementation"])  # partial specs (hand-made records) or retired variants
     allocator = plan.get("allocator", BEFORE_ALLOCATOR)
     if allocator != sweep_allocator:
-        label = f"[allocator={allocator}]" + label
-    try:
-        return column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"])) + label
-    except (UserError, TypeError, KeyError):
-        return plan["implementation"] + label  # partial specs (hand-made records) or retired variants
+        found = found.with_option("allocator", allocator)
+    return (found.with_option("label", plan["label"]) if plan.get("label") else found).label
 
 
 def canary_samples(record: dict, phase: str) -> list[float]:

@@ -5,7 +5,7 @@ used more than ``QUIET_OTHER_CPU`` of the machine or the hypervisor stole more t
 (/proc/stat, ``runners.harness.measure.quietness``). A busy run counts in accuracy and never in a timing figure; the
 sweep's ``--rerun-noisy`` runs it again. An interleaved run (``--schedule interleaved``) is always timed: a slow
 period falls on every column of a round alike, and its comparisons are paired round by round
-(``analysis.tables.paired_ratio``), so that slow periods widen the interval instead of deciding it.
+(``analysis.inference.paired_ratio``), so that slow periods widen the interval instead of deciding it.
 
 The canary (``runners.harness.canary``) is recorded beside every run and judges none. Measured: across the 36
 standard runs of a Zen 4 its in-training reading correlated with the run's deviation from its cell at Spearman 0.19

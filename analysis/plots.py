@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from analysis.load import KEYS  # noqa: E402
 from analysis.tables import ordered  # noqa: E402
 from model.implementations import NAMES, base_name  # noqa: E402
-from model.spec import CELL_NAMES, configuration_label, configuration_slug, depth_label  # noqa: E402
+from model.spec import CELL_NAMES, CONFIGURATION, Configuration, depth_label  # noqa: E402
 
 DPI = 110
 
@@ -139,7 +139,7 @@ def peak_memory(table: pd.DataFrame):
             heights.append(row["peak_above_mb"].iloc[0] if len(row) else np.nan)
         axis.bar(np.arange(len(configurations)) + offset * width, heights, width, color=colour_of(name), label=name)
     axis.set_xticks(np.arange(len(configurations)) + 0.4 - width / 2)
-    axis.set_xticklabels([configuration_slug(*c) for c in configurations], rotation=45, fontsize=8)
+    axis.set_xticklabels([Configuration(*c).slug for c in configurations], rotation=45, fontsize=8)
     axis.set_ylabel("peak RSS above the ready baseline, MB (median over runs)")
     axis.set_title("Peak memory during training")
     axis.legend(fontsize=8)
@@ -179,8 +179,8 @@ def step_time_distributions(runs: pd.DataFrame, samples: dict):
 def loss_trajectories(runs: pd.DataFrame, losses: dict):
     """Running-mean training loss per step of each implementation, seed 0 (or the lowest seed), per cell."""
     finished = runs[runs["status"] == "ok"]
-    configurations = finished[["cell", "layers", "bidirectional"]].drop_duplicates().sort_values(
-        ["cell", "layers", "bidirectional"]).itertuples(index=False)
+    configurations = finished[CONFIGURATION].drop_duplicates().sort_values(
+        CONFIGURATION).itertuples(index=False)
     configurations = list(configurations)
     figure, axes = plt.subplots(1, max(1, len(configurations)), figsize=(4.5 * max(1, len(configurations)), 3.8),
                                 squeeze=False)
@@ -193,7 +193,7 @@ def loss_trajectories(runs: pd.DataFrame, losses: dict):
             if len(series):
                 axis.plot(np.arange(1, len(series) + 1), np.cumsum(series) / np.arange(1, len(series) + 1),
                           color=colour_of(row["implementation"]), label=row["implementation"], linewidth=1.2)
-        axis.set_title(f"{configuration_label(cell, layers, bidirectional)}, "
+        axis.set_title(f"{Configuration(cell, layers, bidirectional).label}, "
                        f"seed {seed}")
         axis.set_xlabel("training step")
         axis.grid(True, alpha=0.3)

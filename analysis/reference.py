@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import calibration, tables
+from analysis import calibration, rendering, tables
 from analysis.load import load
+from analysis.sets import ACCURACY_SETS
 from model import records
 from model.errors import fail, user_errors
-from model.implementations import base_name
-from model.spec import configuration_label
+from model.implementations import Column, base_name
+from model.spec import CONFIGURATION, Configuration
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "results" / "reference"
@@ -107,7 +108,7 @@ def _ratio_cell(family: pd.DataFrame, row) -> str:
     found = tables.compared(family, row["cell"], row["layers"], row["bidirectional"], name, against)
     if not np.isfinite(found["ratio"]):
         return "-"
-    return (f"{tables.ratio_text(found['ratio'], found['low'], found['high'])} vs {against}"
+    return (f"{rendering.ratio_text(found['ratio'], found['low'], found['high'])} vs {against}"
             + (", clear" if found["clear"] else ""))
 
 
@@ -129,7 +130,7 @@ def profile_table(profile: str) -> str:
             sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
             ttt = row.get("ttt_eval_wall_s", np.nan)
             rows.append({"machine": folder.parent.name,
-                         "configuration": configuration_label(row["cell"], row["layers"], row["bidirectional"]),
+                         "configuration": Configuration.of(row).label,
                          "implementation": row["implementation"], "seeds": int(row["seeds"]),
                          "runs": int(row["runs"]),
                          "test accuracy": f"{row['accuracy']:.4f}{sd}",
@@ -177,10 +178,6 @@ def quick_machines() -> dict:
     return {folder.parent.name: load(folder) for folder in sorted(REFERENCE.glob("*/quick"))}
 
 
-# The sets whose best single run README's answer quotes beside the linear models, in the order they are quoted.
-ACCURACY_SETS = ("competitive", "competitive-ngrams")
-
-
 def headline_block() -> str:
     """The answer per CPU, side by side, from each machine's quick folder: the fastest column per cell (or the set it
     cannot be told from), every column's step over native torch's and each Keras backend's over its native
@@ -195,8 +192,8 @@ def headline_block() -> str:
     rows = []
     for machine, summary in summaries.items():
         names = [name for name in tables.ordered(summary["implementation"]) if name != tables.REFERENCE]
-        for (cell, layers, bidirectional), _ in summary.groupby(["cell", "layers", "bidirectional"], sort=False):
-            row = {"configuration": configuration_label(cell, layers, bidirectional), "machine": machine}
+        for (cell, layers, bidirectional), _ in summary.groupby(CONFIGURATION, sort=False):
+            row = {"configuration": Configuration(cell, layers, bidirectional).label, "machine": machine}
             for name in names:
                 found = tables.compared(families[machine], cell, layers, bidirectional, name, tables.REFERENCE)
                 row[name] = _short(found["ratio"], found["low"], found["high"], found["clear"])
@@ -233,7 +230,8 @@ def accuracy_line(folder: Path) -> str:
     best = summary.sort_values(["seeds", "accuracy"], ascending=False).iloc[0]
     ensemble = (f"; the ensemble of 3 of its runs {best['ensemble_accuracy']:.4f}"
                 + (f" ± {best['ensemble_accuracy_sd']:.4f}" if np.isfinite(best["ensemble_accuracy_sd"]) else "")
-                + f" ({int(best['ensembles'])} ensembles, {best['ensemble_train_wall_s'] / 60:.0f} min of training "
+                + f" ({int(best['ensembles'])} ensemble{'s' if best['ensembles'] != 1 else ''}, "
+                  f"{best['ensemble_train_wall_s'] / 60:.0f} min of training "
                   "each)" if best.get("ensembles") else "")
     seeds = data.baseline["seeds"].values()
     fit = np.median([result["fit_s"] for result in seeds])
@@ -250,16 +248,16 @@ def bf16_table() -> str:
     bf16 = []
     for folder in sorted(REFERENCE.glob("*/cpu-axes*")):
         data = load(folder)
-        summary = tables.summary(data.runs).set_index(["implementation", "cell", "layers", "bidirectional"])
+        summary = tables.summary(data.runs).set_index(["implementation", *CONFIGURATION])
         units = data.runs["units"].dropna().iloc[0]
         for row in tables.precision(data.runs).itertuples():
-            key = (f"{row.implementation}[precision=bf16]", row.cell, row.layers, row.bidirectional)
+            key = (Column(row.implementation, (("precision", "bf16"),)).label, row.cell, row.layers, row.bidirectional)
             accuracy = (f"{row.accuracy_points:+.1f} ({row.accuracy_low:+.1f} to {row.accuracy_high:+.1f})"
                         if np.isfinite(row.accuracy_low) else f"{row.accuracy_points:+.1f} (no interval)")
             bf16.append({"machine": folder.parent.name, "units": int(units),
-                         "configuration": configuration_label(row.cell, row.layers, row.bidirectional),
+                         "configuration": Configuration.of(row).label,
                          "implementation": row.implementation,
-                         "bf16 / fp32 step": tables.ratio_text(row.ratio, row.low, row.high)
+                         "bf16 / fp32 step": rendering.ratio_text(row.ratio, row.low, row.high)
                          + (", clear" if row.clear else ""),
                          "accuracy, points (paired by seed)": accuracy,
                          "kernel that ran (bf16 column)": summary.loc[key, "kernel_path"] if key in summary.index

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import findings, plots, tables
+from analysis import findings, inference, plots, rendering, tables
 from analysis.load import AnalysisError, Results, load_machines
 from analysis.reference import REPO
 from model.errors import user_errors
 from model.frameworks import identity_packages
+from model.spec import CONFIGURATION
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -57,8 +58,8 @@ def write(data: Results, out: Path, title: str, figures: bool = True) -> Path:
                        precision=tables.precision(data.runs, family), runs=data.runs)
     (out / "tables").mkdir(exist_ok=True)
     for name, table in long_tables.items():
-        (out / "tables" / f"{name}.csv").write_text(tables.to_csv(table))
-        (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
+        (out / "tables" / f"{name}.csv").write_text(rendering.to_csv(table))
+        (out / "tables" / f"{name}.md").write_text(rendering.to_markdown(table))
     report = out / "REPORT.md"
     report.write_text(render(title, data, long_tables))
     if not figures:
@@ -137,24 +138,24 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                                        versions=_versions(data.environment),
                                        folders=where(data.sources))
                                   for label, data in zip(labels, machines)])
-    lines += [tables.to_markdown(machine_table), "## Findings", ""]
+    lines += [rendering.to_markdown(machine_table), "## Findings", ""]
     lines += findings.machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
     lines += ["", "## Fastest implementation per configuration and machine", "",
               "Per machine: the fastest implementation (geometric mean over quiet runs of each run's median steady "
               "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where some "
               "column cannot be told apart from it, `untestable` where the runner-up has no interval (Holm-corrected within each machine's report: "
               f"{verdicts} speed comparisons in all, {testable} of them testable; the family-wise "
-              f"{tables.FAMILY_LEVEL:.0%} holds per machine, nothing is controlled across machines). `winner`: `same` where one implementation wins clearly "
-              "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", tables.to_markdown(winners),
+              f"{inference.FAMILY_LEVEL:.0%} holds per machine, nothing is controlled across machines). `winner`: `same` where one implementation wins clearly "
+              "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", rendering.to_markdown(winners),
               "## Ratio to native torch per machine", "",
               "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
-              tables.to_markdown(tables.ratios_across(summaries))]
+              rendering.to_markdown(tables.ratios_across(summaries))]
     for label, data in zip(labels, machines):
         lines += [f"## {label}", "", f"{len(data.finished)} finished runs from {where(data.sources)}. "
                   "Steady ms/step: median over runs [run min-max], ratio to native torch (95% interval).", "",
-                  tables.to_markdown(tables.headline(summaries[label], "step")),
+                  rendering.to_markdown(tables.headline(summaries[label], "step")),
                   "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
-                  tables.to_markdown(tables.headline(summaries[label], "memory"))]
+                  rendering.to_markdown(tables.headline(summaries[label], "memory"))]
     lines += _threads_sections(machines)
     precisions = {label: tables.precision(data.runs, families[label]) for label, data in zip(labels, machines)}
     if any(not table.empty for table in precisions.values()):
@@ -162,11 +163,11 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                   "Steady step of each bf16 column over its fp32 default, per machine (or thread count, or width: "
                   "whatever separates the groups), with the 95% run-level interval; `emulated` where the CPU had no "
                   "bf16 instructions. Where the gain depends on the width or the CPU, the rows differ.", "",
-                  tables.to_markdown(tables.precision_across(precisions))]
+                  rendering.to_markdown(tables.precision_across(precisions))]
     if not unowned.empty:
         lines += ["## Failed runs of no single machine", "",
                   "A folder with several machines' runs cannot say which machine a failed run was on.", "",
-                  tables.to_markdown(unowned[[c for c in ("run_id", "failure", "error") if c in unowned.columns]])]
+                  rendering.to_markdown(unowned[[c for c in ("run_id", "failure", "error") if c in unowned.columns]])]
     return "\n".join(lines) + "\n"
 
 
@@ -181,13 +182,13 @@ def _threads_sections(machines: list[Results]) -> list[str]:
             continue
         table = tables.thread_scaling({count: data.runs for count, data in by_threads.items()})
         base = min(by_threads)
-        cells = table.assign(speedup=[tables.ratio_text(r.speedup, r.low, r.high) if r.threads != base else "1"
+        cells = table.assign(speedup=[rendering.ratio_text(r.speedup, r.low, r.high) if r.threads != base else "1"
                                       for r in table.itertuples()])
         lines += [f"## Threads: parallel speed-up on {by_threads[base].cpu_model}", "",
                   f"Steady step at each thread count (geometric mean over quiet runs), the speed-up over {base} "
                   f"thread(s) with its 95% run-level interval, the efficiency (speed-up / thread ratio) and CPU "
                   "milliseconds per step (the cost of the extra threads).", "",
-                  tables.to_markdown(cells[["configuration", "implementation", "threads", "runs", "step_ms",
+                  rendering.to_markdown(cells[["configuration", "implementation", "threads", "runs", "step_ms",
                                             "speedup", "efficiency", "cpu_ms_per_step"]])]
     return lines
 
@@ -205,7 +206,7 @@ def _header(title: str, data: Results, converged: bool) -> list[str]:
     finished, profile = data.finished, data.profile
     n_train, n_test = int(finished["n_train"].iloc[0]), int(finished["n_test"].iloc[0])
     threads = sorted(int(t) for t in finished["threads"].unique())
-    per_cell = finished.groupby(["implementation", "cell", "layers", "bidirectional"]).size()
+    per_cell = finished.groupby(["implementation", *CONFIGURATION]).size()
     lines = [f"# rnnbench report: {title}", "",
              f"**Machine: {data.cpu_model}**, {', '.join(map(str, threads))} threads; runs {data.schedule}, "
              f"allocator {data.allocator}. Every figure below holds for this CPU only; winners change with the CPU.",
@@ -296,24 +297,24 @@ def _headline_tables(data: Results, long_tables: dict, converged: bool) -> list[
     lines = ["", f"## Headline tables ({data.cpu_model})", "",
              "Steady ms/step: geometric mean over quiet runs [run-to-run min-max], then the ratio to native torch "
              "with its 95% run-level interval; † marks a cell with busy runs left out.", "",
-             tables.to_markdown(tables.headline(summary, "step")),
+             rendering.to_markdown(tables.headline(summary, "step")),
              "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
-             tables.to_markdown(tables.headline(summary, "memory"))]
+             rendering.to_markdown(tables.headline(summary, "memory"))]
     if converged:
-        lines += ["Test accuracy, mean ± sd over seeds.", "", tables.to_markdown(tables.headline(summary, "accuracy"))]
+        lines += ["Test accuracy, mean ± sd over seeds.", "", rendering.to_markdown(tables.headline(summary, "accuracy"))]
         if "ttt_wall_s" in summary and summary["target_accuracy"].notna().any():
             lines += ["Time to target validation accuracy with validation on the clock (MLPerf; censored median "
                       "over runs), training-only beside it, and all training until early stopping.", "",
-                      tables.to_markdown(tables.headline(summary, "time_to_target"))]
+                      rendering.to_markdown(tables.headline(summary, "time_to_target"))]
         return lines + ["Equivalence to native torch (test accuracy, points, paired by seed); `power`: the row's "
                         "chance of \"equivalent\" were nothing different, from its own seeds and paired sd.", "",
-                        tables.to_markdown(long_tables["equivalence"])]
+                        rendering.to_markdown(long_tables["equivalence"])]
     agreement = long_tables["loss_agreement"]
     if not agreement.empty:
-        largest = agreement.groupby(["implementation", "cell", "layers", "bidirectional"], sort=False)[
+        largest = agreement.groupby(["implementation", *CONFIGURATION], sort=False)[
             ["first_step_gap", "max_running_mean_gap", "max_step_gap"]].max().reset_index()
         lines += ["Largest training-loss gap to native torch over the same batches (all seeds).", "",
-                  tables.to_markdown(largest)]
+                  rendering.to_markdown(largest)]
     return lines
 
 
@@ -328,13 +329,13 @@ def _detail_tables(data: Results, long_tables: dict) -> list[str]:
                   f"({m} x {k}) by ({k} x {n}) once per timestep, strictly in sequence; this machine runs that "
                   f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds the recurrent part of "
                   "each step (the input projection x@W and the weight gradients can run as larger GEMMs).", "",
-                  tables.to_markdown(tables.roofline(summary, peak))]
+                  rendering.to_markdown(tables.roofline(summary, peak))]
     precision = long_tables["precision"]
     if not precision.empty:
         emulated = " **Emulated**: this CPU has no bf16 instructions, so these ratios measure the frameworks' " \
             "software conversion, not bf16 hardware." if precision["emulated"].any() else ""
         cells = precision.assign(
-            ratio=[tables.ratio_text(r.ratio, r.low, r.high) + ("" if r.clear else " (not clear)")
+            ratio=[rendering.ratio_text(r.ratio, r.low, r.high) + ("" if r.clear else " (not clear)")
                    for r in precision.itertuples()],
             accuracy_points=[f"{r.accuracy_points:+.2f} ({r.accuracy_low:+.2f}..{r.accuracy_high:+.2f})"
                              if np.isfinite(r.accuracy_low) else f"{r.accuracy_points:+.2f}"
@@ -342,9 +343,9 @@ def _detail_tables(data: Results, long_tables: dict) -> list[str]:
         lines += [f"Precision ({cpu}): each bf16 column against its fp32 default. Steady step (geometric means of "
                   "quiet runs), bf16 / fp32 with its 95% run-level interval (below 1: bf16 is faster; Holm-corrected "
                   "with the report's other speed verdicts), and test accuracy bf16 - fp32 in points, paired by "
-                  f"seed, with its 95% interval and a TOST verdict within ±{tables.EQUIVALENCE_MARGIN_POINTS:g} "
+                  f"seed, with its 95% interval and a TOST verdict within ±{inference.EQUIVALENCE_MARGIN_POINTS:g} "
                   f"point. A precision that trains faster but loses accuracy shows it here.{emulated}", "",
-                  tables.to_markdown(cells[["implementation", "cell", "layers", "bidirectional", "fp32_ms",
+                  rendering.to_markdown(cells[["implementation", "cell", "layers", "bidirectional", "fp32_ms",
                                             "bf16_ms", "ratio", "seeds", "accuracy_points", "accuracy"]])]
     programming = long_tables["programming_model"]
     if not programming.empty:
@@ -353,8 +354,8 @@ def _detail_tables(data: Results, long_tables: dict) -> list[str]:
                   "(`speedup_low`-`speedup_high`, quiet runs; Holm's verdict on the same pair is in the findings). "
                   "The first step holds tracing or compilation; `break_even_steps` is the number "
                   "of steady steps after which the variant has paid for it (empty: slower per step, never).", "",
-                  tables.to_markdown(programming)]
-    return lines + [f"Keras overhead per backend ({cpu}).", "", tables.to_markdown(long_tables["keras_overhead"]),
+                  rendering.to_markdown(programming)]
+    return lines + [f"Keras overhead per backend ({cpu}).", "", rendering.to_markdown(long_tables["keras_overhead"]),
                     "Every column (quality, CPU time, throughput, latency, first step, kernel path) is in "
                     "`tables/summary.csv`; one row per run in `tables/runs.csv`, each comparison of the verdict "
                     "family with its p-value in `tables/comparisons.csv`.", ""]
@@ -364,7 +365,7 @@ def _failed(data: Results) -> list[str]:
     failed = data.runs[data.runs["status"] != "ok"]
     if failed.empty:
         return []
-    return ["## Failed runs", "", tables.to_markdown(failed[[c for c in ("run_id", "failure", "error")
+    return ["## Failed runs", "", rendering.to_markdown(failed[[c for c in ("run_id", "failure", "error")
                                                              if c in failed.columns]])]
 
 

@@ -1,25 +1,5 @@
-"""Pure table building: run rows and raw series in, pandas tables out (no files read or written).
-
-The unit of evidence is the run (a fresh process). One statistic everywhere: a configuration's step time is
-the geometric mean over its timed runs (``analysis.noise``) of each run's median steady step (shown with the
-run-to-run min-max), and rankings use it too. A ratio between two columns (``group_ratio``) comes with a 95%
-interval at the level of runs, from one of two models:
-
-- Interleaved runs (``paired_ratio``): the columns of one block (configuration and seed) took turns step by step,
-  so round r of block b gives the paired log ratio d_br = log a_br - log b_br of the two columns' steps in that
-  round. Model: d_br = mu + p_b + e_br, with p_b the block's process-level effect (each block is a new set of
-  processes: allocator state, page placement) and e_br what changed between the two turns of a round. Each block's
-  estimate D_b is the median of its d_br (a single step stalled by the VM moves a median little); the D_b are
-  independent across blocks with variance var(p) + var(median of e), whatever that split, so the interval is a
-  t interval over the blocks (B - 1 degrees of freedom), and the ratio is exp(mean D_b). Both levels vary and
-  both are inside the spread of the D_b; pairing in time removes the slow periods that dominate the spread of
-  sequential runs. ``tests/test_statistics.py`` checks its coverage by simulation.
-- Sequential runs: the ratio of geometric means with a 95% Welch t interval on the logarithms of run medians
-  (``ratio_interval``), so anything that slowed a whole run widens the interval instead of being credited to the
-  implementation. With three runs a side, a bootstrap over runs would have ten distinct resamples per side and
-  under-cover; the t interval is the standard small-sample choice.
-
-With fewer than ``MIN_RUNS`` runs (blocks) a side, or no spread at all, there is no interval.
+"""Pure table building: run rows and raw series in, pandas tables out (no files read or written, no text rendered:
+``analysis.rendering``). The statistics every table applies are ``analysis.inference``'s.
 
 Verdicts ("faster", "slower", "equivalent") are a family per report. The speed family (``family_pairs``) is
 fixed by which columns each configuration has, before any time is looked at: each column against native torch,
@@ -35,141 +15,31 @@ never in a timing verdict.
 
 from __future__ import annotations
 
-import gc
-import math
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, special, stats
-from statsmodels.stats.multitest import multipletests
+from scipy import stats
 
+from analysis.inference import (
+    CONFIDENCE,
+    EQUIVALENCE_MARGIN_POINTS,
+    censored_median,
+    difference_interval,
+    geometric_mean,
+    group_ratio,
+    holm,
+    ratio_interval,
+    tost_p,
+    tost_power,
+)
 from analysis.load import KEYS
 from analysis.noise import quiet
+from analysis.rendering import ratio_text
 from model.implementations import NAMES, base_name, get, native_of
-from model.spec import configuration_label
+from model.spec import CONFIGURATION, Configuration
 
 REFERENCE = "torch"
-CONFIDENCE = 0.95
-FAMILY_LEVEL = 0.05
-MIN_RUNS = 3
-# Accuracy differences within this many percentage points count as equivalent.
-EQUIVALENCE_MARGIN_POINTS = 1.0
-NO_INTERVAL = (float("nan"), float("nan"), float("nan"))
-# Significant digits of a float in a CSV table: more than any measurement here resolves, few enough that the last
-# bits, which numpy's vectorized kernels round differently on AVX2 and AVX-512 CPUs, never reach the text (written
-# in full, a Zen 3's tables differed from a Zen 5's in 81 files: 0.7850165991272147 against ...146).
-CSV_DIGITS = 6
-
-
-def geometric_mean(values) -> float:
-    values = np.asarray(values, float)
-    return float(stats.gmean(values)) if len(values) else float("nan")
-
-
-def ratio_interval(numerator, denominator) -> tuple[float, float, float, float]:
-    """Ratio of the geometric means of two groups of run-level values, its 95% Welch t interval and the
-    two-sided p-value of "ratio = 1" (interval and p nan with fewer than ``MIN_RUNS`` runs a side or without
-    spread on a side: identical numbers prove nothing)."""
-    a, b = np.log(np.asarray(numerator, float)), np.log(np.asarray(denominator, float))
-    ratio = float(np.exp(a.mean() - b.mean()))
-    if min(len(a), len(b)) < MIN_RUNS or np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
-        return ratio, *NO_INTERVAL
-    test = stats.ttest_ind(a, b, equal_var=False)
-    interval = test.confidence_interval(CONFIDENCE)
-    return ratio, float(np.exp(interval.low)), float(np.exp(interval.high)), float(test.pvalue)
-
-
-def block_estimates(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
-    """Per block both columns ran interleaved in: the median over their common rounds of the log ratio of the
-    two columns' steps in that round (``round_step_ms``, one value per round and run)."""
-    if "block" not in numerator or "block" not in denominator:
-        return np.empty(0)
-    theirs = {block: rounds for block, rounds in zip(denominator["block"], denominator["round_step_ms"])
-              if isinstance(block, str) and isinstance(rounds, dict)}
-    estimates = []
-    for block, rounds in zip(numerator["block"], numerator["round_step_ms"]):
-        other = theirs.get(block) if isinstance(block, str) and isinstance(rounds, dict) else None
-        common = sorted(set(rounds) & set(other)) if other else []
-        if common:
-            estimates.append(float(np.median([np.log(rounds[r]) - np.log(other[r]) for r in common])))
-    return np.asarray(estimates)
-
-
-def paired_ratio(estimates) -> tuple[float, float, float, float]:
-    """Ratio, 95% t interval over blocks and two-sided p of "ratio = 1" from per-block log ratios (the model in
-    this module's docstring); interval and p nan with fewer than ``MIN_RUNS`` blocks or no spread."""
-    d = np.asarray(estimates, float)
-    ratio = float(np.exp(d.mean())) if len(d) else float("nan")
-    if len(d) < MIN_RUNS or np.ptp(d) < 1e-12:  # equal up to rounding: identical numbers prove nothing
-        return ratio, *NO_INTERVAL
-    test = stats.ttest_1samp(d, 0.0)
-    interval = test.confidence_interval(CONFIDENCE)
-    return ratio, float(np.exp(interval.low)), float(np.exp(interval.high)), float(test.pvalue)
-
-
-def group_ratio(numerator: pd.DataFrame, denominator: pd.DataFrame) -> tuple[float, float, float, float]:
-    """The ratio of two columns' step times with its interval and p: paired by round where they ran interleaved
-    in at least ``MIN_RUNS`` common blocks, else from run medians (Welch)."""
-    estimates = block_estimates(numerator, denominator)
-    if len(estimates) >= MIN_RUNS:
-        return paired_ratio(estimates)
-    return ratio_interval(numerator["run_step_ms"], denominator["run_step_ms"])
-
-
-def difference_interval(differences) -> tuple[float, float, float]:
-    """Mean of paired differences with a 95% t interval (nan with fewer than ``MIN_RUNS`` pairs or no spread)."""
-    d = np.asarray(differences, float)
-    mean = float(d.mean()) if len(d) else float("nan")
-    if len(d) < MIN_RUNS or np.ptp(d) == 0:
-        return mean, float("nan"), float("nan")
-    interval = stats.ttest_1samp(d, 0.0).confidence_interval(CONFIDENCE)
-    return mean, float(interval.low), float(interval.high)
-
-
-def ratio_text(ratio: float, low: float, high: float) -> str:
-    """A ratio as every table and sentence writes it: '1.23x (95% CI 1.10-1.38)', or the point and 'no
-    interval'."""
-    interval = f"95% CI {low:.2f}-{high:.2f}" if np.isfinite(low) else "no interval"
-    return f"{ratio:.2f}x ({interval})"
-
-
-def holm(p_values, level: float = FAMILY_LEVEL) -> np.ndarray:
-    """Which hypotheses Holm's step-down procedure rejects at ``level`` family-wise (nan: not tested)."""
-    p = np.asarray(p_values, float)
-    rejected = np.zeros(len(p), bool)
-    tested = np.isfinite(p)
-    if tested.any():
-        # statsmodels' Holm ends in a full gc.collect(), about 0.1 s in a process holding pandas and scipy and paid
-        # per family (make docs tests about 80): frozen objects are outside every collection, and freezing and
-        # thawing are O(1).
-        gc.freeze()
-        try:
-            rejected[tested] = multipletests(p[tested], alpha=level, method="holm")[0]
-        finally:
-            gc.unfreeze()
-    return rejected
-
-
-def tost_power(seeds: int, sd_points: float, margin: float = EQUIVALENCE_MARGIN_POINTS) -> float:
-    """Chance that a paired 95% t interval over ``seeds`` differences lands inside +-margin (the TOST verdict, before
-    Holm) when the true difference is zero and the paired sd is ``sd_points``: the power the equivalence verdicts
-    have. Exact, by integrating over the sample variance: given s, the mean must lie within margin - h of 0, h the
-    interval's half-width t s / sqrt(n), which is impossible once h > margin."""
-    if seeds < MIN_RUNS or not np.isfinite(sd_points) or sd_points <= 0:
-        return float("nan")
-    df, quantile = seeds - 1, stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1)
-
-    # scipy.special's chi-square and normal functions: the same values as scipy.stats' distributions without their
-    # per-call overhead (the integrand is called hundreds of times per row)
-    def inside(share):  # share: the chi-square(n - 1) probability of (n - 1) s^2 / sigma^2 up to this value
-        s = sd_points * np.sqrt(special.chdtri(df, 1.0 - share) / df)
-        return 2 * special.ndtr((margin - quantile * s / np.sqrt(seeds)) * np.sqrt(seeds) / sd_points) - 1
-
-    # Integrating over the variance's probability rather than the variance itself keeps the range finite and the
-    # whole mass in view, however small the sd; beyond ``widest`` the half-width exceeds the margin.
-    widest = df * (margin * np.sqrt(seeds) / (quantile * sd_points)) ** 2
-    return float(integrate.quad(inside, 0.0, special.chdtr(df, widest), limit=200)[0])
 
 
 def ordered(columns) -> list[str]:
@@ -190,16 +60,6 @@ def timed_groups(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     every timing verdict rests on."""
     timed = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
     return dict(tuple(timed[quiet(timed)].groupby(KEYS)))
-
-
-def censored_median(seconds: pd.Series) -> float:
-    """Median time to target where a run that never reached it counts as the slowest; MLPerf's rule: more than
-    one such run invalidates the cell (nan)."""
-    values = seconds.astype(float).fillna(np.inf).to_numpy()
-    if (values == np.inf).sum() > 1 or not len(values):
-        return float("nan")
-    median = float(np.median(values))
-    return median if np.isfinite(median) else float("nan")
 
 
 def _ensembles(group: pd.DataFrame, timed: pd.DataFrame | None) -> dict:
@@ -383,7 +243,7 @@ def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.Data
     PyTorch's over the same batches from the same weights (per step, and as the epoch's running mean)."""
     finished = runs[runs["status"] == "ok"]
     rows = []
-    for (cell, layers, bidirectional, seed), group in finished.groupby(["cell", "layers", "bidirectional", "seed"]):
+    for (cell, layers, bidirectional, seed), group in finished.groupby([*CONFIGURATION, "seed"]):
         by_name = dict(zip(group["implementation"], group["run_id"]))
         reference = losses.get(by_name.get(REFERENCE, ""), np.array([]))
         for name, run_id in by_name.items():
@@ -399,12 +259,6 @@ def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.Data
     return _order(pd.DataFrame(rows), ["cell", "bidirectional", "layers", "seed"])
 
 
-def tost_p(differences, margin: float = EQUIVALENCE_MARGIN_POINTS) -> float:
-    """The p-value of equivalence within +-margin: the larger of the two one-sided t tests (TOST)."""
-    return max(stats.ttest_1samp(differences, -margin, alternative="greater").pvalue,
-               stats.ttest_1samp(differences, margin, alternative="less").pvalue)
-
-
 def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy of each implementation minus native PyTorch's, paired by seed (same weights, same batches;
     a seed run twice counts once, as its mean), with a 95% t interval. Verdicts over the table as one family:
@@ -415,7 +269,7 @@ def equivalence(runs: pd.DataFrame) -> pd.DataFrame:
     sd differs several-fold between cells and one figure for the table would overstate the weak rows."""
     finished = runs[runs["status"] == "ok"]
     margin, rows = EQUIVALENCE_MARGIN_POINTS, []
-    for (cell, layers, bidirectional), group in finished.groupby(["cell", "layers", "bidirectional"]):
+    for (cell, layers, bidirectional), group in finished.groupby(CONFIGURATION):
         reference = group[group["implementation"] == REFERENCE].groupby("seed")["accuracy"].mean()
         for name, mine in group.groupby("implementation"):
             if name == REFERENCE:
@@ -537,7 +391,7 @@ def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None
                 if not _beats(family, configuration, best["implementation"], other)]
         second = others.iloc[0]
         runner_up = compared(family, cell, layers, bidirectional, second["implementation"], best["implementation"])
-        rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
+        rows.append(dict(configuration=Configuration(cell, layers, bidirectional).label, cell=cell, layers=layers,
                          bidirectional=bidirectional, best=best["implementation"], best_ms=best["step_ms"],
                          best_runs=int(best["timed_runs"]), second=second["implementation"],
                          second_ms=second["step_ms"], second_runs=int(second["timed_runs"]),
@@ -593,7 +447,7 @@ def thread_scaling(by_threads: dict[int, pd.DataFrame]) -> pd.DataFrame:
             step = geometric_mean(group["run_step_ms"])
             speedup, low, high = (ratio_interval(reference[key]["run_step_ms"], group["run_step_ms"])[:3]
                                   if key in reference else (np.nan,) * 3)
-            rows.append(dict(configuration=configuration_label(cell, layers, bidirectional), cell=cell, layers=layers,
+            rows.append(dict(configuration=Configuration(cell, layers, bidirectional).label, cell=cell, layers=layers,
                              bidirectional=bidirectional, implementation=implementation, threads=threads,
                              runs=len(group), step_ms=step, speedup=speedup, low=low, high=high,
                              efficiency=speedup / (threads / base),
@@ -608,7 +462,7 @@ def ratios_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for _, row in table[table["implementation"] != REFERENCE].iterrows():
             if not np.isfinite(row.get("vs_torch", np.nan)):
                 continue
-            key = (configuration_label(row["cell"], row["layers"], row["bidirectional"]), row["implementation"])
+            key = (Configuration.of(row).label, row["implementation"])
             cells.setdefault(key, {})[machine] = ratio_text(row["vs_torch"], row["vs_torch_low"],
                                                             row["vs_torch_high"])
     if not cells:
@@ -624,7 +478,7 @@ def precision_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
     cells = {}
     for machine, table in machines.items():
         for row in table.itertuples():
-            key = (configuration_label(row.cell, row.layers, row.bidirectional), row.implementation)
+            key = (Configuration.of(row).label, row.implementation)
             cells.setdefault(key, {})[machine] = (ratio_text(row.ratio, row.low, row.high)
                                                   + (" emulated" if row.emulated else ""))
     if not cells:
@@ -643,7 +497,7 @@ def headline(table: pd.DataFrame, value: str) -> pd.DataFrame:
     then training only (runs that reached it / runs), and the median total training time."""
     cells = {}
     for _, row in table.iterrows():
-        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        label = Configuration.of(row).label
         cells.setdefault(label, {})[row["implementation"]] = _headline_cell(row, value)
     frame = pd.DataFrame.from_dict(cells, orient="index")
     return frame.reindex(columns=ordered(table["implementation"])).rename_axis("configuration").reset_index().fillna("")
@@ -677,7 +531,7 @@ def roofline(table: pd.DataFrame, peak_gflops: float) -> pd.DataFrame:
     cells = {}
     for _, row in table.dropna(subset=["gemm_gflop_per_step"]).iterrows():
         achieved = row["gemm_gflop_per_step"] / (row["step_ms"] / 1e3)
-        label = configuration_label(row["cell"], row["layers"], row["bidirectional"])
+        label = Configuration.of(row).label
         cells.setdefault(label, {"GFLOP/step": f"{row['gemm_gflop_per_step']:.2f}"})[row["implementation"]] = (
             f"{achieved:.1f} ({achieved / peak_gflops:.0%})")
     frame = pd.DataFrame.from_dict(cells, orient="index")
@@ -685,19 +539,3 @@ def roofline(table: pd.DataFrame, peak_gflops: float) -> pd.DataFrame:
         "configuration").reset_index().fillna("")
 
 
-def _csv_float(value: float) -> str:
-    if not math.isfinite(value) or value == 0:
-        return f"{abs(value) if value == 0 else value:g}"
-    # a large value keeps its integer digits (a run's start in epoch seconds), up to a double's 17
-    return f"{value:.{min(max(CSV_DIGITS, math.floor(math.log10(abs(value) + 0.5)) + 1), 17)}g}"
-
-
-def to_csv(table: pd.DataFrame) -> str:
-    """The table as CSV, floats at ``CSV_DIGITS`` significant digits."""
-    return table.to_csv(index=False, float_format=_csv_float)
-
-
-def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
-    if table.empty:
-        return "_(no finished runs)_\n"
-    return table.to_markdown(index=False, floatfmt=f".{digits}g") + "\n"

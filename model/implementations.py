@@ -16,7 +16,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from model.errors import UserError
 from model.frameworks import FRAMEWORKS
@@ -135,17 +135,37 @@ def resolve_variant(name: str, given: dict, spec: ModelSpec) -> dict:
     return entry.settle(variant, spec) if entry.settle else variant
 
 
-def column(name: str, variant: dict, spec: ModelSpec) -> str:
-    """The name of a run's column in tables: the implementation, plus every variant option it sets away from
-    the default, e.g. ``tensorflow[graph=False]``."""
+class Column(NamedTuple):
+    """A column of the tables: an implementation and the options that set it apart from its defaults, labelled
+    ``tensorflow[graph=False]`` (a run's own allocator or label count as options: ``torch[label=b]``)."""
+
+    implementation: str
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.implementation + "".join(f"[{option}={value}]" for option, value in self.options)
+
+    @classmethod
+    def parse(cls, label: str) -> Column:
+        """The column a label names; option values come back as the strings the label shows."""
+        implementation, *options = label.split("[")
+        return cls(implementation, tuple(tuple(option.rstrip("]").split("=", 1)) for option in options))
+
+    def with_option(self, option: str, value) -> Column:
+        return self._replace(options=self.options + ((option, value),))
+
+
+def column(name: str, variant: dict, spec: ModelSpec) -> Column:
+    """A run's column: the implementation, plus every variant option it sets away from the default."""
     defaults = resolve_variant(name, {}, spec)
-    changed = [f"{option}={value}" for option, value in variant.items() if defaults.get(option, value) != value]
-    return name + "".join(f"[{option}]" for option in changed)
+    return Column(name, tuple((option, value) for option, value in variant.items()
+                              if defaults.get(option, value) != value))
 
 
-def base_name(column_name: str) -> str:
-    """The implementation of a column (``tensorflow[graph=False]`` -> ``tensorflow``)."""
-    return column_name.split("[", 1)[0]
+def base_name(label: str) -> str:
+    """The implementation of a column label (``tensorflow[graph=False]`` -> ``tensorflow``)."""
+    return Column.parse(label).implementation
 
 
 def native_of(name: str) -> str | None:

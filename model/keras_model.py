@@ -344,7 +344,8 @@ class KerasImplementation:
 
     def info(self) -> dict:
         calls = self.probe.ran  # before describe(), whose probe of the fused kernel calls the layer once more
-        path = self.probe.describe(bool(self.model.jit_compile), self.model)
+        path = (self.probe.describe(bool(self.model.jit_compile), self.model) if self.spec.layers
+                else "no recurrent layer (the embeddings pooled)")
         if self.precision != "fp32":
             layer = self.model.layers[-1]
             path += f", computing in {layer.compute_dtype} (dtype policy {layer.dtype_policy.name})"

@@ -23,9 +23,18 @@ PLAN_VERSION = 1
 # freed memory kept for reuse (no page returned while the run lives). Retain is every run's default: under glibc's
 # defaults native torch faults its step's buffers in again every step, which makes its step slower and its processes
 # unlike each other (docs/findings.md, finding 7; the A/A calibration); TensorFlow pools its own memory either way.
-ALLOCATORS = ("glibc", "retain")
+# jemalloc and tcmalloc: replacements of glibc's malloc preloaded (LD_PRELOAD), as PyTorch's CPU performance guide
+# recommends; where their libraries are installed (runners.harness.policy.PRELOADED).
+ALLOCATORS = ("glibc", "retain", "jemalloc", "tcmalloc")
 DEFAULT_ALLOCATOR = "retain"
+# How a sweep's runs share the machine (runners.harness.executor): interleaved (each block's columns alive at once,
+# taking turns step by step) or sequential (one run after another, each alone, as a user trains).
+RUN_SCHEDULES = ("interleaved", "sequential")
+DEFAULT_SCHEDULE = "interleaved"
 BEFORE_ALLOCATOR = "glibc"  # what a plan or sweep written before the setting existed ran with
+
+
+TWIN_LABEL = "b"  # the label of an A/A calibration's twin column: torch beside torch[label=b]
 
 
 @dataclass(frozen=True)
@@ -44,13 +53,16 @@ class RunPlan:
     # Tells apart two columns that run the same implementation and variant: the A/A calibration of the sweep's
     # resolution (``--variants torch:label=b`` beside torch). It changes nothing in the run.
     label: str | None = None
+    # bf16 on a CPU without bf16 instructions, converted in software (refused otherwise): its timings measure the
+    # conversion, and the record says so (bf16_emulated)
+    emulate_bf16: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "variant", resolve_variant(self.implementation, self.variant, self.model))
         if self.threads < 1:
             raise SpecError(f"threads must be at least 1, got {self.threads}")
         if self.allocator not in ALLOCATORS:
-            raise SpecError(f"unknown allocator {self.allocator!r}; choose {' or '.join(ALLOCATORS)}")
+            raise SpecError(f"unknown allocator {self.allocator!r}; choose one of {', '.join(ALLOCATORS)}")
         if self.warmup_steps < 0:
             raise SpecError(f"warmup_steps must be at least 0, got {self.warmup_steps}")
 
@@ -87,7 +99,7 @@ class RunPlan:
 
 
 GRID_FIELDS = ("implementations", "cells", "layers", "bidirectional", "seeds", "timeout_s", "target_accuracy",
-               "variants", "threads", "allocator", "target_reach", "first_seeds")
+               "variants", "threads", "allocator", "target_reach", "first_seeds", "emulate_bf16")
 # The reach (a 95% interval's distance from its point, as a share) a speed verdict should resolve: a 5% difference.
 TARGET_REACH = 0.05
 
@@ -120,6 +132,7 @@ class Profile:
     # start orders for quick's five columns.
     target_reach: float | None = None
     first_seeds: int = 5
+    emulate_bf16: bool = False  # every run's RunPlan.emulate_bf16
 
     def specs(self, **overrides) -> tuple[ModelSpec, TrainSpec]:
         """The specs of one run of this profile; ``None`` overrides are ignored."""
@@ -136,7 +149,7 @@ class Profile:
         model, train = {**self.model, **model_changes}, {**self.train, **train_changes}
         build_specs(model, train, {})  # refuse bad settings now, not in the first run
         if axes.get("allocator", self.allocator) not in ALLOCATORS:
-            raise SpecError(f"unknown allocator {axes['allocator']!r}; choose {' or '.join(ALLOCATORS)}")
+            raise SpecError(f"unknown allocator {axes['allocator']!r}; choose one of {', '.join(ALLOCATORS)}")
         return replace(self, model=model, train=train, **axes)
 
     def to_dict(self) -> dict:

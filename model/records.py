@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from model.errors import UserError
 from model.frameworks import identity_packages
-from model.spec import ModelSpec, TrainSpec, from_dict
+from model.spec import CONFIGURATION, ModelSpec, TrainSpec, from_dict
 
 SCHEMA_VERSION = 2
 
@@ -223,7 +223,7 @@ def run_state(run_dir: Path) -> str:
 
 # Grid axes of a sweep: they vary inside one analysis (rows and columns of its tables), so they are not part of
 # the plan a group of records must share.
-GRID_MODEL, GRID_TRAIN = ("cell", "layers", "bidirectional"), ("seed",)
+GRID_MODEL, GRID_TRAIN = tuple(CONFIGURATION), ("seed",)
 
 
 def plan_fingerprint(record: dict) -> str:

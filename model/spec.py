@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 from model.errors import UserError
 
@@ -15,14 +18,42 @@ def depth_label(layers: int, bidirectional: bool) -> str:
     return f"{layers}L{' bi' if bidirectional else ''}"
 
 
-def configuration_label(cell: str, layers: int, bidirectional: bool) -> str:
-    """How tables and plots name a configuration: 'LSTM 2L bi'."""
-    return f"{CELL_NAMES[cell]} {depth_label(layers, bidirectional)}"
+class Configuration(NamedTuple):
+    """One network shape of a sweep's grid: the model axes every table groups runs by (``CONFIGURATION``)."""
+
+    cell: str
+    layers: int
+    bidirectional: bool
+
+    @classmethod
+    def of(cls, item) -> Configuration:
+        """The configuration of a spec, a record's row (dict, pandas row or itertuples tuple)."""
+        return cls(*(item[name] if isinstance(item, Mapping) else getattr(item, name) for name in cls._fields))
+
+    @classmethod
+    def parse(cls, slug: str) -> Configuration:
+        """The configuration a slug names ('lstm1', 'gru2-bi')."""
+        match = re.fullmatch(rf"({'|'.join(CELLS)})(\d)(-bi)?", slug)
+        if not match:
+            raise SpecError(f"configuration {slug!r}: write cell, layers and -bi, e.g. lstm1 or gru2-bi")
+        return cls(match[1], int(match[2]), bool(match[3]))
+
+    @property
+    def label(self) -> str:
+        """How tables and plots name it: 'LSTM 2L bi'."""
+        if not self.layers:
+            return "no recurrent layer"
+        return f"{CELL_NAMES[self.cell]} {depth_label(self.layers, self.bidirectional)}"
+
+    @property
+    def slug(self) -> str:
+        """How run ids and folders name it: 'lstm2-bi'."""
+        return f"{self.cell}{self.layers}{'-bi' if self.bidirectional else ''}"
 
 
-def configuration_slug(cell: str, layers: int, bidirectional: bool) -> str:
-    """How run ids and folders name it: 'lstm2-bi'."""
-    return f"{cell}{layers}{'-bi' if bidirectional else ''}"
+CONFIGURATION = list(Configuration._fields)
+
+
 TOKENIZERS = ("words", "punct")  # model/preprocess.py defines them
 SCHEDULES = ("constant", "warmup_cosine")
 VAL_SPLITS = ("reviews", "movies")
@@ -47,6 +78,9 @@ class ModelSpec:
     With ``segment_len``, each review is cut into consecutive segments of that many tokens that run through the
     recurrent stack as rows of their own (Johnson & Zhang 2016), and the max is taken over every timestep of
     every segment of the review: fewer sequential steps, larger matrix products.
+
+    ``layers=0`` leaves the recurrent stack out (the embeddings themselves are pooled): the ablation that measures
+    what the recurrent layer adds to a recipe (``cell`` is then unused).
     """
 
     cell: str = "lstm"
@@ -77,8 +111,10 @@ class ModelSpec:
     def __post_init__(self):
         if self.cell not in CELLS:
             raise SpecError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if not 1 <= self.layers <= MAX_LAYERS:
-            raise SpecError(f"layers must be between 1 and {MAX_LAYERS}, got {self.layers}")
+        if not 0 <= self.layers <= MAX_LAYERS:
+            raise SpecError(f"layers must be between 0 and {MAX_LAYERS}, got {self.layers}")
+        if not self.layers and self.bidirectional:
+            raise SpecError("layers 0 (no recurrent layer) has no direction: run it unidirectional")
         if self.maxlen < 1:
             raise SpecError(f"maxlen must be at least 1, got {self.maxlen}")
         if self.units < 1 or self.embedding_dim < 1:
@@ -120,7 +156,8 @@ class ModelSpec:
     @property
     def pooled_features(self) -> int:
         """The width of what the output layer reads."""
-        return self.units * self.directions * (2 if self.pooling == "max-mean" else 1)
+        pooled = self.units * self.directions if self.layers else self.embedding_dim
+        return pooled * (2 if self.pooling == "max-mean" else 1)
 
     @property
     def width_multiple(self) -> int:

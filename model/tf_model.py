@@ -236,7 +236,9 @@ class TensorFlowImplementation:
         return ["tf_checkpoint"]
 
     def info(self) -> dict:
-        if self.network.formulation == "block":
+        if not self.spec.layers:
+            path = "no recurrent layer (the embeddings pooled)"
+        elif self.network.formulation == "block":
             path = "native TF tf.raw_ops.BlockLSTM fused op"
         else:
             precomputed = self.network.formulation == "precomputed"

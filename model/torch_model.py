@@ -50,10 +50,11 @@ class SentimentRNN(nn.Module):
         self.ngrams = nn.Embedding(spec.ngram_buckets, spec.embedding_dim) if spec.ngram_buckets else None
         self.embedding_dropout = nn.Dropout(spec.embedding_dropout)
         self.recurrent = RECURRENT_MODULES[spec.cell](spec.embedding_dim, spec.units, num_layers=spec.layers,
-                                                      batch_first=True, bidirectional=spec.bidirectional)
+                                                      batch_first=True, bidirectional=spec.bidirectional
+                                                      ) if spec.layers else None
         self.dropout = nn.Dropout(spec.dropout)
         self.logit = nn.Linear(spec.pooled_features, 1)
-        if spec.cell != "gru":
+        if spec.cell != "gru" and self.recurrent is not None:
             for name, parameter in self.recurrent.named_parameters():
                 if name.startswith("bias_hh"):
                     parameter.requires_grad_(False)
@@ -70,7 +71,8 @@ class SentimentRNN(nn.Module):
         x = self.embedding_dropout(x)
         if self.spec.segment_len:  # each segment a row of its own: (batch * segments, segment_len, embedding)
             x = x.reshape(-1, self.spec.segment_len, x.shape[-1])
-        x, _ = self.recurrent(x)  # (rows, time, directions * units)
+        if self.recurrent is not None:
+            x, _ = self.recurrent(x)  # (rows, time, directions * units)
         x = x.reshape(tokens.shape[0], -1, x.shape[-1])  # (batch, time, features), a review's segments in a row
         pooled = x.amax(dim=1)  # max over time
         if self.spec.pooling == "max-mean":  # and the mean over the real tokens
@@ -269,6 +271,8 @@ def autograd_kernel(output: torch.Tensor) -> str:
 def observed_kernel_path(module: SentimentRNN, precision: str = "fp32") -> str:
     """Name the kernel torch really dispatched to, and the dtype it computed in, read from the autograd graph
     and the output of a tiny forward."""
+    if module.recurrent is None:
+        return "no recurrent layer (the embeddings pooled)"
     tokens = torch.zeros((2, min(module.spec.maxlen, 4)), dtype=torch.long)
     with torch.enable_grad(), precision_context(precision):
         output, _ = module.recurrent(module.embedding(tokens))

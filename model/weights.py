@@ -27,7 +27,7 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 def layer_input_sizes(spec: ModelSpec) -> list[int]:
-    return [spec.embedding_dim] + [spec.units * spec.directions] * (spec.layers - 1)
+    return ([spec.embedding_dim] + [spec.units * spec.directions] * (spec.layers - 1))[:spec.layers]
 
 
 def shapes(spec: ModelSpec) -> list[tuple[int, ...]]:

@@ -19,7 +19,7 @@ import typer
 
 from model.errors import fail, user_errors
 from model.frameworks import set_start_up_output
-from model.plan import PROFILES
+from model.plan import DEFAULT_SCHEDULE, PROFILES, RUN_SCHEDULES
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -59,8 +59,8 @@ def compare(
     address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
     rerun_noisy: Annotated[int, typer.Option(help="run a cell's busy sequential runs again (/proc/stat: others or steal above the thresholds of analysis/noise.py), up to this many extra runs per cell, until it has 3 timed runs")] = 0,
-    schedule: Annotated[str, typer.Option(help="interleaved (each configuration's columns alive at once on one machine, taking turns step by step, so a slow period of the machine falls on every column alike; under Ray a block is one task on one node) or sequential (one run after another)")] = "interleaved",
-    allocator: Annotated[Optional[str], typer.Option(help="every run's allocator: retain (freed memory kept for reuse; default) or glibc (the C library's defaults); a column may set its own with --variants IMPL:allocator=glibc")] = None,
+    schedule: Annotated[str, typer.Option(help="interleaved (each configuration's columns alive at once on one machine, taking turns step by step, so a slow period of the machine falls on every column alike; under Ray a block is one task on one node) or sequential (one run after another)")] = DEFAULT_SCHEDULE,
+    allocator: Annotated[Optional[str], typer.Option(help="every run's allocator: retain (freed memory kept for reuse; default), glibc (the C library's defaults), jemalloc or tcmalloc (preloaded, where installed); a column may set its own with --variants IMPL:allocator=glibc")] = None,
     slice_steps: Annotated[Optional[int], typer.Option(help="interleaved only: training steps per turn (default: 1)")] = None,
     emulate_bf16: Annotated[bool, typer.Option(help="run precision=bf16 columns on a CPU without bf16 instructions (timings then measure the software conversion)")] = False,
     verbose: Annotated[bool, typer.Option(help="keep the frameworks' start-up and log lines (TensorFlow's C++ log) in the runs' output, which a failed run's failed.json quotes")] = False,
@@ -79,8 +79,8 @@ def compare(
             fail("--target takes a share such as 0.05 (+-5%), or 0 to run every seed")
         if budget is not None and not 0 < budget < float("inf"):
             fail("--budget takes minutes above 0")
-        if schedule not in ("interleaved", "sequential"):
-            fail(f"unknown schedule {schedule!r}; choose interleaved or sequential")
+        if schedule not in RUN_SCHEDULES:
+            fail(f"unknown schedule {schedule!r}; choose {' or '.join(RUN_SCHEDULES)}")
         if slice_steps is not None and (schedule != "interleaved" or slice_steps < 1):
             fail("--slice-steps takes 1 or more steps, with --schedule interleaved")
         if rerun_noisy < 0:
@@ -92,7 +92,8 @@ def compare(
             bidirectional=_names(bidirectional, (False, True), "bidirectional value",
                                  lambda v: {"true": True, "false": False}.get(v.lower(), v)),
             seeds=tuple(range(repeats)) if repeats else None, train_size=train_size, test_size=test_size,
-            epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES), allocator=allocator)
+            epochs=epochs, timeout_s=timeout, variants=_variants(variants, NAMES), allocator=allocator,
+            emulate_bf16=emulate_bf16 or None)
         if target is not None or repeats is not None:  # --repeats alone: exactly those seeds
             chosen = replace(chosen, target_reach=target or None)
         elif schedule == "sequential":  # a profile's target reads interleaved blocks: sequential runs every seed
@@ -102,7 +103,7 @@ def compare(
         folder, started = results / (name or profile), time.perf_counter()
         counts = compare_profile(folder, chosen, _names(threads, range(1, 1025), "thread count", _integer) if threads
                                  else None, str(data) if data else None, retry_failed, executor, address, placement,
-                                 rerun_noisy, emulate_bf16, on_progress=_printer(), on_message=typer.echo,
+                                 rerun_noisy, on_progress=_printer(), on_message=typer.echo,
                                  schedule=schedule, slice_steps=slice_steps, budget_min=budget)
         if rerun_noisy:
             typer.echo(f"{counts['reran']} noisy run(s) run again (listed in the manifest)")

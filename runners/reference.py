@@ -21,7 +21,7 @@ from typing import Annotated, Optional
 import typer
 
 from model.errors import fail, user_errors
-from model.plan import Profile, get_profile
+from model.plan import DEFAULT_SCHEDULE, TWIN_LABEL, Profile, get_profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -35,7 +35,7 @@ SIDE_SEEDS = tuple(range(5))
 class ReferenceSet:
     name: str  # the folder under results/reference/<machine>/
     profile: Profile
-    schedule: str = "interleaved"
+    schedule: str = DEFAULT_SCHEDULE
     threads: tuple[int, ...] | None = None
     command: str = ""  # the same sweep by hand, for the reader
 
@@ -44,9 +44,10 @@ def reference_sets(bf16: bool) -> list[ReferenceSet]:
     quick = replace(get_profile("quick"), target_reach=None)  # a reference set runs every seed
     side = quick.narrowed(seeds=SIDE_SEEDS)
     aa = side.narrowed(cells=("lstm",), implementations=AA_IMPLEMENTATIONS,
-                       variants=tuple((name, (("label", "b"),)) for name in AA_IMPLEMENTATIONS))
+                       variants=tuple((name, (("label", TWIN_LABEL),)) for name in AA_IMPLEMENTATIONS))
     aa_command = (f"--profile quick --repeats {len(SIDE_SEEDS)} --cells lstm --implementations "
-                  "torch,tensorflow,keras-tensorflow --variants torch:label=b,tensorflow:label=b,keras-tensorflow:label=b")
+                  "torch,tensorflow,keras-tensorflow --variants "
+                  + ",".join(f"{name}:label={TWIN_LABEL}" for name in AA_IMPLEMENTATIONS))
     sets = [ReferenceSet("quick", quick, command="--profile quick"),
             ReferenceSet("quick-sequential", side, "sequential",
                          command=f"--profile quick --repeats {len(SIDE_SEEDS)} --schedule sequential"),

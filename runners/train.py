@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,10 +21,9 @@ from model.spec import ModelSpec as M
 from model.spec import TrainSpec as T
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-# CLI option -> variant option of the implementation table.
-VARIANT_OPTIONS = {"keras_rnn": "rnn_path", "tf_formulation": "formulation", "xla": "jit_compile", "precision": "precision"}
+SPEC_FIELDS = [spec_field.name for spec_field in fields(M) + fields(T)]
+VARIANT_FIELDS = ("rnn_path", "formulation", "jit_compile", "precision")
+NOT_SETTINGS = ("plan", "out", "quiet", "verbose")  # where a run goes and what it shows, beside a --plan too
 
 
 @app.command()
@@ -31,7 +32,7 @@ def train(
     backend: Annotated[Optional[str], typer.Option(help="Keras backend: torch, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow)")] = None,
     profile: Annotated[Optional[str], typer.Option(help=f"the per-run settings of a sweep profile: {', '.join(PROFILES)} (docs/usage.md); default: none")] = None,
     cell: Annotated[Optional[str], typer.Option(help=f"rnn, gru or lstm (default: {M.cell})")] = None,
-    layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 1-4 (default: {M.layers})")] = None,
+    layers: Annotated[Optional[int], typer.Option(help=f"recurrent layers, 0-4 (0: none, the embeddings pooled: what the recurrent layer adds) (default: {M.layers})")] = None,
     units: Annotated[Optional[int], typer.Option(help=f"hidden units per direction (default: {M.units})")] = None,
     embedding_dim: Annotated[Optional[int], typer.Option(help=f"embedding size (default: {M.embedding_dim})")] = None,
     bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="(default: unidirectional)")] = None,
@@ -54,7 +55,7 @@ def train(
     val_split: Annotated[Optional[str], typer.Option(help=f"reviews (a random share of the training reviews) or movies (of the training movies: no movie on both sides, as in the official test set) (default: {T.val_split})")] = None,
     bucket_pool: Annotated[Optional[int], typer.Option(help=f"length-bucket batches within pools of this many batches; 0: off (default: {T.bucket_pool})")] = None,
     epsilon: Annotated[Optional[float], typer.Option(help=f"Adam epsilon, on sqrt(v) as Keras/TF apply it (default: {T.epsilon})")] = None,
-    clip_norm: Annotated[Optional[float], typer.Option(help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
+    clip_global_norm: Annotated[Optional[float], typer.Option("--clip-global-norm", "--clip-norm", help=f"global gradient-norm clip (default: {T.clip_global_norm})")] = None,
     patience: Annotated[Optional[int], typer.Option(help=f"early-stopping patience in epochs (default: {T.patience})")] = None,
     restore_best: Annotated[Optional[bool], typer.Option("--restore-best/--keep-last", help="at the end, restore the weights of the epoch with the lowest validation loss, or keep the last ones (default: restore)")] = None,
     validations_per_epoch: Annotated[Optional[int], typer.Option(help=f"validation passes per epoch, evenly spaced, excluded from training time (default: {T.validations_per_epoch})")] = None,
@@ -64,10 +65,10 @@ def train(
     test_size: Annotated[Optional[int], typer.Option(help="evaluate on a stratified subset of the test set")] = None,
     threads: Annotated[Optional[int], typer.Option(help="intra- and inter-op threads for every framework (default: usable cores)")] = None,
     flush_denormal: Annotated[Optional[bool], typer.Option("--flush-denormal/--no-flush-denormal", help="flush denormal floats to zero (default: on; TensorFlow always does)")] = None,
-    allocator: Annotated[Optional[str], typer.Option(help="retain (freed memory kept for reuse; default) or glibc (the C library's defaults: large freed buffers go back to the system; docs/findings.md, finding 7)")] = None,
-    keras_rnn: Annotated[Optional[str], typer.Option(help="keras-* only: RNN path, generic (use_cudnn=False, fastest on CPU; default) or auto (Keras' default)")] = None,
-    tf_formulation: Annotated[Optional[str], typer.Option(help="tensorflow only: fastest (measured per cell; default), loop, precomputed or block (LSTM only)")] = None,
-    xla: Annotated[Optional[bool], typer.Option("--xla/--no-xla", help="tensorflow only: compile the step with XLA (default: off)")] = None,
+    allocator: Annotated[Optional[str], typer.Option(help="retain (freed memory kept for reuse; default), glibc (the C library's defaults: large freed buffers go back to the system; docs/findings.md, finding 7), or jemalloc or tcmalloc (preloaded, where installed)")] = None,
+    rnn_path: Annotated[Optional[str], typer.Option("--rnn-path", "--keras-rnn", help="keras-* only: RNN path, generic (use_cudnn=False, fastest on CPU; default) or auto (Keras' default)")] = None,
+    formulation: Annotated[Optional[str], typer.Option("--formulation", "--tf-formulation", help="tensorflow only: fastest (measured per cell; default), loop, precomputed or block (LSTM only)")] = None,
+    jit_compile: Annotated[Optional[bool], typer.Option("--jit-compile/--no-jit-compile", "--xla/--no-xla", help="tensorflow only: compile the step with XLA (default: off)")] = None,
     plan: Annotated[Optional[Path], typer.Option(help="run exactly this plan (JSON, as the sweep writes it); no other settings")] = None,
     data: Annotated[Optional[Path], typer.Option(help="aclImdb_v1.tar.gz, the labelled archive, or an aclImdb/ folder (default: $IMDB_DATA, then usual places)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder to create (default: runs/<time>-<impl>-<cell><layers>)")] = None,
@@ -77,35 +78,33 @@ def train(
     verbose: Annotated[bool, typer.Option(help="also show the frameworks' start-up and log lines (TensorFlow's C++ log); the record keeps versions and settings either way")] = False,
 ):
     """Train on the IMDB training split, stop early on a validation split, test on the official 25k test set."""
+    options = dict(locals())  # every option by its name, None (or its default) where not given
     set_start_up_output(verbose)
-    settings = dict(cell=cell, layers=layers, units=units, embedding_dim=embedding_dim, bidirectional=bidirectional,
-                    dropout=dropout, vocab_size=vocab_size, maxlen=maxlen, tokenizer=tokenizer, head_tokens=head_tokens,
-                    embedding_dropout=embedding_dropout, segment_len=segment_len, embedding_init=embedding_init,
-                    ngram_buckets=ngram_buckets, ngram_order=ngram_order, pooling=pooling, batch_size=batch_size, epochs=epochs,
-                    learning_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction,
-                    bucket_pool=bucket_pool, val_split=val_split, epsilon=epsilon, clip_global_norm=clip_norm, patience=patience,
-                    restore_best=restore_best, validations_per_epoch=validations_per_epoch, seed=seed, split_seed=split_seed, train_size=train_size, test_size=test_size)
-    variant = dict(keras_rnn=keras_rnn, tf_formulation=tf_formulation, xla=xla, precision=precision)
+    # Option names are the plan's: ModelSpec's and TrainSpec's fields, the variant's options (as compare's
+    # --variants IMPL:option=value names them) and RunPlan's own.
+    settings = {name: options[name] for name in SPEC_FIELDS if name in options}
+    variant = {name: options[name] for name in VARIANT_FIELDS}
     with user_errors():
         from model.plan import RunPlan
 
         if plan is not None:
-            given = [f"--{k.replace('_', '-')}" for k, v in {**settings, **variant, "profile": profile,
-                     "backend": backend, "threads": threads, "data": data, "flush_denormal": flush_denormal,
-                     "allocator": allocator}.items()
-                     if v is not None] + (["--impl"] if impl != "keras" else [])
+            defaults = {name: parameter.default for name, parameter in inspect.signature(train).parameters.items()}
+            given = [f"--{name.replace('_', '-')}" for name, value in options.items()
+                     if name not in NOT_SETTINGS and value != defaults[name]]
             if given:
                 fail(f"--plan holds every setting; do not combine it with {', '.join(given)}")
             run_plan = RunPlan.load(plan)
         else:
-            run_plan = _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator)
+            run_plan = _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator,
+                             emulate_bf16)
         from runners import harness
 
         out = out or harness.default_run_dir(run_plan)
-        _summary(harness.run(run_plan, out=out, progress=not quiet, emulate_bf16=emulate_bf16), out)
+        _summary(harness.run(run_plan, out=out, progress=not quiet), out)
 
 
-def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator=None):
+def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, data, allocator=None,
+          emulate_bf16=False):
     """A run plan from the command line's options (checked here, before any framework loads)."""
     from model import implementations
     from model.plan import DEFAULT_ALLOCATOR, RunPlan, build_specs, get_profile
@@ -116,14 +115,15 @@ def _plan(impl, backend, profile, settings, variant, threads, flush_denormal, da
     entry = implementations.get(name)
     model_spec, train_spec = get_profile(profile).specs(**settings) if profile else build_specs({}, {}, settings)
     for option, value in variant.items():
-        if value is not None and VARIANT_OPTIONS[option] not in entry.variants:
+        if value is not None and option not in entry.variants:
             fail(f"--{option.replace('_', '-')} does not apply to {name}; it applies to "
-                 f"{', '.join(n for n, e in implementations.TABLE.items() if VARIANT_OPTIONS[option] in e.variants)}")
-    given = {VARIANT_OPTIONS[option]: value for option, value in variant.items() if value is not None}
+                 f"{', '.join(n for n, e in implementations.TABLE.items() if option in e.variants)}")
+    given = {option: value for option, value in variant.items() if value is not None}
     return RunPlan(implementation=name, model=model_spec, train=train_spec, variant=given,
                    threads=threads if threads is not None else policy.default_threads(),
                    flush_denormal=True if flush_denormal is None else flush_denormal,
-                   allocator=allocator or DEFAULT_ALLOCATOR, data=str(data) if data else None, profile=profile)
+                   allocator=allocator or DEFAULT_ALLOCATOR, data=str(data) if data else None, profile=profile,
+                   emulate_bf16=emulate_bf16)
 
 
 def _summary(record: dict, run_dir: Path) -> None:

@@ -43,30 +43,35 @@ def fixed_batch(spec: ModelSpec, size: int = 16, seed: int = 123, width: int | N
 
 
 def perturb(impl, how: str) -> None:
-    """Break native torch on purpose, by a fraction of a percent (or 1% where max-pooling dilutes the defect)."""
+    """Break native torch on purpose, by a fraction of a percent (or 1% where max-pooling dilutes the defect).
+    Without a recurrent layer the sequence defects go where the pooled sequence is made, the embeddings."""
     import torch
 
     recurrent = impl.module.recurrent
-    if how == "outputs":  # every recurrent output 0.1% too large
-        recurrent.register_forward_hook(lambda module, inputs, output: (output[0] * (1 + 1e-3), *output[1:]))
-    elif how == "gradient":  # the first recurrent kernel's gradient 1% too large
-        recurrent.weight_hh_l0.register_hook(lambda gradient: gradient * 1.01)
-    elif how == "late":  # the last timestep's outputs 0.1% too large: max-pooling sees them only where they peak
-        def late(module, inputs, output):
-            scale = torch.ones(output[0].shape[1], 1)
-            scale[-1] = 1 + 1e-3
-            return (output[0] * scale, *output[1:])
+    source = recurrent if recurrent is not None else impl.module.embedding_dropout
 
-        recurrent.register_forward_hook(late)
+    def on_sequence(change):  # a recurrent module returns (outputs, state), the embeddings a tensor
+        def hook(module, inputs, output):
+            return (change(output[0]), *output[1:]) if isinstance(output, tuple) else change(output)
+
+        source.register_forward_hook(hook)
+
+    if how == "outputs":  # every sequence output 0.1% too large
+        on_sequence(lambda sequence: sequence * (1 + 1e-3))
+    elif how == "gradient":  # the first recurrent kernel's (or the embedding's) gradient 1% too large
+        first = recurrent.weight_hh_l0 if recurrent is not None else impl.module.embedding.weight
+        first.register_hook(lambda gradient: gradient * 1.01)
+    elif how == "late":  # the last timestep's outputs 0.1% too large: max-pooling sees them only where they peak
+        def late(sequence):
+            scale = torch.ones(sequence.shape[1], 1)
+            scale[-1] = 1 + 1e-3
+            return sequence * scale
+
+        on_sequence(late)
     elif how == "padding":  # outputs at padded positions 1% too large: a quarter of the rows, half their width
         tokens = {}
         impl.module.embedding.register_forward_pre_hook(lambda module, inputs: tokens.update(last=inputs[0]))
-
-        def padded(module, inputs, output):
-            pad = (tokens["last"] == 0).reshape(output[0].shape[0], output[0].shape[1], 1)
-            return (output[0] * (1 + 1e-2 * pad), *output[1:])
-
-        recurrent.register_forward_hook(padded)
+        on_sequence(lambda sequence: sequence * (1 + 1e-2 * (tokens["last"] == 0).reshape(*sequence.shape[:2], 1)))
     elif how == "adam":  # every optimizer update 0.02% too large, below what 5 steps' totals resolve
         step, parameters = impl.optimizer.step, impl.parameters
 
@@ -83,7 +88,7 @@ def perturb(impl, how: str) -> None:
         keras_tensorflow_clip(impl)
     else:
         raise ValueError(how)
-    assert isinstance(recurrent, torch.nn.Module)
+    assert isinstance(source, torch.nn.Module)
 
 
 def keras_tensorflow_clip(impl) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import findings, report, tables
+from analysis import findings, inference, report, tables
 from analysis.load import AnalysisError, load, load_machines, row
 from model import records
 from model.records import RecordError, write_json_atomic
@@ -158,16 +158,16 @@ def test_summary_is_over_runs_and_ratios_are_to_torch(results):
 def test_ratio_interval_is_over_runs():
     rng = np.random.default_rng(0)
     a, b = rng.normal(30, 1, 200), rng.normal(10, 1, 200)
-    ratio, low, high, p = tables.ratio_interval(a, b)
+    ratio, low, high, p = inference.ratio_interval(a, b)
     assert low < ratio < high and 2.8 < low and high < 3.2 and p < 1e-6
-    ratio, low, high, p = tables.ratio_interval([30.0], [10.0])  # one run a side: no interval
+    ratio, low, high, p = inference.ratio_interval([30.0], [10.0])  # one run a side: no interval
     assert ratio == pytest.approx(3.0) and np.isnan(low) and np.isnan(high) and np.isnan(p)
-    assert np.isnan(tables.ratio_interval([30.0, 31.0], [10.0, 11.0])[1])  # two runs a side: no interval either
+    assert np.isnan(inference.ratio_interval([30.0, 31.0], [10.0, 11.0])[1])  # two runs a side: no interval either
     # Identical numbers prove nothing: no spread on a side gives no interval, not a zero-width one.
-    assert np.isnan(tables.ratio_interval([30.0, 30.0, 30.0], [10.0, 11.0, 12.0])[1])
-    assert np.isnan(tables.difference_interval([0.5, 0.5, 0.5])[1])
+    assert np.isnan(inference.ratio_interval([30.0, 30.0, 30.0], [10.0, 11.0, 12.0])[1])
+    assert np.isnan(inference.difference_interval([0.5, 0.5, 0.5])[1])
     # Runs that disagree by 15% leave a 5% difference undecided.
-    ratio, low, high, p = tables.ratio_interval([100, 115, 92], [105, 95, 110])
+    ratio, low, high, p = inference.ratio_interval([100, 115, 92], [105, 95, 110])
     assert low < 1.0 < high and p > 0.05
 
 
@@ -550,7 +550,7 @@ def test_a_winner_is_named_only_when_it_beats_every_other_column():
     runs = step_runs({"tensorflow": [10.0, 10.1, 9.9], "torch": [13.0, 13.1, 12.9],
                       "keras-torch": [9.0, 20.0, 14.0]})
     table = pd.DataFrame([dict(implementation=name, cell="lstm", layers=1, bidirectional=False,
-                               step_ms=tables.geometric_mean(group["run_step_ms"]), timed_runs=3)
+                               step_ms=inference.geometric_mean(group["run_step_ms"]), timed_runs=3)
                           for name, group in runs.groupby("implementation")])
     row = tables.fastest(table, runs).iloc[0]
     assert row["best"] == "tensorflow" and row["second"] == "torch" and row["low"] > 1.0
@@ -562,10 +562,10 @@ def test_a_winner_is_named_only_when_it_beats_every_other_column():
 
 def test_holm_on_a_known_family():
     # Holm at 5% over four p-values: 0.01 <= 0.05/4 fails, so nothing is rejected; 0.011 alone would be.
-    assert tables.holm([0.02, 0.013, 0.04, 0.03]).tolist() == [False] * 4
-    assert tables.holm([0.001, 0.013, 0.04, 0.03]).tolist() == [True, True, False, False]  # 0.013 <= 0.05/3
-    assert tables.holm([0.011]).tolist() == [True]
-    assert tables.holm([float("nan"), 0.001]).tolist() == [False, True]  # untested rows stay untested
+    assert inference.holm([0.02, 0.013, 0.04, 0.03]).tolist() == [False] * 4
+    assert inference.holm([0.001, 0.013, 0.04, 0.03]).tolist() == [True, True, False, False]  # 0.013 <= 0.05/3
+    assert inference.holm([0.011]).tolist() == [True]
+    assert inference.holm([float("nan"), 0.001]).tolist() == [False, True]  # untested rows stay untested
     # Each comparison with torch alone excludes 1 (p 0.03 and 0.04), but the family holds all three pairs
     # (keras-torch/tensorflow too, p 0.69): Holm's first step needs 0.031 <= 0.05/3, so none is clear.
     runs = step_runs({"torch": [10.0, 10.4, 9.6], "tensorflow": [11.0, 11.5, 10.6],
@@ -582,7 +582,7 @@ def test_the_ratio_interval_covers_the_true_ratio_95_percent_of_the_time():
     covered = 0
     for _ in range(2_000):
         a, b = 13.0 * rng.lognormal(0, 0.15, 3), 10.0 * rng.lognormal(0, 0.15, 3)
-        _, low, high, _ = tables.ratio_interval(a, b)
+        _, low, high, _ = inference.ratio_interval(a, b)
         covered += low <= 1.3 <= high
     assert 0.93 <= covered / 2_000 <= 0.97
 
@@ -618,12 +618,12 @@ def test_duplicate_seeds_are_paired_once():
 def test_equivalence_is_a_holm_corrected_tost_and_its_power_is_stated():
     # Differences of 0.2 +- 0.1 points over 3 seeds: the 95% interval sits inside +-1 point.
     d = np.array([0.1, 0.2, 0.3])
-    low, high = tables.difference_interval(d)[1:]
+    low, high = inference.difference_interval(d)[1:]
     assert low == pytest.approx(0.2 - stats_t(2) * 0.1 / np.sqrt(3)) and high < 1.0
     # Power by hand: sd 0.5 points, 3 seeds: the interval half-width is t(0.975, 2) s / sqrt(3), 2.48 s; it lands
     # inside +-1 only when the sample sd and mean are small, about a third of the time (the figure).
-    assert 0.25 < tables.tost_power(3, 0.5) < 0.40
-    assert tables.tost_power(10, 0.5) > 0.9 and np.isnan(tables.tost_power(2, 0.5))
+    assert 0.25 < inference.tost_power(3, 0.5) < 0.40
+    assert inference.tost_power(10, 0.5) > 0.9 and np.isnan(inference.tost_power(2, 0.5))
 
 
 def stats_t(df: int) -> float:
@@ -685,9 +685,9 @@ def test_an_ensembles_minutes_are_its_timed_runs_a_busy_members_quiet_rerun_stan
 
 
 def test_censored_time_to_target_counts_a_run_that_never_reached_as_the_slowest():
-    assert tables.censored_median(pd.Series([100.0, np.nan, 50.0])) == 100.0  # not the mean of the two lucky ones
-    assert np.isnan(tables.censored_median(pd.Series([100.0, np.nan, np.nan])))  # MLPerf: two misses, no time
-    assert tables.censored_median(pd.Series([30.0, 10.0, 20.0])) == 20.0
+    assert inference.censored_median(pd.Series([100.0, np.nan, 50.0])) == 100.0  # not the mean of the two lucky ones
+    assert np.isnan(inference.censored_median(pd.Series([100.0, np.nan, np.nan])))  # MLPerf: two misses, no time
+    assert inference.censored_median(pd.Series([30.0, 10.0, 20.0])) == 20.0
 
 
 def test_two_run_plans_are_separated_not_pooled(tmp_path):

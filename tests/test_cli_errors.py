@@ -16,8 +16,9 @@ def assert_one_line_error(done, *fragments):
 
 @pytest.mark.parametrize("args, fragment", [
     (("--cell", "transformer"), "unknown cell"),
-    (("--layers", "0"), "layers must be between 1 and 4"),
-    (("--layers", "5"), "layers must be between 1 and 4"),
+    (("--layers", "-1"), "layers must be between 0 and 4"),
+    (("--layers", "5"), "layers must be between 0 and 4"),
+    (("--layers", "0", "--bidirectional"), "has no direction"),
     (("--maxlen", "0"), "maxlen must be at least 1"),
     (("--impl", "jax"), "unknown implementation"),
     (("--backend", "cntk"), "unknown or unsupported Keras backend"),
@@ -28,8 +29,9 @@ def assert_one_line_error(done, *fragments):
     (("--tokenizer", "bpe"), "unknown tokenizer"),
     (("--schedule", "linear"), "unknown schedule"),
     (("--head-tokens", "200"), "head_tokens must be in [0, maxlen)"),
-    (("--impl", "torch", "--xla"), "--xla does not apply to torch"),
-    (("--impl", "torch", "--keras-rnn", "auto"), "--keras-rnn does not apply to torch"),
+    (("--impl", "torch", "--jit-compile"), "--jit-compile does not apply to torch"),
+    (("--impl", "torch", "--xla"), "--jit-compile does not apply to torch"),  # the older name, still read
+    (("--impl", "torch", "--keras-rnn", "auto"), "--rnn-path does not apply to torch"),
     (("--impl", "keras", "--keras-rnn", "fast"), "unknown rnn_path 'fast'"),
     (("--impl", "tensorflow", "--cell", "gru", "--tf-formulation", "block"), "only for the lstm cell"),
     (("--learning-rate", "-1"), "learning_rate must be positive"),
@@ -37,7 +39,7 @@ def assert_one_line_error(done, *fragments):
     (("--plan", "missing-plan.json"), "cannot read run plan"),
     (("--plan", "missing-plan.json", "--cell", "gru"), "do not combine it with --cell"),
     (("--impl", "torch", "--precision", "fp16"), "unknown precision 'fp16' for torch"),
-    (("--allocator", "jemalloc"), "unknown allocator 'jemalloc'; choose glibc or retain"),
+    (("--allocator", "mimalloc"), "unknown allocator 'mimalloc'; choose one of glibc, retain, jemalloc, tcmalloc"),
     (("--impl", "tensorflow", "--tf-formulation", "block", "--precision", "bf16"), "BlockLSTM) has no bf16 kernel"),
 ])
 def test_train_rejects_bad_settings(tmp_path, args, fragment):
@@ -54,10 +56,21 @@ def test_bf16_is_refused_on_a_cpu_without_bf16_instructions(tmp_path, monkeypatc
     from runners.harness import policy
 
     monkeypatch.setattr(policy, "cpu_has_bf16", lambda: False)
-    monkeypatch.delenv(policy.EMULATE_BF16_VARIABLE, raising=False)
     out = ("--out", str(tmp_path / "run")) if module == "runners.train" else ("--results", str(tmp_path))
     done = invoke(module, *args, *out)
     assert_one_line_error(done, "precision bf16 needs a CPU with bf16 instructions", "--emulate-bf16")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("module", ["runners.train", "runners.compare"])
+def test_a_preloaded_allocator_that_is_not_installed_is_refused_in_one_line(tmp_path, monkeypatch, module):
+    import ctypes.util
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    out = ("--out", str(tmp_path / "run")) if module == "runners.train" else ("--results", str(tmp_path))
+    done = invoke(module, "--implementations" if module == "runners.compare" else "--impl", "torch",
+                  "--allocator", "jemalloc", *out)
+    assert_one_line_error(done, "needs libjemalloc.so.2, which is not installed", "apt-get install libjemalloc2")
     assert list(tmp_path.iterdir()) == []
 
 

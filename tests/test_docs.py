@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import claims, docs, report, tables
+from analysis import claims, docs, rendering, report
 
 REPO = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -41,15 +41,15 @@ def _table(rows: list[str]) -> pd.DataFrame:
 def test_a_zen3s_and_a_zen5s_last_bits_write_the_same_table():
     zen5, zen3 = _table(ZEN5), _table(ZEN3)
     assert not zen5.equals(zen3)  # the fixture holds the two CPUs' differing values
-    assert tables.to_csv(zen5) == tables.to_csv(zen3)
-    assert tables.to_csv(zen3).splitlines()[1] == (
+    assert rendering.to_csv(zen5) == rendering.to_csv(zen3)
+    assert rendering.to_csv(zen3).splitlines()[1] == (
         "lstm,1,False,keras-tensorflow,torch,0.849435,0.785017,0.919139,0.012383,True,False")
 
 
 def test_a_csv_keeps_six_significant_digits_and_a_large_values_integer_digits():
     table = pd.DataFrame({"value": [0.12345649, 12345.64, 1796602925.6497073, 2.5e-7, 0.0, -0.0, np.nan, np.inf,
                                     999999.5, -1234567.4]})
-    assert tables.to_csv(table).splitlines() == ["value", "0.123456", "12345.6", "1796602926", "2.5e-07", "0", "0",
+    assert rendering.to_csv(table).splitlines() == ["value", "0.123456", "12345.6", "1796602926", "2.5e-07", "0", "0",
                                                  '""', "inf", "999999.5", "-1234567"]
 
 

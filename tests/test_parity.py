@@ -83,6 +83,9 @@ PARITY["lstm-seg-bi-ngrams-clip"] = PARITY["lstm-seg-bi-ngrams"] | dict(train=di
 # without segments, where Keras takes its own pooling layer instead of GlobalMaxPooling1D.
 PARITY["lstm-seg-bi-max-mean"] = PARITY["lstm-seg-bi"] | dict(pooling="max-mean")
 PARITY["gru-1-max-mean"] = PARITY["gru-1"] | dict(pooling="max-mean")
+# No recurrent layer (the ablation of a recipe's recurrent part): the words' and n-grams' vectors pooled directly.
+PARITY["none-seg-ngrams-max-mean"] = PARITY["lstm-seg-bi-ngrams"] | dict(layers=0, bidirectional=False,
+                                                                          pooling="max-mean")
 # One full-size case: the default network (64 units, embedding 64, vocabulary 10,000) over its 200 timesteps, where
 # float32 differences accumulate longest; three steps, dropout off. The tolerances above hold for it too, but for
 # the single update: Adam's lr * g / (|g| + eps) weighs every element alike, and over 200 timesteps the small
@@ -95,6 +98,7 @@ COUNTS = {f"count-{cell}-{layers}-{bi}": dict(cell=cell, layers=layers, bidirect
 # The front ends' parameters: the n-gram table and the output layer reading max and mean.
 COUNTS["count-lstm-1-bi-ngrams-max-mean"] = dict(cell="lstm", layers=1, bidirectional=True, ngram_buckets=37,
                                                  ngram_order=3, pooling="max-mean", count_only=True, **SMALL)
+COUNTS["count-none-ngrams-max-mean"] = dict(COUNTS["count-lstm-1-bi-ngrams-max-mean"], layers=0, bidirectional=False)
 EXTRA = tuple(name for name in NAMES if name not in FOUR_WAY)  # extra columns: the slow tier
 BROKEN = ("torch~outputs", "torch~gradient", "torch~late", "torch~padding", "torch~adam")
 
@@ -321,7 +325,9 @@ def test_fused_keras_torch_matches_the_generic_loop(results, extra_results, key)
 @pytest.mark.parametrize("key", sorted(PARITY))
 def test_the_fused_kernel_ran(results, extra_results, key):
     kernel = str(extra_results["keras-torch-fused"][f"{key}/kernel"])
-    if key.startswith("rnn"):
+    if PARITY[key].get("layers", 1) == 0:
+        assert kernel.startswith("no recurrent layer"), kernel
+    elif key.startswith("rnn"):
         assert kernel.startswith("keras generic rnn"), kernel
     else:  # the kernel under the patch is observed, as native torch's is: oneDNN's primitive serves the LSTM only
         assert kernel.startswith("keras-torch-fused patch"), kernel

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import findings, tables
+from analysis import findings, inference, tables
 
 
 def interleaved_runs(column: str, blocks: dict[str, dict[int, float]]) -> pd.DataFrame:
@@ -18,17 +18,17 @@ def interleaved_runs(column: str, blocks: dict[str, dict[int, float]]) -> pd.Dat
 def test_paired_ratio_against_hand_computed_values():
     # Block log ratios 0.10, 0.12, 0.08: mean 0.10, sd 0.02, se 0.02 / sqrt(3) = 0.011547, t(0.975, 2) = 4.302653;
     # exp(0.10) = 1.105171, exp(0.10 -+ 4.302653 * 0.011547) = 1.051605, 1.161466; p = 2 * P(T2 > 8.660) = 0.01307.
-    ratio, low, high, p = tables.paired_ratio([0.10, 0.12, 0.08])
+    ratio, low, high, p = inference.paired_ratio([0.10, 0.12, 0.08])
     assert (ratio, low, high, p) == pytest.approx((1.105171, 1.051605, 1.161466, 0.013072), abs=1e-6)
-    assert np.isnan(tables.paired_ratio([0.1, 0.2])[1])  # two blocks: no interval
-    assert np.isnan(tables.paired_ratio([0.1, 0.1, 0.1])[1])  # no spread: no interval
+    assert np.isnan(inference.paired_ratio([0.1, 0.2])[1])  # two blocks: no interval
+    assert np.isnan(inference.paired_ratio([0.1, 0.1, 0.1])[1])  # no spread: no interval
 
 
 def test_block_estimates_pair_rounds_within_a_block_and_never_across_blocks():
     a = interleaved_runs("tensorflow", {"b1": {0: 20.0, 1: 22.0, 2: 40.0}, "b2": {0: 11.0, 1: 30.0},
                                         "b9": {0: 5.0}})
     b = interleaved_runs("torch", {"b1": {0: 10.0, 1: 11.0, 2: 10.0}, "b2": {0: 10.0, 1: 20.0, 2: 99.0}})
-    estimates = tables.block_estimates(a, b)
+    estimates = inference.block_estimates(a, b)
     # b1: log 2, log 2, log 4 -> median log 2; b2: common rounds 0 and 1 -> median of log 1.1 and log 1.5; b9 unpaired.
     assert estimates == pytest.approx([np.log(2.0), (np.log(1.1) + np.log(1.5)) / 2])
 
@@ -37,14 +37,14 @@ def test_group_ratio_pairs_interleaved_runs_and_falls_back_to_welch_for_sequenti
     a = interleaved_runs("tensorflow", {f"b{i}": {r: 20.0 * (1 + 0.1 * i) * (1.02 if r % 2 else 1.0)
                                                  for r in range(5)} for i in range(3)})
     b = interleaved_runs("torch", {f"b{i}": {r: 10.0 * (1 + 0.1 * i) for r in range(5)} for i in range(3)})
-    ratio, low, high, p = tables.group_ratio(a, b)
+    ratio, low, high, p = inference.group_ratio(a, b)
     # Every block has 3 of 5 rounds at 2.0 and 2 at 2.04: median log 2.0 in each, so no spread, no interval.
     assert ratio == pytest.approx(2.0) and np.isnan(low)
     a["round_step_ms"] = [rounds if i < 2 else {r: 2.1 * v for r, v in b["round_step_ms"][2].items()}
                           for i, rounds in enumerate(a["round_step_ms"])]
-    assert tables.group_ratio(a, b)[0] == pytest.approx(np.exp((2 * np.log(2.0) + np.log(2.1)) / 3))
+    assert inference.group_ratio(a, b)[0] == pytest.approx(np.exp((2 * np.log(2.0) + np.log(2.1)) / 3))
     sequential = a.drop(columns=["block", "round_step_ms"])
-    assert tables.group_ratio(sequential, b) == tables.ratio_interval(a["run_step_ms"], b["run_step_ms"])
+    assert inference.group_ratio(sequential, b) == inference.ratio_interval(a["run_step_ms"], b["run_step_ms"])
 
 
 def simulated_blocks(rng, true_ratio: float, blocks: int, rounds: int) -> np.ndarray:
@@ -65,7 +65,7 @@ def test_the_paired_interval_covers_the_true_ratio_95_percent_of_the_time(blocks
     rng = np.random.default_rng(0)
     covered, draws = 0, 2_000
     for _ in range(draws):
-        _, low, high, _ = tables.paired_ratio(simulated_blocks(rng, 1.05, blocks, 37))
+        _, low, high, _ = inference.paired_ratio(simulated_blocks(rng, 1.05, blocks, 37))
         covered += low <= 1.05 <= high
     assert 0.93 <= covered / draws <= 0.97
 
@@ -126,7 +126,7 @@ def test_holm_runs_over_all_pairs_so_the_fastest_is_not_chosen_after_the_means()
     # both clear, and torch named fastest.
     assert family["clear"].tolist() == [False, False, True]
     table = pd.DataFrame([dict(implementation=name, cell="lstm", layers=1, bidirectional=False,
-                               step_ms=tables.geometric_mean(group["run_step_ms"]), timed_runs=3)
+                               step_ms=inference.geometric_mean(group["run_step_ms"]), timed_runs=3)
                           for name, group in runs.groupby("implementation")])
     row = tables.fastest(table, runs, family).iloc[0]
     assert row["best"] == "torch" and not row["clear"] and row["ties"] == "keras-torch"
@@ -200,7 +200,7 @@ def _sweep_by_rule(rng, true_log: float, sd: float, rule, first: int, most: int 
     d = list(rng.normal(true_log, sd, first))
     while (wanted := rule(np.asarray(d))) > len(d):
         d += list(rng.normal(true_log, sd, wanted - len(d)))
-    return tables.paired_ratio(d)[1:3]
+    return inference.paired_ratio(d)[1:3]
 
 
 @pytest.mark.parametrize("sd", [0.02, 0.05, 0.09])
@@ -228,7 +228,7 @@ def test_a_rule_that_stops_on_the_point_would_not_keep_it():
     rng, draws = np.random.default_rng(2), 2_000
 
     def rule(d):
-        low, high = tables.paired_ratio(d)[1:3]
+        low, high = inference.paired_ratio(d)[1:3]
         return len(d) if (low > 1 or high < 1) or len(d) >= 10 else len(d) + 1
 
     covered = sum(low <= 1.0 <= high for low, high in (_sweep_by_rule(rng, 0.0, 0.05, rule, 3)

@@ -37,6 +37,16 @@ def test_grid_interleaves_implementations():
     assert all(p.train.train_size == 384 and p.model.units == 8 and p.threads == 1 for p in plans.values())
 
 
+def test_the_permission_to_emulate_bf16_travels_in_every_plan_not_the_environment():
+    """``--emulate-bf16`` is a field of each bf16 run's plan (a run started on another machine by Ray obeys it too);
+    an fp32 run's plan is the same with or without it, so that a sweep resumes either way."""
+    profile = replace(TINY, variants=(("torch", (("precision", "bf16"),)),))
+    plans = sweep.grid(profile.narrowed(emulate_bf16=True), threads=1)
+    emulated = {name for name, plan in plans.items() if RunPlan.from_dict(plan.to_dict()).emulate_bf16}
+    assert emulated == {name for name, plan in plans.items() if plan.variant["precision"] == "bf16"} != set()
+    assert not any(plan.emulate_bf16 for plan in sweep.grid(profile, threads=1).values())
+
+
 def test_an_allocator_column_is_a_column_of_its_own_in_its_configurations_block():
     """``--variants torch:allocator=glibc`` sets the run plan's allocator (not an option of torch's), names its
     column beside the sweep's default (retain), and shares the block of its configuration and seed;
@@ -57,7 +67,7 @@ def test_an_allocator_column_is_a_column_of_its_own_in_its_configurations_block(
     del old_plan["allocator"]
     assert RunPlan.from_dict(old_plan).allocator == "glibc"  # a plan written before the setting
     with pytest.raises(SpecError, match="unknown allocator"):
-        profile.narrowed(allocator="tcmalloc")
+        profile.narrowed(allocator="mimalloc")
     with pytest.raises(UserError, match="every run's allocator already"):  # two columns named torch
         sweep.grid(replace(profile, variants=(("torch", (("allocator", "retain"),)),)), 1)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from model import implementations, records
 from model.errors import UserError
 from model.plan import RunPlan
-from model.spec import configuration_slug
+from model.spec import Configuration
 from runners.harness import policy
 
 
@@ -30,18 +30,18 @@ class HarnessError(UserError):
 
 def default_run_dir(plan: RunPlan) -> Path:
     spec, stamp = plan.model, datetime.now().strftime("%Y%m%d-%H%M%S")
-    slug = configuration_slug(spec.cell, spec.layers, spec.bidirectional)
+    slug = Configuration.of(spec).slug
     return Path("runs") / f"{stamp}-{plan.implementation}-{slug}"
 
 
-def run(plan: RunPlan, out: Path | None = None, progress: bool = False, emulate_bf16: bool = False) -> dict:
-    """Train and evaluate ``plan`` into ``out`` (default: ``default_run_dir``); returns its record.
-    ``emulate_bf16``: run a bf16 plan on a CPU without bf16 instructions (refused otherwise)."""
+def run(plan: RunPlan, out: Path | None = None, progress: bool = False) -> dict:
+    """Train and evaluate ``plan`` into ``out`` (default: ``default_run_dir``); returns its record."""
     out = Path(out or default_run_dir(plan))
     implementations.check_installed(plan.implementation)
     if out is not None and (Path(out) / records.RECORD_FILE).exists():
         raise HarnessError(f"{out} already holds a finished run; choose another --out")
-    policy.check_precision(plan.variant, emulate_bf16)
+    policy.check_precision(plan.variant, plan.emulate_bf16)
+    policy.preload(plan.allocator)  # may start this process again, with the allocator's library loaded
     policy.set_thread_environment(plan.threads, plan.entry.framework)
 
     from runners.harness.session import run as train_and_evaluate

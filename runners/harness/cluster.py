@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from model import records
-from model.plan import RunPlan
+from model.plan import DEFAULT_SCHEDULE, RunPlan
 from runners.harness import gate
 from runners.harness.environment import EXECUTOR_VARIABLE, GIT_VARIABLE, REPO, git_commit
 from runners.harness.executor import (
@@ -55,7 +55,7 @@ EXCLUDES = [".git", ".venv", "results", "runs", ".cache", ".pytest_cache", "*.eg
 class RayExecutor:
     """Connects on creation; ``close()`` disconnects (the cluster itself is left running)."""
 
-    def __init__(self, address: str = "auto", placement: str = "node", schedule: str = "sequential",
+    def __init__(self, address: str = "auto", placement: str = "node", schedule: str = DEFAULT_SCHEDULE,
                  slice_steps: int = gate.SLICE_STEPS):
         if placement not in PLACEMENTS:
             raise ExecutorError(f"unknown placement: {placement}; choose from {', '.join(PLACEMENTS)}")

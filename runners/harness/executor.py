@@ -22,7 +22,7 @@ from pathlib import Path
 
 from model import records
 from model.errors import UserError
-from model.plan import RunPlan
+from model.plan import DEFAULT_SCHEDULE, RUN_SCHEDULES, RunPlan
 from runners.harness import gate
 
 
@@ -126,12 +126,9 @@ def measure_roofline(results: Path, threads: int | tuple[int, ...]) -> None:
         records.write_json_atomic(path, measured[0] if len(measured) == 1 else dict(machines=measured))
 
 
-SCHEDULES = ("interleaved", "sequential")
-
-
 def check_schedule(schedule: str, slice_steps: int) -> None:
-    if schedule not in SCHEDULES:
-        raise ExecutorError(f"unknown schedule {schedule!r}; choose {' or '.join(SCHEDULES)}")
+    if schedule not in RUN_SCHEDULES:
+        raise ExecutorError(f"unknown schedule {schedule!r}; choose {' or '.join(RUN_SCHEDULES)}")
     if slice_steps < 1:
         raise ExecutorError(f"--slice-steps must be at least 1, got {slice_steps}")
 
@@ -210,7 +207,7 @@ class LocalExecutor:
     """Runs on this machine, each in a fresh process, with nothing else running: one after another
     (``sequential``), or each block's runs alive together taking turns (``interleaved``, ``interleave``)."""
 
-    def __init__(self, schedule: str = "sequential", slice_steps: int = gate.SLICE_STEPS):
+    def __init__(self, schedule: str = DEFAULT_SCHEDULE, slice_steps: int = gate.SLICE_STEPS):
         check_schedule(schedule, slice_steps)
         self.schedule, self.slice_steps = schedule, slice_steps
 

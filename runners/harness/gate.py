@@ -6,7 +6,7 @@ sweep has cores (preparation, imports to model build, is nothing the analysis ti
 stopped once prepared, then hands the CPU to one process at a time for ``slice_steps`` training steps, in a fresh
 random column order every round. A slow period of the VM then lands on every column of a round alike instead of
 on whichever run happened to be running, and the analysis compares columns round by round
-(``analysis.tables.paired_ratio``).
+(``analysis.inference.paired_ratio``).
 
 The handshake is a pipe each way (``GATE_VARIABLE`` names the child's ends). A child that finished its slice writes
 ``ready`` and blocks reading its next turn (``<round> <position> <steps>``); it keeps that wait off its training

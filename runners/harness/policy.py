@@ -17,7 +17,9 @@ framework that frees its per-step buffers faults their pages in again at the
 next step: native torch's 64-unit LSTM step, about 7,400 minor faults, 29 MB
 zeroed by the kernel (docs/findings.md). ``retain`` keeps freed memory in the
 process, the same for every implementation (``mallopt``, before any framework
-loads), and is the default; ``glibc`` leaves the defaults. The record keeps the minor faults per
+loads), and is the default; ``glibc`` leaves the defaults. ``jemalloc`` and ``tcmalloc`` replace glibc's malloc
+by ``LD_PRELOAD``, as PyTorch's CPU performance guide recommends (``preload``: the process starts again with the
+library preloaded, since malloc cannot be replaced in a running process). The record keeps the minor faults per
 training step (``cpu.minor_faults_per_step``).
 """
 
@@ -28,6 +30,7 @@ import importlib
 import os
 import resource
 import sys
+import time
 
 from model import implementations
 from model.errors import UserError
@@ -60,7 +63,6 @@ def check_threads(threads: int | None) -> None:
 # CPU flags (/proc/cpuinfo) of an x86 CPU that computes in bf16 natively: AVX512_BF16 (Zen 4, Cooper Lake
 # and later Xeons) or AMX (Sapphire Rapids and later). Without them the frameworks convert in software.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-EMULATE_BF16_VARIABLE = "RNNBENCH_EMULATE_BF16"  # set by --emulate-bf16 for the runs a sweep starts
 
 
 def cpu_has_bf16() -> bool:
@@ -72,7 +74,7 @@ def cpu_has_bf16() -> bool:
 def check_precision(variant: dict, emulate: bool = False) -> None:
     """bf16 only where the CPU has bf16 instructions, unless asked to emulate (its timings then measure the
     software conversion, and the record says so)."""
-    if variant.get("precision") == "bf16" and not (emulate or os.environ.get(EMULATE_BF16_VARIABLE) == "1"):
+    if variant.get("precision") == "bf16" and not emulate:
         if not cpu_has_bf16():
             raise PolicyError(f"precision bf16 needs a CPU with bf16 instructions ({' or '.join(BF16_FLAGS)}), "
                               "which this one lacks; --emulate-bf16 runs it in software anyway")
@@ -100,12 +102,95 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 NEVER_TRIM = 2**31 - 1  # mallopt takes an int: 2 GiB of free heap top before any is returned
 
 
+# The allocators that replace glibc's malloc: the library LD_PRELOAD names (found where the dynamic loader looks), and
+# the Debian package that installs it.
+PRELOADED = {"jemalloc": ("libjemalloc.so.2", "libjemalloc2"), "tcmalloc": ("libtcmalloc_minimal.so.4",
+                                                                               "libtcmalloc-minimal4")}
+# Set beside the library, as torch's own CPU launcher does (torch/backends/xeon/run_cpu.py, torch 2.13), unless the
+# environment sets its own. Measured here (jemalloc 5.3): under it, as under jemalloc's defaults, a freed block of
+# 8 MB or more is returned and faulted in again at its next use, as glibc's defaults do; only with the decay off
+# (dirty_decay_ms:-1) are its pages reused.
+MALLOC_CONF = {"jemalloc": "oversize_threshold:1,background_thread:true,metadata_thp:auto"}
+
+
+def preload_environment(allocator: str) -> dict:
+    """The variables a process starts with to run under a preloaded allocator (none for glibc's own)."""
+    if allocator not in PRELOADED:
+        return {}
+    variables = {"LD_PRELOAD": " ".join([PRELOADED[allocator][0], *os.environ.get("LD_PRELOAD", "").split()])}
+    if allocator in MALLOC_CONF:
+        variables["MALLOC_CONF"] = os.environ.get("MALLOC_CONF", MALLOC_CONF[allocator])
+    return variables
+
+
+# Set across the restart that preloads an allocator: "<wall time>,<CPU seconds>" at the exec, so that the run's
+# start-up is measured from there (the first interpreter's is the preload's cost, not the framework's).
+RESTARTED_VARIABLE = "RNNBENCH_RESTARTED_AT"
+
+
+def _mapped(library: str) -> bool:
+    """Whether this process has ``library`` loaded: /proc/self/maps names the file the soname resolved to
+    (libtcmalloc_minimal.so.4 -> libtcmalloc_minimal.so.4.5.9)."""
+    with open("/proc/self/maps") as maps:
+        return any(os.path.basename(line.split()[-1]).startswith(library) for line in maps if "/" in line)
+
+
+def process_start() -> tuple[float, float]:
+    """When this run's process started (wall time) and the CPU seconds it had spent by then: the restart that
+    preloaded its allocator where there was one, else the process's creation."""
+    restarted = os.environ.get(RESTARTED_VARIABLE)
+    if restarted:
+        wall, cpu = map(float, restarted.split(","))
+        return wall, cpu
+    import psutil
+
+    return psutil.Process().create_time(), 0.0
+
+
+def check_allocator(allocator: str) -> None:
+    """Refuse, in one line, an allocator whose library is not installed."""
+    if allocator not in PRELOADED:
+        return
+    import ctypes.util
+
+    library, package = PRELOADED[allocator]
+    if ctypes.util.find_library(library.removeprefix("lib").split(".so")[0]) is None:
+        raise PolicyError(f"--allocator {allocator} needs {library}, which is not installed "
+                          f"(Debian, Ubuntu: apt-get install {package})")
+
+
+def preload(allocator: str) -> None:
+    """Start this run's process again, same command, with the allocator's library preloaded, unless it is loaded
+    already (a no-op for glibc's own allocators). Call before any framework or thread starts."""
+    if allocator not in PRELOADED or _mapped(PRELOADED[allocator][0]):
+        return
+    check_allocator(allocator)
+    library = PRELOADED[allocator][0]
+    main = getattr(sys.modules["__main__"], "__spec__", None)
+    if library in os.environ.get("LD_PRELOAD", "").split() or main is None or main.name != "runners.train":
+        raise PolicyError(f"--allocator {allocator}: {library} is not loaded; start the process with "
+                          f"LD_PRELOAD={library}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+              dict(os.environ, **preload_environment(allocator),
+                   **{RESTARTED_VARIABLE: f"{time.time()},{usage.ru_utime + usage.ru_stime}"}))
+
+
 def set_allocator(allocator: str) -> dict:
     """``retain``: no block gets a mapping of its own (glibc 2.36 maps blocks of 32 MiB and more even with its mmap
     threshold at the maximum: raising the threshold alone left native torch's 7,400 faults a step) and the heap is
     not trimmed, so freed memory is reused instead of faulted in again. Returns what the record keeps."""
     if allocator == "glibc":
         return dict(allocator="glibc")
+    if allocator in PRELOADED:
+        library = PRELOADED[allocator][0]
+        if not _mapped(library):
+            raise PolicyError(f"--allocator {allocator}: {library} is not loaded (runners.harness.policy.preload "
+                              "starts the run with it)")
+        return dict(allocator=allocator, library=library, **({"malloc_conf": os.environ.get("MALLOC_CONF")}
+                                                             if allocator in MALLOC_CONF else {}))
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except AttributeError:

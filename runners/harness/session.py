@@ -14,10 +14,8 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import psutil
 
 from model import implementations, records
 from model.frameworks import FRAMEWORKS
@@ -85,7 +83,7 @@ def run(plan: RunPlan, out: Path, progress: bool = True) -> Path:
 
 def prepare(plan: RunPlan) -> Prepared:
     """Data located, framework imported and configured, data arrays and model built: the run is ready."""
-    process_start = psutil.Process().create_time()
+    process_start, cpu_before = policy.process_start()
     marks = [time.time()]
     framework = plan.entry.framework
     from model import imdb
@@ -123,7 +121,8 @@ def prepare(plan: RunPlan) -> Prepared:
                    tensorflow_imported_at_ready=sys.modules.get("tensorflow") is not None)
     marks.append(time.time())
     parts = dict(zip(("interpreter_s", "framework_s", "data_s", "model_s"),
-                     (b - a for a, b in zip([process_start, *marks], marks))), cpu_s=measure.cpu_seconds())
+                     (b - a for a, b in zip([process_start, *marks], marks))),
+                 cpu_s=measure.cpu_seconds() - cpu_before)
     return Prepared(plan, source, prepared, data, impl, runtime, dict(rss_after_imports_mb=rss_after_imports),
                     ready_s=marks[-1] - process_start, ready_parts_s=parts, pretraining=pretraining)
 
@@ -270,6 +269,21 @@ class Clocks:
         return measure.cpu_seconds() - self.cpu_start - sum(cpu for _, cpu in self.paused_s.values())
 
 
+@dataclass
+class _Trajectory:
+    """What the epochs leave for the record: one entry per epoch run (``validations``: one per check)."""
+
+    samples: list = field(default_factory=list)  # each step's seconds
+    rounds: list = field(default_factory=list)  # each step's round of turns (None where the run was alone)
+    epoch_s: list = field(default_factory=list)  # training seconds, pauses left out
+    tokens: list = field(default_factory=list)  # tokens the epoch's batches held (less with length bucketing)
+    digests: list = field(default_factory=list)  # of the epoch's batch order, the same in every implementation
+    curves: list = field(default_factory=list)
+    validations: list = field(default_factory=list)
+    train_wall_s: float = 0.0
+    train_cpu_s: float = 0.0
+
+
 def _epochs(ready: Prepared, display) -> dict:
     """Epochs until early stopping, validating ``validations_per_epoch`` times an epoch (the last at its end,
     which early stopping reads). Validation, canaries and an interleaved run's waits for its turn are left out of
@@ -282,7 +296,7 @@ def _epochs(ready: Prepared, display) -> dict:
     per_epoch = steps_per_epoch(plan, data)
     every = min(train_spec.validations_per_epoch, per_epoch)
     checkpoints = {round(j * per_epoch / every) for j in range(1, every + 1)}
-    samples, rounds, epoch_s, curves, digests, validations, tokens = [], [], [], [], [], [], []
+    log = _Trajectory()
     stopper = _EarlyStopping(train_spec.patience, train_spec.restore_best)
     watch, turn = canary.Canary(plan.threads), gate.Gate.from_environment()
     if turn:
@@ -295,7 +309,7 @@ def _epochs(ready: Prepared, display) -> dict:
         wall, cpu = clocks.wall(), clocks.cpu()
         with clocks.paused("validation") as span:
             logits = latest["logits"] = predict(ready, data.x_val)
-        validations.append(dict(epoch=epoch, step=(epoch - 1) * per_epoch + step, train_wall_s=wall,
+        log.validations.append(dict(epoch=epoch, step=(epoch - 1) * per_epoch + step, train_wall_s=wall,
                                 train_cpu_s=cpu, val_loss=binary_cross_entropy(data.y_val, logits),
                                 val_accuracy=float(np.mean((logits >= 0) == (data.y_val >= 0.5))),
                                 validation_s=span["wall"], validation_cpu_s=span["cpu"]))
@@ -303,8 +317,8 @@ def _epochs(ready: Prepared, display) -> dict:
     for epoch in range(1, train_spec.epochs + 1):
         plan_batches = batches.epoch_batches(data.x_train, train_spec.batch_size, train_spec.seed, epoch,
                                              train_spec.bucket_pool, plan.model.width_multiple)
-        digests.append(batches.digest(plan_batches))
-        tokens.append(sum(len(rows) * width for rows, width in plan_batches))
+        log.digests.append(batches.digest(plan_batches))
+        log.tokens.append(sum(len(rows) * width for rows, width in plan_batches))
         show, epoch_rounds = _display_step(display, epoch, train_spec, len(data.y_train)), []
 
         def after_step(step, loss, epoch=epoch, show=show, epoch_rounds=epoch_rounds):
@@ -323,31 +337,31 @@ def _epochs(ready: Prepared, display) -> dict:
         epoch_start, paused_before = time.perf_counter(), clocks.paused_wall()
         steps = loop.train_epoch(impl, list(batches.gather(data.x_train, data.y_train, plan_batches)),
                                  on_step=after_step)
-        epoch_s.append(time.perf_counter() - epoch_start - (clocks.paused_wall() - paused_before))
-        samples.append(steps.clock.samples)
-        rounds.append(epoch_rounds)
-        train_loss, last = float(np.mean(steps.losses)), validations[-1]
+        log.epoch_s.append(time.perf_counter() - epoch_start - (clocks.paused_wall() - paused_before))
+        log.samples.append(steps.clock.samples)
+        log.rounds.append(epoch_rounds)
+        train_loss, last = float(np.mean(steps.losses)), log.validations[-1]
         if not np.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
-        curves.append(dict(epoch=epoch, train_loss=train_loss, val_loss=last["val_loss"],
-                           val_accuracy=last["val_accuracy"], epoch_s=epoch_s[-1], step_losses=steps.losses,
-                           gradient_norms=steps.gradient_norms))
+        log.curves.append(dict(epoch=epoch, train_loss=train_loss, val_loss=last["val_loss"],
+                               val_accuracy=last["val_accuracy"], epoch_s=log.epoch_s[-1], step_losses=steps.losses,
+                               gradient_norms=steps.gradient_norms))
         if not display.disable:
             display.console.print(f"epoch {epoch}: validation loss {last['val_loss']:.4f}, "
                                   f"accuracy {last['val_accuracy']:.4f}")
         if stopper.update(epoch, last["val_loss"], impl, latest["logits"]):
             break
-    restored = stopper.restore(impl, len(epoch_s), latest["logits"])
-    train_wall, train_cpu = clocks.wall(), clocks.cpu()
-    watch.end(train_wall)
-    return _trained(ready, samples, rounds, epoch_s, tokens, validations, train_wall, train_cpu, clocks, stopper,
-                    restored, curves, digests, watch, turn)
+    restored = stopper.restore(impl, len(log.epoch_s), latest["logits"])
+    log.train_wall_s, log.train_cpu_s = clocks.wall(), clocks.cpu()
+    watch.end(log.train_wall_s)
+    return _trained(ready, log, clocks, stopper, restored, watch, turn)
 
 
-def _trained(ready: Prepared, samples, rounds, epoch_s, tokens, validations, train_wall, train_cpu, clocks,
-             stopper, restored, curves, digests, watch, turn) -> dict:
+def _trained(ready: Prepared, log: _Trajectory, clocks, stopper, restored: bool, watch, turn) -> dict:
     """The record sections the training phase fills."""
     plan, train_spec = ready.plan, ready.plan.train
+    samples, epoch_s, tokens, validations = log.samples, log.epoch_s, log.tokens, log.validations
+    train_wall, train_cpu = log.train_wall_s, log.train_cpu_s
     per_epoch = steps_per_epoch(plan, ready.data)
     steady = records.steady(samples, plan.warmup_steps)
     per_epoch_validation = [sum(v["validation_s"] for v in validations if v["epoch"] == e)
@@ -364,11 +378,11 @@ def _trained(ready: Prepared, samples, rounds, epoch_s, tokens, validations, tra
                   train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s),
                   paused_s={reason: dict(wall=wall, cpu=cpu) for reason, (wall, cpu) in clocks.paused_s.items()})
     if turn:  # each step's round, shaped as step_samples_ms: the analysis pairs columns round by round
-        timing["step_rounds"] = rounds
+        timing["step_rounds"] = log.rounds
     return dict(val_logits=stopper.best_logits,
                 timing=timing, cpu=dict(train_cpu_s=train_cpu, train_utilisation=train_cpu / train_wall,
                                         validation_cpu_s=clocks.paused_s.get("validation", [0.0, 0.0])[1]),
-                curves=curves, validations=validations, order_digests=digests, tokens_per_epoch=tokens,
+                curves=log.curves, validations=validations, order_digests=log.digests, tokens_per_epoch=tokens,
                 canary=watch.to_record(train_wall),
                 schedule=turn.to_record() if turn else dict(schedule="sequential"),
                 early_stopping=dict(monitor="val_loss", patience=train_spec.patience,

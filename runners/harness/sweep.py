@@ -24,8 +24,8 @@ from pathlib import Path
 
 from model import records
 from model.errors import UserError
-from model.plan import BEFORE_ALLOCATOR, Profile, RunPlan
-from model.spec import configuration_slug
+from model.plan import BEFORE_ALLOCATOR, DEFAULT_SCHEDULE, Profile, RunPlan
+from model.spec import Configuration
 from runners.harness.executor import LocalExecutor, data_settings
 
 
@@ -43,7 +43,7 @@ PLAN_OPTIONS = (LABEL, "allocator")
 def run_id(plan: RunPlan, variant: tuple = ()) -> str:
     spec = plan.model
     options = "".join(f"+{option}-{value}" for option, value in variant)
-    return (f"{plan.implementation}{options}-{configuration_slug(spec.cell, spec.layers, spec.bidirectional)}"
+    return (f"{plan.implementation}{options}-{Configuration.of(spec).slug}"
             f"-s{plan.train.seed}")
 
 
@@ -89,7 +89,8 @@ def grid(profile: Profile, threads: int | tuple[int, ...], data: str | None = No
                                      "already; a column sets the other one")
                 plan = RunPlan(implementation=name, model=model, train=train, variant=options, threads=threads,
                                data=data, profile=profile.name, save_model=False, label=fields.get(LABEL),
-                               allocator=fields.get("allocator", profile.allocator))
+                               allocator=fields.get("allocator", profile.allocator),
+                               emulate_bf16=profile.emulate_bf16 and options.get("precision") == "bf16")
                 plans[run_id(plan, variant)] = plan
     return plans
 
@@ -260,13 +261,12 @@ def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data:
 
 def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | None = None, data: str | None = None,
                     retry_failed: bool = False, executor: str = "local", address: str = "auto",
-                    placement: str = "node", rerun_noisy_runs: int = 0, emulate_bf16: bool = False, on_progress=None,
-                    on_message=print, schedule: str = "interleaved", slice_steps: int | None = None,
+                    placement: str = "node", rerun_noisy_runs: int = 0, on_progress=None,
+                    on_message=print, schedule: str = DEFAULT_SCHEDULE, slice_steps: int | None = None,
                     budget_min: float | None = None) -> dict:
     """What ``python -m runners.compare`` does after reading its options: the profile's sweep on the chosen
     executor, then up to ``rerun_noisy_runs`` extra runs per cell whose runs were noisy. Returns the sweep's
-    counts, with ``reran`` (how many noisy runs were run again). ``emulate_bf16``: bf16 columns run on a CPU
-    without bf16 instructions (the runs this machine starts inherit the permission). ``schedule``: interleaved (each
+    counts, with ``reran`` (how many noisy runs were run again). ``schedule``: interleaved (each
     block's columns alive at once, taking turns of ``slice_steps`` steps) or sequential (one run after another).
     A profile with a ``target_reach`` adds seeds where they are needed (``adaptive_sweep``, within ``budget_min``
     minutes); one without runs every seed. One sweep writes a results folder at a time (``claimed``)."""
@@ -292,10 +292,11 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
             on_message(runner.summary(max(threads)))
         threads = threads or (policy.default_threads(),)
         axis = threads[0] if len(threads) == 1 else threads
-        if emulate_bf16:
-            os.environ[policy.EMULATE_BF16_VARIABLE] = "1"
-        for plan in grid(profile, axis, data).values():
-            policy.check_precision(plan.variant)
+        planned = grid(profile, axis, data).values()
+        for plan in planned:
+            policy.check_precision(plan.variant, plan.emulate_bf16)
+        for allocator in {plan.allocator for plan in planned}:
+            policy.check_allocator(allocator)
         if profile.target_reach and len(threads) > 1:
             raise SweepError("--target adds seeds per configuration at one thread count; with --threads as an axis "
                              "give --target 0 (every seed)")
@@ -321,7 +322,7 @@ def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, thread
     """``on_progress(position, total, run_id, state, seconds=None, where=None)`` hears of every run: skipped
     ("done earlier", "failed earlier"), started ("running", local) or submitted ("queued", Ray), and finished.
     ``new_session``: this call starts a command's work on the folder (an adaptive sweep's later looks do not)."""
-    executor = executor or LocalExecutor()
+    executor = executor or LocalExecutor("sequential")  # called without one: one run after another
     seed = order_seed(results) if seed is None else seed
     check_resumable(results, plans)
     results.mkdir(parents=True, exist_ok=True)
@@ -394,7 +395,7 @@ def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, 
     under a new run id (the noisy run stays, flagged); the manifest lists what was re-run and why."""
     from analysis.load import load
 
-    executor = executor or LocalExecutor()
+    executor = executor or LocalExecutor("sequential")  # called without one: one run after another
     folder, made = results / records.RUNS_FOLDER, []
     while todo := reruns_needed(runs := load(results).runs, quiet_needed, extra):
         runs = runs.set_index("run_id")
@@ -424,8 +425,8 @@ def _number(value) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def configuration(plan: RunPlan) -> tuple:
-    return plan.model.cell, plan.model.layers, plan.model.bidirectional
+def configuration(plan: RunPlan) -> Configuration:
+    return Configuration.of(plan.model)
 
 
 def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | None = None, retry_failed: bool = False,
@@ -489,7 +490,7 @@ def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
     where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
     import numpy as np
 
-    from analysis import tables
+    from analysis import inference, tables
     from analysis.load import load
 
     runs = load(results).runs
@@ -501,7 +502,7 @@ def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
         columns = sorted({name for name, *rest in groups if tuple(rest) == key})
         pairs = ([(name, tables.REFERENCE) for name in columns if name != tables.REFERENCE]
                  if tables.REFERENCE in columns else list(itertools.combinations(columns, 2)))
-        estimates[key] = {f"{a}/{b}": tables.block_estimates(groups[(a, *key)], groups[(b, *key)]) for a, b in pairs}
+        estimates[key] = {f"{a}/{b}": inference.block_estimates(groups[(a, *key)], groups[(b, *key)]) for a, b in pairs}
         done = mine[mine["status"] == "ok"]
         if len(done):
             held = (done["ready_s"].astype(float) + done["total_wall_s"].astype(float)
@@ -511,7 +512,7 @@ def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
 
 
 def _label(key: tuple) -> str:
-    return configuration_slug(*key)
+    return Configuration(*key).slug
 
 
 def _named(short: dict) -> dict:
