@@ -27,6 +27,7 @@ SETS = (
     Published("competitive", "The competitive recipe", accuracy=True),
     Published("competitive-ngrams", "The competitive recipe with pretrained word vectors and bigram vectors",
               accuracy=True),
+    Published("ngram-bag", "The recipe's vectors without its recurrent layer", accuracy=True),
     Published("decomposition", "Where Keras on torch loses its time"),
     Published("programming", "Imperative against declarative"),
     Published("depth", "Depth and direction (the LSTM at 1-3 layers, one- and two-directional)"),

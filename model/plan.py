@@ -243,6 +243,15 @@ PROFILES = {profile.name: profile for profile in (
             train=dict(COMPETITIVE_TRAIN, val_split="movies"), cells=("lstm",), bidirectional=(True,),
             implementations=("torch", "tensorflow", "keras-tensorflow"), seeds=tuple(range(5)),
             timeout_s=2 * 3600, target_accuracy=0.89),
+    # What the recurrent layer adds (issue 41's ablation, docs/competitive-recipe.md): competitive-ngrams without it,
+    # the word and bigram vectors pooled (max and mean over the review's tokens) straight into the logit. Chosen on
+    # movie-grouped validation beside the recipe (a2 against s3 and s8); native torch, the implementations compute
+    # the same network (parity case none-seg-ngrams-max-mean).
+    Profile("ngram-bag", "competitive-ngrams without its recurrent layer: word and hashed bigram vectors pooled (max "
+            "and mean) into the logit; native torch x 5 seeds, one run at a time",
+            model=dict(COMPETITIVE_NGRAMS_MODEL, bidirectional=False, pooling="max-mean"),
+            train=dict(COMPETITIVE_TRAIN, val_split="movies"), cells=("lstm",), layers=(0,), bidirectional=(False,),
+            implementations=("torch",), seeds=tuple(range(5)), timeout_s=2 * 3600, target_accuracy=0.89),
     # The study the project was started for (issue 40): converged accuracy for every cell, depth and direction,
     # on the competitive recipe's data, schedule and width, validated and stopped on held-out movies. The
     # implementations compute the same network (the parity proof), so the accuracy half runs on native torch
