@@ -23,7 +23,7 @@ from pathlib import Path
 from model import records
 from model.errors import UserError
 from model.plan import DEFAULT_SCHEDULE, RUN_SCHEDULES, RunPlan
-from runners.harness import gate
+from runners.harness import gate, policy
 
 
 class ExecutorError(UserError):
@@ -54,7 +54,7 @@ def execute(plan: RunPlan, run_dir: Path, timeout_s: float, cores: list[int] | N
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True,  # its own group: killed whole on timeout
-                             env={**os.environ, **env} if env else None,
+                             env={**os.environ, **(env or {}), **policy.preload_environment(plan.allocator)},
                              preexec_fn=_pinned_and_tied(cores, tied) if cores or tied else None)
     try:
         stdout, stderr = child.communicate(timeout=timeout_s)
@@ -182,7 +182,8 @@ def interleave(folder: Path, block: list[tuple[str, RunPlan]], timeout_s: float,
                 outputs[name] = (run_dir / ".stdout", run_dir / ".stderr")
                 with open(outputs[name][0], "w") as stdout, open(outputs[name][1], "w") as stderr:
                     turns.start(name, train_command(run_dir / records.PLAN_FILE, run_dir),
-                                {**os.environ, **(env or {})}, stdout, stderr,
+                                {**os.environ, **(env or {}), **policy.preload_environment(plan.allocator)},
+                                stdout, stderr,
                                 preexec_fn=_pinned_and_tied(cores, True), wait=False)
             for name, _ in group:
                 turns.until_ready(turns.children[name])

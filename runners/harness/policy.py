@@ -114,7 +114,8 @@ MALLOC_CONF = {"jemalloc": "oversize_threshold:1,background_thread:true,metadata
 
 
 def preload_environment(allocator: str) -> dict:
-    """The variables a process starts with to run under a preloaded allocator (none for glibc's own)."""
+    """The variables a process starts with to run under a preloaded allocator (none for glibc's own): a sweep
+    starts its runs with them, so that only a run started by hand restarts itself (``preload``)."""
     if allocator not in PRELOADED:
         return {}
     variables = {"LD_PRELOAD": " ".join([PRELOADED[allocator][0], *os.environ.get("LD_PRELOAD", "").split()])}
@@ -154,7 +155,7 @@ def check_allocator(allocator: str) -> None:
     import ctypes.util
 
     library, package = PRELOADED[allocator]
-    if ctypes.util.find_library(library.removeprefix("lib").split(".so")[0]) is None:
+    if ctypes.util.find_library(library.removeprefix("lib").split(".so")[0]) is None:  # the name -l takes
         raise PolicyError(f"--allocator {allocator} needs {library}, which is not installed "
                           f"(Debian, Ubuntu: apt-get install {package})")
 
