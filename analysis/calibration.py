@@ -20,17 +20,20 @@ import pandas as pd
 import typer
 
 from analysis import inference, rendering, tables
-from analysis.load import load
-from analysis.sets import AA_FOLDERS, SCHEDULE_FOLDERS
+from analysis.load import Results, load
+from analysis.sets import AA_FOLDERS, SCHEDULE_FOLDERS, aa_set
 from model import records
 from model.errors import user_errors
 from model.implementations import Column, base_name
 from model.plan import TARGET_REACH, TWIN_LABEL
-from model.spec import Configuration
+from model.spec import CONFIGURATION, Configuration
 
 # The estimand measured directly: a quick cell trained alone (sequential, 160 steps a run, start orders a Latin
 # square) and the interleaved designs held against it (1 and 4 steps a turn), within one sitting.
 ALONE_SETS = {f"{cell}-alone": (f"{cell}-interleaved", f"{cell}-slice4") for cell in ("lstm", "gru", "rnn")}
+# Neighbours: quick's LSTM with its full block of columns beside blocks of two (torch and one other), swept in
+# alternating chunks of two seeds within one sitting, so drift falls on both designs alike.
+NEIGHBOUR_SETS = {"lstm-full": ("lstm-pair-tf", "lstm-pair-kt")}
 
 
 def half_width(ratio: float, low: float, high: float) -> float:
@@ -98,6 +101,29 @@ def block_sd(numerator: pd.DataFrame, denominator: pd.DataFrame) -> float:
         return float(np.std(estimates, ddof=1))
     a, b = np.log(numerator["run_step_ms"].astype(float)), np.log(denominator["run_step_ms"].astype(float))
     return float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))) if min(len(a), len(b)) > 1 else float("nan")
+
+
+def twins(data: Results) -> pd.DataFrame:
+    """The A/A twins that set a results folder's margin (``tables.aa``, ``tables.margin``): its own, and those of its
+    machine's A/A set swept under the same schedule and allocator (``sets.aa_set``, a sibling folder from the same
+    CPU), the design's bias as that sweep measured it for the columns it doubled."""
+    own = tables.aa(data.runs)
+    if not data.sources:
+        return own
+    sibling = Path(data.sources[0]).parent / aa_set(data.schedule, data.allocator)
+    if sibling == Path(data.sources[0]) or not (sibling / records.RUNS_FOLDER).is_dir():
+        return own
+    other = load(sibling)
+    if not data.identity or not other.identity:
+        return own
+    machine = ("cpu_model", "threads", "flags", "cores")  # records.Identity, less versions and plan
+    # records before the generation field name none: their flags still tell the machines apart
+    generations = {data.identity.generation, other.identity.generation} - {None}
+    if (other.schedule != data.schedule or other.allocator != data.allocator or len(generations) > 1
+            or any(getattr(data.identity, f) != getattr(other.identity, f) for f in machine)):
+        return own
+    theirs = tables.aa(other.runs).assign(source=sibling.name)
+    return pd.concat([own.assign(source="this sweep"), theirs], ignore_index=True) if not own.empty else theirs
 
 
 def aa_table(folder: Path) -> pd.DataFrame:
@@ -200,11 +226,11 @@ def measured_share(folder: Path) -> float:
 
 def schedules_table(folders: list[Path]) -> pd.DataFrame:
     """One profile swept both ways: the sweep's wall time, the column-vs-native-torch ratios' median and widest
-    reach, and how many of the report's speed verdicts Holm clears."""
+    reach, and how many of the report's speed verdicts are clear (Holm, beyond the A/A margin)."""
     rows = []
     for folder in folders:
         data = load(folder)
-        family, groups = tables.comparisons(data.runs), tables.timed_groups(data.runs)
+        family, groups = tables.comparisons(data.runs, twins(data)), tables.timed_groups(data.runs)
         versus = family[((family["numerator"] == tables.REFERENCE) | (family["denominator"] == tables.REFERENCE))
                         & family["testable"]]
         reach = [half_width(r.ratio, r.low, r.high) for r in versus.itertuples()]
@@ -262,6 +288,65 @@ def alone_table(alone: Path, design: Path, reference: str = tables.REFERENCE) ->
     return pd.DataFrame(rows)
 
 
+def neighbours_table(full: Path, few: list[Path], reference: str = tables.REFERENCE) -> pd.DataFrame:
+    """Whether a ratio depends on which columns share its block: each column's step over native torch's in the
+    full block (``full``) and in a block of only the two (each of ``few``), the ratio of the two readings with a
+    95% Welch interval over their per-block log ratios (separate sweeps: unpaired)."""
+    everyone = tables.timed_groups(load(full).runs)
+    rows = []
+    for folder in few:
+        groups = tables.timed_groups(load(folder).runs)
+        for (name, *configuration), group in sorted(groups.items()):
+            torch_key, full_key = (reference, *configuration), (name, *configuration)
+            if name == reference or torch_key not in groups or full_key not in everyone:
+                continue
+            alone, crowded = (inference.block_estimates(group, groups[torch_key]),
+                              inference.block_estimates(everyone[full_key], everyone[torch_key]))
+            few_ratio, few_low, few_high, _ = inference.paired_ratio(alone)
+            full_ratio, full_low, full_high, _ = inference.paired_ratio(crowded)
+            effect, low, high, p = inference.ratio_interval(np.exp(alone), np.exp(crowded))
+            rows.append(dict(implementation=name, **dict(zip(CONFIGURATION, configuration)), folder=folder.name,
+                             few_blocks=len(alone), few=few_ratio, few_low=few_low, few_high=few_high,
+                             full_blocks=len(crowded), full=full_ratio, full_low=full_low, full_high=full_high,
+                             effect=effect, low=low, high=high, p=p))
+    return pd.DataFrame(rows)
+
+
+def render_neighbours(table: pd.DataFrame) -> str:
+    shown = pd.DataFrame(dict(
+        cell=[Configuration.of(r).label for r in table.itertuples()], column=table["implementation"],
+        blocks=[f"{r.few_blocks} / {r.full_blocks}" for r in table.itertuples()],
+        two_columns=[rendering.ratio_text(r.few, r.few_low, r.few_high) for r in table.itertuples()],
+        full_block=[rendering.ratio_text(r.full, r.full_low, r.full_high) for r in table.itertuples()],
+        neighbours=[rendering.ratio_text(r.effect, r.low, r.high) for r in table.itertuples()],
+        p=table["p"].map("{:.2f}".format)))
+    return shown.to_markdown(index=False)
+
+
+def steadiness_parts(folder: Path) -> list[str]:
+    """A sweep's warm-up and drift: per column the steps the warm-up rule left out and its unsettled runs; per
+    ratio to native torch its drift from the first third of the rounds to the last, Holm over the family."""
+    data = load(folder)
+    family = tables.comparisons(data.runs, twins(data))
+    drift = tables.steadiness(data.runs, family)
+    if drift.empty:
+        return []
+    versus = drift[drift["denominator"] == tables.REFERENCE]
+    shown = pd.DataFrame(dict(cell=[Configuration.of(r).label for r in versus.itertuples()],
+                              column=versus["numerator"], blocks=versus["blocks"],
+                              drift=[rendering.ratio_text(r.drift, r.low, r.high) for r in versus.itertuples()],
+                              p=versus["p"].map("{:.2f}".format), drifts=versus["drifts"]))
+    warm = tables.unsettled(data.runs)
+    return [f"Steadiness of `{folder.name}`: the warm-up rule (MSER-5, at least the plan's {int(warm['least'].min())} "
+            "steps, at most a quarter of the steps after them: `records.warmup`) left out a median of "
+            + ", ".join(f"{r.implementation} {r.left_out:g}" for r in warm.itertuples())
+            + " steps; runs whose rule wanted more than the cap: " + ", ".join(
+                f"{r.implementation} {r.unsettled} of {r.runs}" for r in warm.itertuples())
+            + ". Each ratio to native torch from the first third of its rounds to the last (`drift`, 95% interval "
+            f"over blocks; `drifts`: Holm over the report's {len(drift)} comparisons rejects a drift of 0 at 5%, "
+            f"which it does for {int(drift['drifts'].sum())}):", "", shown.to_markdown(index=False), ""]
+
+
 def render_alone(table: pd.DataFrame) -> str:
     shown = pd.DataFrame(dict(
         cell=[Configuration.of(r).label for r in table.itertuples()],
@@ -310,6 +395,15 @@ def render(machine: Path) -> str:
                       "paired by seed) beside the interleaved design `" + design + "`; `bias`: the design's ratio "
                       "over the alone one (95% Welch interval); `inside`: the design's point inside the alone "
                       "interval:", "", render_alone(alone_table(machine / alone, machine / design)), ""]
+    for full, few in NEIGHBOUR_SETS.items():
+        present = [machine / name for name in few if (machine / name).is_dir()]
+        if (machine / full).is_dir() and present:
+            parts += [f"Neighbours (`{full}` beside " + ", ".join(f"`{p.name}`" for p in present) + "): each column's "
+                      "step over native torch's in a block of the two alone and in the full block; `neighbours`: the "
+                      "first over the second (95% Welch interval over blocks):", "",
+                      render_neighbours(neighbours_table(machine / full, present)), ""]
+    if (machine / "quick").is_dir():
+        parts += steadiness_parts(machine / "quick")
     both = [machine / name for name in SCHEDULE_FOLDERS if (machine / name).is_dir()]
     if (machine / "quick-sequential").is_dir() and len(both) >= 2:
         sweeps = schedules_table(both)
@@ -317,7 +411,8 @@ def render(machine: Path) -> str:
         for column in ("reach_median", "reach_widest"):
             sweeps[column] = sweeps[column].map(lambda r: f"±{r:.1%}" if np.isfinite(r) else "-")
         parts += ["The quick profile swept both ways (`reach`: the 95% interval's reach from its point, over the "
-                  "comparisons with native torch; `clear`: Holm-clear speed verdicts of the report's family; compare "
+                  "comparisons with native torch; `clear`: speed verdicts of the report's family that Holm rejects "
+                  "beyond the A/A margin; compare "
                   "schedules at equal `seeds`: make reference runs quick at 10 and sequential at 5):", "",
                   sweeps.to_markdown(index=False), ""]
     return "\n".join(parts)

@@ -45,8 +45,8 @@ import typer
 from analysis.load import KEYS, load
 from model.errors import UserError, fail, user_errors
 from model.imdb import LABELS, REVIEWS_PER_CLASS
-from model.implementations import column, resolve_variant
-from model.plan import Profile, get_profile
+from model.implementations import Column, column, resolve_variant
+from model.plan import LABEL, PLAN_OPTIONS, Profile, get_profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -97,13 +97,15 @@ def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     n_train, n_val, n_test = split_sizes(train.val_fraction, train.train_size, train.test_size)
     steps = n_train // train.batch_size * train.epochs
     inferred = train.epochs * train.validations_per_epoch * n_val + n_test
-    columns = list(profile.implementations) + [column(name, dict(variant), model).label for name, variant in
-                                               _resolved(profile.variants, model)]
+    columns = list(profile.implementations) + [_label(name, options, model) for name, options in profile.variants]
     rows = []
     for seed, bidirectional, implementation, cell, layers in itertools.product(
             profile.seeds, profile.bidirectional, columns, profile.cells, profile.layers):
-        measured = (implementation, cell, layers, bidirectional)
-        unidirectional = (implementation, cell, layers, False)
+        # a labelled column (an A/A twin) costs what its column costs where no run of it was recorded
+        unlabelled = Column.parse(implementation).without(LABEL).label
+        known = implementation if any(key[0] == implementation for key in costs.index) else unlabelled
+        measured = (known, cell, layers, bidirectional)
+        unidirectional = (known, cell, layers, False)
         if measured in costs.index:
             c, factor = costs.loc[measured], 1.0
         elif unidirectional in costs.index:  # a bidirectional stack not measured: twice the steps
@@ -123,8 +125,14 @@ def estimate(costs: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _resolved(variants, model) -> list[tuple[str, tuple]]:
-    return [(name, tuple(resolve_variant(name, dict(options), model).items())) for name, options in variants]
+def _label(name: str, options: tuple, model) -> str:
+    """A variant column's label as its runs' records name it (``load.run_column``): the implementation's own options
+    resolved, then the plan's (allocator, label)."""
+    own = {option: value for option, value in options if option not in PLAN_OPTIONS}
+    found = column(name, resolve_variant(name, own, model), model)
+    for option in ("allocator", LABEL):
+        found = found.with_option(option, dict(options)[option]) if option in dict(options) else found
+    return found.label
 
 
 def on_nodes(estimated: pd.DataFrame, nodes: int) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import inference, noise, rendering, tables
-from model.implementations import Column, base_name, get, native_of
+from model.implementations import base_name, get, native_of
 from model.spec import CELL_NAMES, CONFIGURATION, Configuration
 
 
@@ -39,23 +39,17 @@ def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str,
     return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu, family)
 
 
-def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> list[str]:
-    """Which statistic, which correction and which equivalence test this report's verdicts use."""
+def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None,
+                     twins: pd.DataFrame | None = None) -> list[str]:
+    """Which statistic, which correction, which A/A margin (``twins``: ``tables.aa``) and which equivalence test
+    this report's verdicts use."""
     sentences = [f"- Step time: geometric mean over timed runs of each run's median steady step. A ratio between "
                  "columns that ran interleaved is estimated round by round: per block (seed) the median of the log "
                  "ratios of the two columns' steps in each round, with a 95% t interval over blocks; between "
                  "sequential runs it is the ratio of geometric means with a 95% Welch t interval on log run medians "
                  f"(no interval with fewer than {inference.MIN_RUNS} runs or blocks a side or no spread). Intervals "
                  "printed are the unadjusted 95% ones.", family_sentence(family)]
-    for row in family.itertuples():
-        if {base_name(row.numerator), base_name(row.denominator)} != {row.numerator} or "label" not in dict(
-                Column.parse(row.denominator).options):
-            continue  # not an A/A: one implementation against its twin (a label tells them apart)
-        reach = max(row.high / row.ratio - 1, 1 - row.low / row.ratio) if np.isfinite(row.low) else np.nan
-        sentences.append(f"- A/A, {Configuration.of(row).label}: {row.numerator} "
-                         f"over its twin, {rendering.ratio_text(row.ratio, row.low, row.high)}"
-                         + (f": this sweep resolves differences of about ±{reach:.0%} for it." if np.isfinite(reach)
-                            else "."))
+    sentences += margin_sentences(twins if twins is not None else pd.DataFrame())
     if equivalence is not None and not equivalence.empty:
         margin = inference.EQUIVALENCE_MARGIN_POINTS
         sentences.append(f"- Accuracy: \"equivalent\" is a TOST (two one-sided t tests against ±{margin:g} point, "
@@ -66,17 +60,59 @@ def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None) -> 
     return sentences
 
 
+def steadiness_sentences(drift: pd.DataFrame, warm: pd.DataFrame) -> list[str]:
+    """The warm-up rule's choices per column and the comparisons whose ratio drifts within a run."""
+    sentences = []
+    if not warm.empty:
+        sentences.append("- Warm-up: MSER-5 over each run's steps (`records.warmup`: at least the plan's "
+                         f"{int(warm['least'].min())}, at most a quarter of the steps after them) left out a median of "
+                         + ", ".join(f"{r.left_out:g} ({r.implementation})" for r in warm.itertuples())
+                         + " steps; " + (", ".join(f"{r.unsettled} of {r.runs} {r.implementation} runs"
+                                                   for r in warm.itertuples() if r.unsettled)
+                                         or "no run") + " wanted more than the cap.")
+    if not drift.empty:
+        moving = drift[drift["drifts"]]
+        sentences.append(f"- Drift: of the {len(drift)} comparisons timed interleaved, "
+                         + (f"{len(moving)} drift from the first third of their rounds to the last (Holm at 5%): "
+                            + "; ".join(f"{Configuration.of(r).label} {r.numerator} / {r.denominator} "
+                                        f"{rendering.ratio_text(r.drift, r.low, r.high)}" for r in moving.itertuples())
+                            if len(moving) else "none drifts from the first third of its rounds to the last (Holm at "
+                            "5%)") + ".")
+    return sentences or ["- (no steps to judge)"]
+
+
+def margin_sentences(twins: pd.DataFrame) -> list[str]:
+    """The A/A twins behind the margin, and the rule that uses it (``tables.comparisons``)."""
+    if twins.empty:
+        return ["- A/A margin: no twin was measured in this sweep or in its machine's A/A set, so the margin is 0 "
+                "and a verdict is clear on Holm's test alone; what the design itself puts between two identical "
+                "processes is not known here (add a twin: `--variants torch:label=b`)."]
+    sentences = []
+    for row in twins.itertuples():
+        reach = max(row.high / row.ratio - 1, 1 - row.low / row.ratio) if np.isfinite(row.low) else np.nan
+        where = f" ({row.source})" if isinstance(getattr(row, "source", None), str) else ""
+        sentences.append(f"- A/A{where}, {Configuration.of(row).label}: {row.implementation}'s twin over it, "
+                         f"{rendering.ratio_text(row.ratio, row.low, row.high)}: a deviation of {row.deviation:.1%}"
+                         + (f", resolved to about ±{reach:.0%}." if np.isfinite(reach) else "."))
+    return sentences + [
+        "- The A/A margin: a twin's true ratio is 1, so how far it reads from 1 is the design's own bias between "
+        "identical processes. A verdict is clear only where Holm rejects a ratio of 1 and its 95% interval also "
+        f"lies beyond the margin, here m = {tables.margin(twins):.1%} (the largest twin deviation above): above "
+        "1 + m or below 1 / (1 + m); \"equivalent\" (≈) where the interval lies inside it. Two columns that differ "
+        "by less than the design's own bias are not called different."]
+
+
 def family_sentence(family: pd.DataFrame) -> str:
     """What the speed verdict family is, how many of its comparisons could be tested, and what it controls."""
     size, testable, clear = len(family), int(family["testable"].sum()), int(family["clear"].sum())
     level = f"{inference.FAMILY_LEVEL:.0%}"
     if testable > 1:
         rule = (f"a verdict is \"clear\" where Holm's step-down procedure over the {testable} testable ones "
-                f"rejects a ratio of 1 at {level} family-wise")
+                f"rejects a ratio of 1 at {level} family-wise and its interval clears the A/A margin")
     elif testable == 1:
         # Holm over a family of one is the uncorrected test: say so rather than imply a correction.
-        rule = (f"its verdict is \"clear\" where it rejects a ratio of 1 at {level}; Holm over one comparison "
-                "is that plain test, nothing was corrected")
+        rule = (f"its verdict is \"clear\" where it rejects a ratio of 1 at {level} and its interval clears the A/A "
+                "margin; Holm over one comparison is that plain test, nothing was corrected")
     else:
         rule = "so no verdict can be clear"
     return (f"- Speed verdicts are one family, fixed by which columns each configuration has before any time is "
@@ -87,7 +123,8 @@ def family_sentence(family: pd.DataFrame) -> str:
             f"{testable} {'was' if testable == 1 else 'were'} testable (had an interval: at least {inference.MIN_RUNS} "
             f"quiet runs or blocks a side, with spread); {rule} ({clear} clear). A column is named fastest only "
             f"where it is clearly faster than every other column. Error control is per report: at most a {level} "
-            "chance of any false \"clear\" within this report; across reports (profiles, machines) nothing is "
+            "chance of any false \"clear\" within this report (the margin only makes \"clear\" rarer); across "
+            "reports (profiles, machines) nothing is "
             "controlled.")
 
 

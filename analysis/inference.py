@@ -58,20 +58,34 @@ def ratio_interval(numerator, denominator) -> tuple[float, float, float, float]:
     return ratio, float(np.exp(interval.low)), float(np.exp(interval.high)), float(test.pvalue)
 
 
-def block_estimates(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
-    """Per block both columns ran interleaved in: the median over their common rounds of the log ratio of the
-    two columns' steps in that round (``round_step_ms``, one value per round and run)."""
+def round_log_ratios(numerator: pd.DataFrame, denominator: pd.DataFrame) -> list[np.ndarray]:
+    """Per block both columns ran interleaved in: the log ratio of the two columns' steps in each of their common
+    rounds, in round order (``round_step_ms``, one value per round and run)."""
     if "block" not in numerator or "block" not in denominator:
-        return np.empty(0)
+        return []
     theirs = {block: rounds for block, rounds in zip(denominator["block"], denominator["round_step_ms"])
               if isinstance(block, str) and isinstance(rounds, dict)}
-    estimates = []
+    blocks = []
     for block, rounds in zip(numerator["block"], numerator["round_step_ms"]):
         other = theirs.get(block) if isinstance(block, str) and isinstance(rounds, dict) else None
         common = sorted(set(rounds) & set(other)) if other else []
         if common:
-            estimates.append(float(np.median([np.log(rounds[r]) - np.log(other[r]) for r in common])))
-    return np.asarray(estimates)
+            blocks.append(np.log([rounds[r] for r in common]) - np.log([other[r] for r in common]))
+    return blocks
+
+
+def block_estimates(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
+    """Per block both columns ran interleaved in: the median over their common rounds of the log ratio of the
+    two columns' steps in that round."""
+    return np.asarray([float(np.median(logs)) for logs in round_log_ratios(numerator, denominator)])
+
+
+def block_drifts(numerator: pd.DataFrame, denominator: pd.DataFrame) -> np.ndarray:
+    """Whether a paired ratio is steady: per block both columns ran interleaved in, the median log ratio over the
+    last third of their common rounds minus that over the first third (a block with fewer than 6 common rounds
+    gives none). Their mean over blocks is the ratio's drift within a run, tested like any paired estimate."""
+    return np.asarray([float(np.median(logs[-(len(logs) // 3):]) - np.median(logs[:len(logs) // 3]))
+                       for logs in round_log_ratios(numerator, denominator) if len(logs) // 3 >= 2])
 
 
 def paired_ratio(estimates) -> tuple[float, float, float, float]:

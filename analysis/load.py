@@ -54,6 +54,7 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
     plan, timing, memory, quality = record["plan"], record["timing"], record["memory"], record["metrics"]
     spec, runtime = plan["model"], record["runtime"]
     epochs = timing["epoch_s"]
+    warmup = records.warmup_of(record)
     steps = records.summarize(records.steady_samples_ms(record))  # from the raw samples, not the runner's summary
     schedule = record.get("schedule") or dict(schedule="sequential")
     # Training as the run pays for it: data-derived initial weights (timing.pretraining) count; none for a drawn init.
@@ -68,6 +69,7 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
         pooling=spec.get("pooling", "max"),
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=steps["median"], run_step_iqr_ms=steps["iqr"], run_step_mean_ms=steps["mean"],
+        warmup_least=plan["warmup_steps"], warmup_left_out=warmup["steps"], settled=warmup["settled"],
         gemm_gflop_per_step=timing.get("gemm_gflop_per_step"),
         steps_per_epoch=record["data"]["steps_per_epoch"],
         epochs_planned=plan["train"]["epochs"], validations_per_epoch=plan["train"].get("validations_per_epoch", 1),

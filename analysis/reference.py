@@ -100,7 +100,7 @@ def _ensemble_cell(row) -> str:
 
 def _ratio_cell(family: pd.DataFrame, row) -> str:
     """A variant column against its implementation's default, any other column against native torch: the
-    ratio of steady step times from the report's Holm family, "clear" where Holm rejects 1."""
+    ratio of steady step times from the report's Holm family, "clear" where Holm rejects 1 beyond the A/A margin."""
     name = row["implementation"]
     against = base_name(name) if base_name(name) != name else tables.REFERENCE
     if name == against:
@@ -125,7 +125,7 @@ def profile_table(profile: str) -> str:
     rows, notes = [], []
     for folder in folders:
         data = load(folder)
-        summary, family = tables.summary(data.runs), tables.comparisons(data.runs)
+        summary, family = tables.summary(data.runs), tables.comparisons(data.runs, calibration.twins(data))
         for _, row in summary.iterrows():
             sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
             ttt = row.get("ttt_eval_wall_s", np.nan)
@@ -153,7 +153,8 @@ def profile_table(profile: str) -> str:
               "over seeds; training wall minutes and steady ms/step are the median and the geometric mean over quiet "
               "runs; `step time ratio`: a variant column's steady step time over its implementation's default, "
               "any other column's over native torch: ratio of geometric means with its 95% run-level interval, "
-              "`clear` where Holm's procedure over the report's speed comparisons rejects a ratio of 1; "
+              "`clear` where Holm's procedure over the report's speed comparisons rejects a ratio of 1 and the "
+              "interval clears the A/A margin; "
               "`first step`: median seconds of the first training step (graph building, compilation)")
     if converged(data):
         legend += (f"; `to target`: seconds until validation accuracy first reached {target:.0%}"
@@ -186,12 +187,13 @@ def headline_block() -> str:
     if not machines:
         return "_(no reference results yet)_\n"
     summaries = {name: tables.summary(data.runs) for name, data in machines.items()}
-    families = {name: tables.comparisons(data.runs) for name, data in machines.items()}
+    families = {name: tables.comparisons(data.runs, calibration.twins(data)) for name, data in machines.items()}
     winners = tables.winners_across({name: tables.fastest(summaries[name], machines[name].runs, families[name])
                                      for name in machines})
     rows = []
     for machine, summary in summaries.items():
-        names = [name for name in tables.ordered(summary["implementation"]) if name != tables.REFERENCE]
+        names = [name for name in tables.ordered(summary["implementation"])
+                 if name != tables.REFERENCE and not tables.twin_of(name)]
         for (cell, layers, bidirectional), _ in summary.groupby(CONFIGURATION, sort=False):
             row = {"configuration": Configuration(cell, layers, bidirectional).label, "machine": machine}
             for name in names:
@@ -202,12 +204,14 @@ def headline_block() -> str:
             row["keras-tensorflow / tensorflow"] = _short(found["ratio"], found["low"], found["high"], found["clear"])
             rows.append(row)
     ratios = pd.DataFrame(rows).sort_values(["configuration", "machine"], kind="stable")
-    parts = ["Fastest column per cell (quick profile, 2 threads; \"a ≈ b\": the fastest and the runner-up cannot "
-             "be told apart; \"untestable\": no interval between them, fewer than 3 timed runs a side; `winner`: "
-             "whether the answer holds on every CPU):", "", winners.to_markdown(index=False),
+    parts = ["Fastest column per cell (quick profile, 2 threads; \"a ≈ b\": the runner-up's interval lies inside "
+             "the machine's A/A margin; \"not resolved\": neither clear nor inside it; \"untestable\": no interval "
+             "between them, fewer than 3 timed runs a side; `winner`: whether the answer holds on every CPU):", "",
+             winners.to_markdown(index=False),
              "", "Step time over native torch's, and Keras on TensorFlow's over native TF's (95% interval over seeds; "
-             "**bold**: clear after Holm's correction over the report's comparisons; `-`: fewer than 3 "
-             "timed runs a side):", "", ratios.to_markdown(index=False), "",
+             "**bold**: clear, that is rejected by Holm's correction over the report's comparisons and beyond the "
+             "machine's A/A margin (docs/methodology.md); `-`: fewer than 3 timed runs a side):", "",
+             ratios.to_markdown(index=False), "",
              "![Each column's step time over native torch's per cell and machine](docs/results/headline.png)", "",
              "How each machine's quick sweep ran: " + "; ".join(
                  f"{name}, {data.schedule}, allocator {data.allocator}, {data.runs['seed'].nunique()} seeds"

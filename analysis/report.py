@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import findings, inference, plots, rendering, tables
+from analysis import calibration, findings, inference, plots, rendering, tables
 from analysis.load import AnalysisError, Results, load_machines
 from analysis.reference import REPO
 from model.errors import user_errors
@@ -50,8 +50,9 @@ def write(data: Results, out: Path, title: str, figures: bool = True) -> Path:
     if data.finished.empty:
         raise AnalysisError(f"{', '.join(map(str, data.sources)) or out} has no finished runs to analyse")
     out.mkdir(parents=True, exist_ok=True)
-    summary, family = tables.summary(data.runs), tables.comparisons(data.runs)
-    long_tables = dict(summary=summary, comparisons=family, keras_overhead=tables.overhead(data.runs, family),
+    twins = calibration.twins(data)
+    summary, family = tables.summary(data.runs), tables.comparisons(data.runs, twins)
+    long_tables = dict(summary=summary, comparisons=family, aa=twins, steadiness=tables.steadiness(data.runs, family), keras_overhead=tables.overhead(data.runs, family),
                        depth_scaling=tables.depth_scaling(summary, data.runs),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
                        equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary, data.runs),
@@ -121,7 +122,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                          else str(path) for path in sources)
 
     summaries = {label: tables.summary(data.runs) for label, data in zip(labels, machines)}
-    families = {label: tables.comparisons(data.runs) for label, data in zip(labels, machines)}
+    families = {label: tables.comparisons(data.runs, calibration.twins(data)) for label, data in zip(labels, machines)}
     fastest = {label: tables.fastest(summaries[label], data.runs, families[label])
                for label, data in zip(labels, machines)}
     verdicts = sum(len(family) for family in families.values())
@@ -142,8 +143,10 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     lines += findings.machine_findings(winners, labels) or ["- No configuration was measured on two machines."]
     lines += ["", "## Fastest implementation per configuration and machine", "",
               "Per machine: the fastest implementation (geometric mean over quiet runs of each run's median steady "
-              "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where some "
-              "column cannot be told apart from it, `untestable` where the runner-up has no interval (Holm-corrected within each machine's report: "
+              "step) and the runner-up's step time relative to it with its 95% run-level interval; `≈` where the "
+              "runner-up's interval lies inside the A/A margin, `not resolved` where it is neither clear nor inside it, "
+              "`untestable` where the runner-up has no interval (clear: Holm-corrected within each machine's report "
+              "and beyond its A/A margin; "
               f"{verdicts} speed comparisons in all, {testable} of them testable; the family-wise "
               f"{inference.FAMILY_LEVEL:.0%} holds per machine, nothing is controlled across machines). `winner`: `same` where one implementation wins clearly "
               "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", rendering.to_markdown(winners),
@@ -288,8 +291,10 @@ def _findings(data: Results, long_tables: dict, converged: bool) -> list[str]:
     if clipping:
         lines += ["", "**Gradient clipping**:", ""] + clipping
     lines += ["", "**How quiet the machine was**:", ""] + findings.quietness_sentences(runs, data.canary)
+    lines += ["", "**How steady the timed steps were**:", ""] + findings.steadiness_sentences(
+        long_tables["steadiness"], tables.unsettled(runs))
     return lines + ["", "**How the verdicts are decided**:", ""] + findings.method_sentences(
-        family, long_tables["equivalence"] if converged else None)
+        family, long_tables["equivalence"] if converged else None, long_tables["aa"])
 
 
 def _headline_tables(data: Results, long_tables: dict, converged: bool) -> list[str]:

@@ -42,3 +42,10 @@ TITLES = {s.name: s.title for s in SETS if s.title}
 ACCURACY_SETS = tuple(s.name for s in SETS if s.accuracy)  # in the order README quotes them
 AA_FOLDERS = tuple(s.name for s in SETS if s.calibrates == "aa")
 SCHEDULE_FOLDERS = tuple(s.name for s in SETS if s.calibrates == "schedule")
+
+
+def aa_set(schedule: str, allocator: str) -> str:
+    """The machine's A/A set whose twins give the margin of a set measured without a twin of its own
+    (``analysis.tables.margin``): the one swept under the same schedule and allocator (glibc's sets carry -glibc)."""
+    return f"aa-{'interleaved' if schedule.startswith('interleaved') else 'sequential'}" + (
+        "-glibc" if allocator == "glibc" else "")

@@ -6,7 +6,11 @@ fixed by which columns each configuration has, before any time is looked at: eac
 each Keras column against its backend's native, each variant against its default, and every pair of columns
 where the report names a fastest, so that "fastest" never rests on comparisons picked after seeing the means.
 Holm's step-down procedure at ``FAMILY_LEVEL`` runs over the family's testable comparisons (those with an
-interval; the others can reject nothing, so leaving them out keeps the family-wise level). The accuracy
+interval; the others can reject nothing, so leaving them out keeps the family-wise level). A comparison is
+"clear" where Holm rejects a ratio of 1 and its 95% interval also lies wholly beyond the A/A margin (``aa``: how
+far an A/A twin, the same implementation run as a second column, reads from its original: the design's own
+bias between identical processes), and "equivalent" where the interval lies wholly inside it; with no twin the
+margin is 0 and the rule is Holm's alone. Twins are calibration, never in the family. The accuracy
 equivalences are two one-sided tests (TOST) at 2.5% per side, i.e. a 95% interval inside the margin,
 Holm-corrected over their family too, each with its own power (``tost_power``). Error control is per report:
 across reports (profiles, machines) nothing is controlled. Runs flagged busy (``quiet``) count in accuracy but
@@ -24,11 +28,14 @@ from scipy import stats
 from analysis.inference import (
     CONFIDENCE,
     EQUIVALENCE_MARGIN_POINTS,
+    MIN_RUNS,
+    block_drifts,
     censored_median,
     difference_interval,
     geometric_mean,
     group_ratio,
     holm,
+    paired_ratio,
     ratio_interval,
     tost_p,
     tost_power,
@@ -36,7 +43,8 @@ from analysis.inference import (
 from analysis.load import KEYS
 from analysis.noise import quiet
 from analysis.rendering import ratio_text
-from model.implementations import NAMES, base_name, get, native_of
+from model.implementations import NAMES, Column, base_name, get, native_of
+from model.plan import LABEL, TWIN_LABEL
 from model.spec import CONFIGURATION, Configuration
 
 REFERENCE = "torch"
@@ -159,25 +167,98 @@ def family_pairs(columns: dict[tuple, list[str]]) -> list[tuple]:
                    for pair in combinations(sorted(set(names)), 2)})
 
 
-def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
-    """The report's speed verdict family (``family_pairs`` over the columns with finished runs), one row per pair,
-    over quiet runs: the ratio (``group_ratio``: paired per block where both columns ran interleaved, else the ratio
-    of geometric means), its 95% interval, the p-value, ``testable`` where there is an
-    interval (``MIN_RUNS`` quiet runs or blocks a side, with spread; a column with no quiet run is in the family
-    but untestable), and ``clear`` where Holm's procedure over the testable rows rejects a ratio of 1 at
-    ``FAMILY_LEVEL`` family-wise."""
+def twin_of(name: str) -> str | None:
+    """The column an A/A twin doubles (``torch[label=b]`` -> ``torch``); None for any other column."""
+    column = Column.parse(name)
+    return column.without(LABEL).label if (LABEL, TWIN_LABEL) in column.options else None
+
+
+def aa(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each A/A twin against the column it doubles, per configuration, over quiet runs: the ratio (``group_ratio``)
+    with its 95% interval, and ``deviation``, how far the point reads from 1 as a share (max(r, 1/r) - 1). Its
+    true ratio is 1, so the deviation is what the design itself puts between two identical processes (start
+    position, neighbours, drift): the margin a difference must clear (``comparisons``)."""
     groups = timed_groups(runs)
+    rows = []
+    for (name, *configuration), twin in sorted(groups.items(), key=lambda item: str(item[0])):
+        original = twin_of(name)
+        if original is None or (original, *configuration) not in groups:
+            continue
+        ratio, low, high, p = group_ratio(twin, groups[(original, *configuration)])
+        rows.append(dict(zip(KEYS[1:], configuration), implementation=original, ratio=ratio, low=low, high=high,
+                         p=p, deviation=max(ratio, 1 / ratio) - 1))
+    return pd.DataFrame(rows, columns=[*KEYS[1:], "implementation", "ratio", "low", "high", "p", "deviation"])
+
+
+def margin(twins: pd.DataFrame) -> float:
+    """The report's A/A margin: the largest deviation of any twin it knows (``aa``: its own, in any configuration,
+    and its machine's A/A set), as a share; 0 where none was measured."""
+    return float(twins["deviation"].max()) if not twins.empty else 0.0
+
+
+def comparisons(runs: pd.DataFrame, twins: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The report's speed verdict family (``family_pairs`` over the columns with finished runs, twins left out),
+    one row per pair, over quiet runs: the ratio (``group_ratio``: paired per block where both columns ran
+    interleaved, else the ratio of geometric means), its 95% interval, the p-value, ``testable`` where there is an
+    interval (``MIN_RUNS`` quiet runs or blocks a side, with spread; a column with no quiet run is in the family
+    but untestable), the A/A ``margin`` (``margin`` of ``twins``, by default the runs' own ``aa``), ``clear``
+    where Holm's procedure over the testable rows rejects a ratio of 1 at ``FAMILY_LEVEL`` family-wise and the
+    interval lies beyond the margin on one side (above 1 + margin or below 1 / (1 + margin)), and ``equivalent``
+    where it lies inside the margin."""
+    groups = timed_groups(runs)
+    twins = aa(runs) if twins is None else twins
     finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
     columns: dict[tuple, list[str]] = {}
     for name, *configuration in finished[KEYS].drop_duplicates().itertuples(index=False):
-        columns.setdefault(tuple(configuration), []).append(name)
+        if twin_of(name) is None:
+            columns.setdefault(tuple(configuration), []).append(name)
     rows = []
     for configuration, numerator, denominator in family_pairs(columns):
         ratio, low, high, p = _group_ratio(groups, (numerator, *configuration), (denominator, *configuration))
         rows.append(dict(zip(KEYS[1:], configuration), numerator=numerator, denominator=denominator, ratio=ratio,
-                         low=low, high=high, p=p))
-    family = pd.DataFrame(rows, columns=[*KEYS[1:], "numerator", "denominator", "ratio", "low", "high", "p"])
-    return family.assign(testable=np.isfinite(family["p"].astype(float)), clear=holm(family["p"]))
+                         low=low, high=high, p=p, margin=margin(twins)))
+    family = pd.DataFrame(rows, columns=[*KEYS[1:], "numerator", "denominator", "ratio", "low", "high", "p",
+                                         "margin"])
+    low, high, above = (family[c].astype(float) for c in ("low", "high", "margin"))
+    above = 1 + above
+    beyond, inside = (low > above) | (high < 1 / above), (low >= 1 / above) & (high <= above)
+    return family.assign(testable=np.isfinite(family["p"].astype(float)), clear=holm(family["p"]) & beyond.to_numpy(),
+                         equivalent=inside.to_numpy())
+
+
+def steadiness(runs: pd.DataFrame, family: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison of the family whose columns ran interleaved in at least ``MIN_RUNS`` common blocks: how far
+    the ratio moves within a run, from the first third of its common rounds to the last (``block_drifts``), as a
+    factor with its 95% interval over blocks, and ``drifts`` where Holm over these rows rejects no drift. A ratio
+    that drifts is not the steady ratio a longer run would read."""
+    groups = timed_groups(runs)
+    rows = []
+    for row in family.itertuples():
+        configuration = (row.cell, row.layers, row.bidirectional)
+        numerator, denominator = groups.get((row.numerator, *configuration)), groups.get((row.denominator,
+                                                                                          *configuration))
+        if numerator is None or denominator is None:
+            continue
+        drifts = block_drifts(numerator, denominator)
+        if len(drifts) < MIN_RUNS:
+            continue
+        factor, low, high, p = paired_ratio(drifts)
+        rows.append(dict(zip(KEYS[1:], configuration), numerator=row.numerator, denominator=row.denominator,
+                         blocks=len(drifts), drift=factor, low=low, high=high, p=p))
+    table = pd.DataFrame(rows, columns=[*KEYS[1:], "numerator", "denominator", "blocks", "drift", "low", "high", "p"])
+    return table.assign(drifts=holm(table["p"]))
+
+
+def unsettled(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per column: its finished runs, the plan's least warm-up, the median steps the warm-up rule left out
+    (``records.warmup``) and how many runs the rule would have cut further than its cap (``settled`` False)."""
+    finished = runs[runs["status"] == "ok"].dropna(subset=["run_step_ms"])
+    if "warmup_left_out" not in finished:
+        return pd.DataFrame(columns=["implementation", "runs", "least", "left_out", "unsettled"])
+    return (finished.groupby("implementation")
+            .agg(runs=("run_id", "size"), least=("warmup_least", "min"), left_out=("warmup_left_out", "median"),
+                 unsettled=("settled", lambda settled: int((~settled.astype(bool)).sum())))
+            .reset_index())
 
 
 def compared(family: pd.DataFrame, cell, layers, bidirectional, numerator: str, denominator: str) -> dict:
@@ -188,10 +269,11 @@ def compared(family: pd.DataFrame, cell, layers, bidirectional, numerator: str, 
                      & (family["denominator"] == b)]
         if not row.empty:
             row = row.iloc[0]
+            verdict = dict(clear=bool(row["clear"]), equivalent=bool(row["equivalent"]), margin=row["margin"])
             if flip:
-                return dict(ratio=1 / row["ratio"], low=1 / row["high"], high=1 / row["low"], clear=bool(row["clear"]))
-            return dict(ratio=row["ratio"], low=row["low"], high=row["high"], clear=bool(row["clear"]))
-    return dict(ratio=np.nan, low=np.nan, high=np.nan, clear=False)
+                return dict(ratio=1 / row["ratio"], low=1 / row["high"], high=1 / row["low"], **verdict)
+            return dict(ratio=row["ratio"], low=row["low"], high=row["high"], **verdict)
+    return dict(ratio=np.nan, low=np.nan, high=np.nan, clear=False, equivalent=False, margin=np.nan)
 
 
 def overhead(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -202,7 +284,7 @@ def overhead(runs: pd.DataFrame, family: pd.DataFrame | None = None) -> pd.DataF
     rows = []
     for (implementation, cell, layers, bidirectional), group in groups.items():
         native = groups.get((native_of(base_name(implementation)), cell, layers, bidirectional))
-        if native is None or not get(base_name(implementation)).uses_keras:
+        if native is None or not get(base_name(implementation)).uses_keras or twin_of(implementation):
             continue
         verdict = compared(family, cell, layers, bidirectional, implementation, native_of(base_name(implementation)))
         rows.append(dict(implementation=implementation, backend=get(base_name(implementation)).keras_backend,
@@ -309,7 +391,7 @@ def programming_model(table: pd.DataFrame, runs: pd.DataFrame | None = None) -> 
     rows = []
     for _, row in table.iterrows():
         name = row["implementation"]
-        if base_name(name) == name:
+        if base_name(name) == name or twin_of(name):
             continue
         default = table[(table["implementation"] == base_name(name)) & (table["cell"] == row["cell"])
                         & (table["layers"] == row["layers"]) & (table["bidirectional"] == row["bidirectional"])]
@@ -375,9 +457,11 @@ def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None
     """Per configuration where the report names a fastest (``names_fastest``): ``clear`` where one column is
     clearly faster than every other column in the report's Holm-corrected family (all pairs are in it); that
     column is ``best``. Otherwise ``best`` is the lowest geometric mean of quiet run medians and ``ties`` the
-    columns it is not clearly faster than. ``second`` is the next by mean, with its ratio to ``best``."""
+    columns it is not clearly faster than, ``equivalent`` where every one of them lies inside the A/A margin of it.
+    ``second`` is the next by mean, with its ratio to ``best``. A/A twins are left out."""
     family = comparisons(runs) if family is None else family
     rows = []
+    table = table[[twin_of(name) is None for name in table["implementation"]]]
     for (cell, bidirectional, layers), group in table.groupby(["cell", "bidirectional", "layers"]):
         if not names_fastest(group["implementation"]):
             continue
@@ -396,7 +480,9 @@ def fastest(table: pd.DataFrame, runs: pd.DataFrame, family: pd.DataFrame | None
                          best_runs=int(best["timed_runs"]), second=second["implementation"],
                          second_ms=second["step_ms"], second_runs=int(second["timed_runs"]),
                          ratio=runner_up["ratio"], low=runner_up["low"], high=runner_up["high"],
-                         clear=not ties, ties=", ".join(ties)))
+                         clear=not ties, margin=runner_up["margin"], ties=", ".join(ties),
+                         equivalent=bool(ties) and all(compared(family, cell, layers, bidirectional, tie,
+                                                               best["implementation"])["equivalent"] for tie in ties)))
     return pd.DataFrame(rows)
 
 
@@ -412,11 +498,12 @@ def winners_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
     cells, verdicts = {}, {}
     for machine, table in machines.items():
         for _, row in table.iterrows():
-            margin = ratio_text(row["ratio"], row["low"], row["high"])
+            interval = ratio_text(row["ratio"], row["low"], row["high"])
             cells.setdefault(row["configuration"], {})[machine] = (
-                f"{row['best']} {row['best_ms']:.1f} ms; {row['second']} {margin}" if row["clear"]
-                else f"{row['best']} ≈ {row['second']} ({margin})" if np.isfinite(row["low"])
-                else f"{row['best']}, {row['second']}: untestable ({margin})")
+                f"{row['best']} {row['best_ms']:.1f} ms; {row['second']} {interval}" if row["clear"]
+                else f"{row['best']} ≈ {row['second']} ({interval}, within the A/A margin)" if row["equivalent"]
+                else f"{row['best']}, {row['second']}: not resolved ({interval})" if np.isfinite(row["low"])
+                else f"{row['best']}, {row['second']}: untestable ({interval})")
             verdicts.setdefault(row["configuration"], []).append((row["best"], row["clear"]))
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(machines)).fillna("")
     frame["winner"] = [_verdict(verdicts[label]) for label in frame.index]
@@ -460,7 +547,7 @@ def ratios_across(machines: dict[str, pd.DataFrame]) -> pd.DataFrame:
     cells = {}
     for machine, table in machines.items():
         for _, row in table[table["implementation"] != REFERENCE].iterrows():
-            if not np.isfinite(row.get("vs_torch", np.nan)):
+            if not np.isfinite(row.get("vs_torch", np.nan)) or twin_of(row["implementation"]):
                 continue
             key = (Configuration.of(row).label, row["implementation"])
             cells.setdefault(key, {})[machine] = ratio_text(row["vs_torch"], row["vs_torch_low"],

@@ -155,6 +155,9 @@ class Column(NamedTuple):
     def with_option(self, option: str, value) -> Column:
         return self._replace(options=self.options + ((option, value),))
 
+    def without(self, option: str) -> Column:
+        return self._replace(options=tuple(pair for pair in self.options if pair[0] != option))
+
 
 def column(name: str, variant: dict, spec: ModelSpec) -> Column:
     """A run's column: the implementation, plus every variant option it sets away from the default."""

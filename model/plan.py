@@ -35,6 +35,14 @@ BEFORE_ALLOCATOR = "glibc"  # what a plan or sweep written before the setting ex
 
 
 TWIN_LABEL = "b"  # the label of an A/A calibration's twin column: torch beside torch[label=b]
+LABEL = "label"  # a variant option that only names a column (RunPlan.label): the A/A calibration
+# Variant options that set a field of the run plan, for any implementation, rather than an option of its own: the
+# label, and the allocator (a column run with another allocator than the sweep's, as finding 7 does).
+PLAN_OPTIONS = (LABEL, "allocator")
+# The A/A twin every timed profile runs beside its columns: native torch again, the cheapest column (its steps are
+# the shortest), as a second column. Its true ratio is 1, so what it reads is the design's own bias, the margin a
+# verdict must clear (analysis.tables.comparisons).
+TWIN = ("torch", ((LABEL, TWIN_LABEL),))
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class RunPlan:
     threads: int = 1
     flush_denormal: bool = True
     allocator: str = DEFAULT_ALLOCATOR  # ALLOCATORS
-    warmup_steps: int = 3  # training steps excluded from the steady-state statistics
+    warmup_steps: int = 3  # training steps always excluded from the steady state; records.warmup may add more
     data: str | None = None  # dataset archive or folder; None: $IMDB_DATA, then the usual places
     profile: str | None = None  # the profile it came from, for the reader
     save_model: bool = True  # the framework's own model file (sweeps skip it; canonical weights are always saved)
@@ -126,10 +134,10 @@ class Profile:
     allocator: str = DEFAULT_ALLOCATOR
     # Seeds where they are needed (runners.harness.sweep.adaptive_sweep): with a target, a sweep runs
     # ``first_seeds`` of every configuration, then adds seeds (up to ``seeds``) only where a ratio to native torch
-    # still reaches further than the target. None: every seed (a reference set). 5 first: looked at after 3, the
-    # rule stopped early where the spread happened to read small, and its final intervals covered 91% of the time
-    # at an sd of 5% a seed; after 5, 94-95% (tests/test_statistics.py); and 5 seeds are a whole Latin square of
-    # start orders for quick's five columns.
+    # still reaches further than the target. None: every seed (a reference set). At least 5 first: looked at after
+    # 3, the rule stopped early where the spread happened to read small, and its final intervals covered 91% of the
+    # time at an sd of 5% a seed; after 5, 94-95% (tests/test_statistics.py). quick's 6 are a whole Latin square
+    # of start orders for its six columns (five and the twin).
     target_reach: float | None = None
     first_seeds: int = 5
     emulate_bf16: bool = False  # every run's RunPlan.emulate_bf16
@@ -181,13 +189,14 @@ PROFILES = {profile.name: profile for profile in (
     # its step times predict their cost; its accuracies are not converged. Up to 10 seeds: interleaved, a column's
     # ratio to native torch varies from one seed's processes to the next by an sd of 2-9% of the log (Keras on
     # torch's LSTM the most); on the Zen 5, 5 blocks left 5 of its 12 intervals against native torch wider than
-    # +-5%, 10 put all 12 within it (docs/methodology.md, the A/A calibration). make compare starts with 5 and adds
+    # +-5%, 10 put all 12 within it (docs/methodology.md, the A/A calibration). make compare starts with 6 and adds
     # seeds only to the cells whose ratios still reach further (target_reach); a reference set runs all 10. One
-    # depth only; keras-jax is left out (add it with --implementations).
+    # depth only; keras-jax is left out (add it with --implementations). The A/A twin sets the margin.
     Profile("quick", "stratified 2,560 train / 1,000 test reviews, 1 epoch a run; "
-            "the four and keras-torch-fused x 3 cells x 1 layer x 5-10 seeds (10 in a reference set)",
+            "the four, keras-torch-fused and native torch's A/A twin x 3 cells x 1 layer x 6-10 seeds (10 in a "
+            "reference set)",
             train=dict(train_size=2560, test_size=1000, epochs=1), implementations=FOUR_WAY + ("keras-torch-fused",),
-            seeds=tuple(range(10)), target_reach=TARGET_REACH),
+            variants=(TWIN,), seeds=tuple(range(10)), target_reach=TARGET_REACH, first_seeds=6),
     # Converged accuracy, time to target and equivalence: all the data, early stopping, 3 seeds, the
     # one-layer cells, validation 4 times an epoch.
     Profile("standard", "all 22,500 / 2,500 / 25,000 reviews, up to 3 epochs with early stopping, validation "
@@ -205,7 +214,7 @@ PROFILES = {profile.name: profile for profile in (
             implementations=("torch", "tensorflow", "keras-torch", "keras-tensorflow", "keras-jax"),
             variants=(("tensorflow", (("graph", False),)), ("tensorflow", (("jit_compile", True),)),
                       ("torch", (("compile", True),)), ("keras-torch", (("jit_compile", True),)),
-                      ("keras-tensorflow", (("jit_compile", True),)), ("keras-jax", (("jit_compile", False),))),
+                      ("keras-tensorflow", (("jit_compile", True),)), ("keras-jax", (("jit_compile", False),)), TWIN),
             timeout_s=1200),
     # Why Keras on torch is slow on the CPU, step by step: Keras' default (use_cudnn="auto", its per-timestep
     # _fallback_* loop), the generic loop, the fused patch, native torch; quick's data.
@@ -213,7 +222,7 @@ PROFILES = {profile.name: profile for profile in (
             "default RNN path, with the generic loop, with the fused patch, and native torch; 3 cells x 3 seeds",
             train=dict(train_size=2560, test_size=1000, epochs=1), seeds=(0, 1, 2),
             implementations=("keras-torch", "keras-torch-fused", "torch"),
-            variants=(("keras-torch", (("rnn_path", "auto"),)),)),
+            variants=(("keras-torch", (("rnn_path", "auto"),)), TWIN)),
     # A recipe worth training (docs/competitive-recipe.md: the search on validation and its ablations): reviews
     # up to 800 tokens (the first 200 and the last 600), a 30k vocabulary with "!", "?" and ratings kept, cut
     # into 100-token segments run as rows through one bidirectional layer, max over every timestep, dropout on
@@ -267,7 +276,7 @@ PROFILES = {profile.name: profile for profile in (
     *(Profile(name, f"stratified 2,560 train / 1,000 test reviews, 1 epoch a run; {units} units; the four in fp32 "
               "and bf16 x 3 cells x 1 and 2 threads x 3 seeds", model=dict(units=units),
               train=dict(train_size=2560, test_size=1000, epochs=1), seeds=(0, 1, 2), threads=(1, 2),
-              variants=tuple((impl, (("precision", "bf16"),)) for impl in FOUR_WAY))
+              variants=tuple((impl, (("precision", "bf16"),)) for impl in FOUR_WAY) + (TWIN,))
       for name, units in (("cpu-axes", 64), ("cpu-axes-wide", 256))),
     # The published settings that matter most for accuracy: longer reviews, more epochs, patience 2.
     Profile("published", "maxlen 400, up to 8 epochs, patience 2; the default LSTM on all four",

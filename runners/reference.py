@@ -121,19 +121,15 @@ def estimate_minutes(reference_set: ReferenceSet, folder: Path) -> tuple[float, 
     from analysis.estimate import estimate, per_run_costs
     from analysis.load import load
     from analysis.reference import REFERENCE
-    from runners.harness.sweep import LABEL
-
     profile = reference_set.profile
-    twins = [v for v in profile.variants if dict(v[1]).get(LABEL)]
-    costed = profile.narrowed(variants=tuple(v for v in profile.variants if v not in twins))
-    factor = len(reference_set.threads or (1,)) * (1 + len(twins) / len(profile.implementations))
+    factor = len(reference_set.threads or (1,))
     names = dict.fromkeys([reference_set.name, profile.name])
     sources = [path for name in names for path in [folder / name, *sorted(REFERENCE.glob(f"*/{name}"))]]
     for source in sources:
         if source.is_dir():
             runs = load(source).runs
             runs = runs[runs["threads"] == max(reference_set.threads or runs["threads"])]
-            table = estimate(per_run_costs(runs), costed)
+            table = estimate(per_run_costs(runs), profile)
             if not table.empty:
                 return table["estimated_s"].sum() * factor / 60, source.parent.name
     return None

@@ -18,7 +18,8 @@ from tests.conftest import invoke, run_module
 if not os.environ.get("RNNBENCH_REQUIRE_RAY"):  # CI installs the cluster group and sets it: no silent skip there
     pytest.importorskip("ray")
 
-SWEEP = ("--implementations", "torch,tensorflow", "--cells", "rnn", "--layers", "1", "--repeats", "1",
+# --variants '': without quick's A/A twin, the executor's tests need no third column
+SWEEP = ("--implementations", "torch,tensorflow", "--variants", "", "--cells", "rnn", "--layers", "1", "--repeats", "1",
          "--train-size", "384", "--test-size", "100", "--epochs", "1", "--threads", "1")
 
 
@@ -134,7 +135,8 @@ def test_an_interleaved_block_takes_turns_on_one_node_and_blocks_run_side_by_sid
 def test_a_killed_worker_is_recorded_as_lost_and_a_rerun_finishes_it(two_nodes, imdb_archive, cache_dir, tmp_path):
     ray_cluster, _ = two_nodes
     env = {"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}
-    options = ("--implementations", "torch", "--executor", "ray", "--address", ray_cluster.address, "--no-report",
+    options = ("--implementations", "torch", "--variants", "", "--executor", "ray", "--address", ray_cluster.address,
+               "--no-report",
                "--schedule", "sequential")
     sweep = psutil.Popen([sys.executable, "-m", "runners.compare", "--results", str(tmp_path), *SWEEP,
                           *options], cwd=ray_executor.REPO, env={**os.environ, **env},

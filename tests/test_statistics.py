@@ -305,14 +305,214 @@ def test_a_schedules_ratio_beside_training_alone_by_hand(tmp_path):
 
 
 def test_a_runner_up_without_an_interval_is_untestable_never_a_tie():
-    """README's fastest-per-cell table: "a ≈ b" only where an interval says the two cannot be told apart."""
-    def row(low, high, clear=False):
+    """README's fastest-per-cell table: "a ≈ b" only where the interval lies inside the A/A margin, "not resolved"
+    where it is neither clear nor inside it, "untestable" without an interval."""
+    def row(low, high, clear=False, equivalent=False):
         return dict(configuration="GRU 1L", best="tensorflow", best_ms=40.0, second="keras-tensorflow", ratio=1.42,
-                    low=low, high=high, clear=clear)
+                    low=low, high=high, clear=clear, equivalent=equivalent)
 
-    table = tables.winners_across({"tie": pd.DataFrame([row(0.9, 2.1)]), "none": pd.DataFrame([row(np.nan, np.nan)]),
-                                   "clear": pd.DataFrame([row(1.3, 1.5, clear=True)])})
+    table = tables.winners_across({"open": pd.DataFrame([row(0.9, 2.1)]), "none": pd.DataFrame([row(np.nan, np.nan)]),
+                                   "clear": pd.DataFrame([row(1.3, 1.5, clear=True)]),
+                                   "tie": pd.DataFrame([row(1.39, 1.45, equivalent=True)])})
     cells = table.set_index("configuration").loc["GRU 1L"]
-    assert cells["tie"] == "tensorflow ≈ keras-tensorflow (1.42x (95% CI 0.90-2.10))"
+    assert cells["open"] == "tensorflow, keras-tensorflow: not resolved (1.42x (95% CI 0.90-2.10))"
+    assert cells["tie"] == "tensorflow ≈ keras-tensorflow (1.42x (95% CI 1.39-1.45), within the A/A margin)"
     assert cells["none"] == "tensorflow, keras-tensorflow: untestable (1.42x (no interval))"
     assert cells["clear"] == "tensorflow 40.0 ms; keras-tensorflow 1.42x (95% CI 1.30-1.50)"
+
+
+# --- The A/A margin (issue 37) ------------------------------------------------------------------------------------
+
+def test_a_difference_no_larger_than_the_twins_is_not_clear():
+    """The Zen 5's case: Keras on TF over native TF at 1.04x beside an A/A twin of Keras on TF that reads 1.04x.
+    Block log ratios (3 blocks of one round, so each block's estimate is exact): keras-tensorflow / tensorflow
+    0.038, 0.040, 0.042 (mean 0.04, sd 0.002: 1.0408x, 95% CI exp(0.04 -+ 4.302653 * 0.002 / sqrt 3) =
+    1.0356-1.0460, p about 0.001, Holm over 4 still rejects 1); the twin over its original 0.03, 0.05, 0.04
+    (1.0408x: a deviation of 4.08%, the margin). Holm alone would call 1.04x clear; its interval's low end,
+    1.0356, lies inside 1 + margin, so it is not. tensorflow / torch (1.65x) clears the margin; keras-torch /
+    torch (0.01, -0.01, 0: 1.00x, 0.975-1.025) lies inside it: equivalent. The twin is calibration, not a
+    verdict: out of the family."""
+    tensorflow = [0.50, 0.52, 0.48]
+    keras_tensorflow = [t + d for t, d in zip(tensorflow, [0.038, 0.040, 0.042])]
+    runs = interleaved_cell({"torch": [0.0, 0.0, 0.0], "tensorflow": tensorflow,
+                             "keras-tensorflow": keras_tensorflow, "keras-torch": [0.01, -0.01, 0.0],
+                             "keras-tensorflow[label=b]": [k + d for k, d in
+                                                           zip(keras_tensorflow, [0.03, 0.05, 0.04])]})
+    twins = tables.aa(runs)
+    assert twins[["implementation", "ratio"]].values.tolist() == [["keras-tensorflow", pytest.approx(np.exp(0.04))]]
+    assert tables.margin(twins) == pytest.approx(np.exp(0.04) - 1)
+    family = tables.comparisons(runs).set_index(["numerator", "denominator"])
+    assert "keras-tensorflow[label=b]" not in set(family.index.get_level_values(0)) | set(
+        family.index.get_level_values(1))
+    keras = family.loc[("keras-tensorflow", "tensorflow")]
+    assert (keras["low"], keras["high"]) == pytest.approx((1.035653, 1.045995), abs=1e-6)
+    assert tables.holm(family["p"])[list(family.index).index(("keras-tensorflow", "tensorflow"))]  # Holm alone: clear
+    assert not keras["clear"] and not keras["equivalent"]
+    assert family.loc[("tensorflow", "torch"), "clear"]
+    assert family.loc[("keras-torch", "torch"), "equivalent"] and not family.loc[("keras-torch", "torch"), "clear"]
+    assert family["margin"].eq(tables.margin(twins)).all()
+    sentences = " ".join(findings.margin_sentences(twins))
+    assert "m = 4.1%" in sentences and "keras-tensorflow's twin over it, 1.04x" in sentences
+    # no twin anywhere: margin 0, Holm's rule as before
+    alone = tables.comparisons(runs[runs["implementation"] != "keras-tensorflow[label=b]"])
+    assert alone["margin"].eq(0).all() and alone["clear"].tolist() == tables.holm(alone["p"]).tolist()
+    assert "margin is 0" in findings.margin_sentences(tables.aa(runs.iloc[:0]))[0]
+
+
+def test_a_set_without_a_twin_takes_its_machines_aa_set_under_the_same_schedule(tmp_path):
+    """A reference set measured without a twin borrows the twins of the A/A set beside it (same CPU, schedule and
+    allocator: ``sets.aa_set``): here sequential runs, torch's twin reading 1.05x (run medians 10.5 against 10.0,
+    each seed 1% apart), so the set's tensorflow / torch at 1.04x is not clear; a set with a twin of its own keeps
+    it beside the borrowed ones; another CPU's A/A set is never borrowed."""
+    from analysis import calibration, sets
+    from analysis.load import load
+    from model import records
+    from tests.test_analysis import fixture_record
+
+    assert sets.aa_set("interleaved, 1 step a turn", "retain") == "aa-interleaved"
+    assert sets.aa_set("sequential", "glibc") == "aa-sequential-glibc"
+
+    def write(folder, column, ms, label=None, flags=None):
+        for seed in range(3):
+            record = fixture_record(column, "lstm", 1, [900, 900, *[ms * (1 + 0.01 * seed)] * 3], seed=seed)
+            record["plan"].update(allocator="retain", label=label)
+            if flags:
+                record["environment"] = dict(record["environment"], cpu=dict(record["environment"]["cpu"],
+                                                                             flags=flags))
+            name = f"{column}{'-' + label if label else ''}-lstm1-s{seed}"
+            records.write_json_atomic(tmp_path / folder / "runs" / name / "record.json", record)
+
+    write("quick", "torch", 10.0)
+    write("quick", "tensorflow", 10.4)
+    data = load(tmp_path / "quick")
+    assert calibration.twins(data).empty  # no A/A set beside it yet
+    write("aa-sequential", "torch", 10.0)
+    write("aa-sequential", "torch", 10.5, label="b")
+    twins = calibration.twins(data)
+    assert twins["source"].tolist() == ["aa-sequential"] and twins["ratio"].tolist() == [pytest.approx(1.05)]
+    family = tables.comparisons(data.runs, twins)
+    # Welch on logs, equal spreads a side: 1.04x (1.016-1.063), p about 0.009: Holm over one clears it, the margin not
+    assert family["ratio"].tolist() == [pytest.approx(1.04)] and tables.holm(family["p"]).all()
+    assert not family["clear"].iloc[0] and not family["equivalent"].iloc[0]
+    write("quick", "torch", 10.1, label="b")
+    assert sorted(calibration.twins(load(tmp_path / "quick"))["source"]) == ["aa-sequential", "this sweep"]
+    write("other/quick", "torch", 10.0)
+    write("other/aa-sequential", "torch", 10.0, flags={"avx2": True})
+    write("other/aa-sequential", "torch", 10.5, label="b", flags={"avx2": True})
+    assert calibration.twins(load(tmp_path / "other" / "quick")).empty  # another CPU's A/A set
+
+
+# --- The warm-up rule and steadiness (issue 37) -------------------------------------------------------------------
+
+def test_the_warmup_rule_by_hand():
+    """MSER-5 after the plan's least (1 here): batch means of 5 steps, leave out the d batches that minimise
+    sum((b - mean)^2) / m^2 over the m kept, d at most half. Batches 30, 20, 20, 20, 20: d = 0 scores
+    (80 / 5) / 5 = 3.2 (mean 22, squares 64 + 4 * 4), d = 1 scores 0: the transient of 5 steps goes. Capped at a
+    quarter of the steps after least; a run whose rule wants more is not settled."""
+    from model import records
+
+    transient = [900.0] + [30.0] * 5 + [20.0] * 20
+    assert records.mser(transient, 1) == 6 and records.warmup(transient, 1) == 6
+    steady = [900.0] + [19.0, 21.0, 20.0, 20.0, 20.0] * 5  # every batch mean 20: nothing to leave out
+    assert records.mser(steady, 1) == 1 and records.warmup(steady, 1) == 1
+    long = [900.0] + [30.0] * 10 + [20.0] * 20  # 30 after least: d = 2 batches (10 steps), cap 1 + 7
+    assert records.mser(long, 1) == 11 and records.warmup(long, 1) == 8
+    assert records.warmup([5.0, 4.0, 3.0], 3) == 3  # too few steps for batches: the least
+    record = {"plan": {"warmup_steps": 1}, "timing": {"step_samples_ms": [long[:16], long[16:]]}}
+    assert records.warmup_of(record) == dict(steps=8, settled=False)  # pooled over epochs, computed for old records
+    record["timing"]["warmup"] = dict(rule="mser-5", least=1, steps=6, settled=True)  # as the run kept it
+    assert records.steady_samples_ms(record) == long[6:]
+    assert records.drift([10.0] * 6 + [11.0] * 6) == pytest.approx(0.1)  # last third's median over the first's
+    assert records.drift([10.0] * 5) is None
+
+
+def test_a_ratio_that_drifts_within_its_runs_is_found():
+    """Per block, the median log ratio over the last third of the common rounds minus over the first third.
+    tensorflow / torch: 12 rounds at log ratio 0.5 then 0.6 from round 6 (thirds of 4: medians 0.5 and 0.6), in
+    3 blocks with offsets 0, 0.01, -0.01: a drift of exactly 0.1 in each; keras-torch / torch steady."""
+    def blocks(log_ratios):
+        return {f"b{i}": {r: 10.0 * np.exp(x + offset) for r, x in enumerate(log_ratios)}
+                for i, offset in enumerate((0.0, 0.01, -0.01))}
+
+    drifting = [0.5] * 6 + [0.6] * 6
+    runs = pd.concat([interleaved_runs("torch", blocks([0.0] * 12)), interleaved_runs("tensorflow", blocks(drifting)),
+                      interleaved_runs("keras-torch", {f"b{i}": {r: 10.0 * np.exp(1.0 + 0.01 * ((r + i) % 3))
+                                                                 for r in range(12)} for i in range(3)})]).assign(
+        cell="lstm", layers=1, bidirectional=False, status="ok", seed=0).reset_index(drop=True)
+    torch, tensorflow = (runs[runs["implementation"] == name] for name in ("torch", "tensorflow"))
+    assert inference.block_drifts(tensorflow, torch) == pytest.approx([0.1, 0.1, 0.1])
+    runs.loc[runs["implementation"] == "tensorflow", "round_step_ms"] = [
+        {r: v * (1 + 0.001 * i * (r >= 6)) for r, v in rounds.items()}
+        for i, rounds in enumerate(runs.loc[runs["implementation"] == "tensorflow", "round_step_ms"])]
+    table = tables.steadiness(runs, tables.comparisons(runs)).set_index(["numerator", "denominator"])
+    assert table.loc[("tensorflow", "torch"), "drift"] == pytest.approx(np.exp(0.1), rel=2e-3)
+    assert table.loc[("tensorflow", "torch"), "drifts"] and not table.loc[("keras-torch", "torch"), "drifts"]
+
+
+# --- The design's own biases: start order, neighbours, turn boundaries (issue 37) --------------------------------
+
+def simulated_sweep(rng, orders: list[list[int]], slice_steps: int, turn_cost: list[float], rounds: int = 37,
+                    first_faster: float = 0.013) -> np.ndarray:
+    """Per block, the estimate (median over rounds of the round's log ratio) of column 1 over column 0, true log
+    ratio 0.3, in a block of six columns that start in ``orders[block]`` and then take turns in a fresh random
+    order every round, as the gate does. Effects, from the measurements in docs/methodology.md: the column
+    started first runs its whole run 1.3% faster; a process effect per column and block (sd 1.5%); step noise
+    (5%); the first step of each turn pays the column's ``turn_cost`` plus its predecessor's cache footprint
+    (0-6%: a neighbour's effect, through the random turn order; columns 0 and 1 leave the same footprint, so
+    each meets the same neighbours on average); a turn of several steps leaves its first out of the round's
+    median (``records.round_medians``)."""
+    footprint = np.array([0.02, 0.02, 0.06, 0.01, 0.04, 0.0])
+    true = np.array([0.0, 0.3, 1.0, 0.2, 1.5, 0.0])
+    estimates = []
+    for order in orders:
+        process = rng.normal(0, 0.015, 6) - first_faster * (np.arange(6) == order[0])
+        turns = np.argsort(rng.random((rounds, 6)), axis=1)  # a random permutation a round
+        last_before = np.r_[order[-1], turns[:-1, -1]]  # who ran just before a round's first turn
+        logs = {}
+        for column in (0, 1):
+            position = np.argmax(turns == column, axis=1)
+            predecessor = np.where(position > 0, turns[np.arange(rounds), position - 1], last_before)
+            steps = true[column] + process[column] + rng.normal(0, 0.05, (rounds, slice_steps))
+            steps[:, 0] += turn_cost[column] + footprint[predecessor]
+            logs[column] = np.median(steps[:, 1:] if slice_steps > 1 else steps, axis=1)
+        estimates.append(float(np.median(logs[1] - logs[0])))
+    return np.asarray(estimates)
+
+
+def coverage(design, draws: int = 1000, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for draw in range(draws):
+        _, low, high, _ = inference.paired_ratio(design(rng, draw))
+        hits += low <= np.exp(0.3) <= high
+    return hits / draws
+
+
+def test_a_fixed_start_order_biases_the_ratio_and_the_latin_square_removes_it():
+    """Before: torch's processes started first in every block (the order drawn from one fixed seed); the 1.3% the
+    first column gains then lands on one side of every block, and 10 blocks' interval covers the true ratio far
+    less often than 95%. The
+    Latin square (``sweep.start_orders``, drawn per sweep) spreads it over the positions: the same effects, covered.
+    Neighbours' cache footprints reach each column through a random turn order: spread, never a bias."""
+    from runners.harness.sweep import start_orders
+
+    equal = [0.04] * 6  # the same turn cost for every column: what an A/A twin beside its original has
+    fixed = coverage(lambda rng, draw: simulated_sweep(rng, [list(range(6))] * 10, 1, equal))
+    latin = coverage(lambda rng, draw: simulated_sweep(rng, start_orders(6, 10, draw, 0), 1, equal))
+    assert fixed < 0.80  # 0.72 at these settings; 1,000 draws: the coverage's own se is under 1.5%
+    assert 0.93 <= latin <= 0.97
+
+
+def test_a_turns_cost_that_differs_by_column_needs_several_steps_a_turn():
+    """The first step of a turn cost 4% (torch) and 6% (TF) over later ones on the Zen 3: with one step a turn every
+    timed step pays it, and the ratio reads their difference too high, which no A/A twin can see (a twin's cost
+    is its original's). Four steps a turn with the first left out remove it. On the Zen 4's LSTM the two designs
+    read ratios within 1% (docs/methodology.md), so one step a turn stays the default there; the test keeps the
+    mechanism honest where costs differ."""
+    from runners.harness.sweep import start_orders
+
+    costs = [0.04, 0.06, 0.03, 0.05, 0.02, 0.04]
+    one = coverage(lambda rng, draw: simulated_sweep(rng, start_orders(6, 10, draw, 0), 1, costs))
+    four = coverage(lambda rng, draw: simulated_sweep(rng, start_orders(6, 10, draw, 0), 4, costs))
+    assert one < 0.60  # 0.49 at these settings
+    assert 0.93 <= four <= 0.97

@@ -152,8 +152,8 @@ def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
                       env={"IMDB_DATA": str(imdb_archive), "RNNBENCH_CACHE": str(cache_dir)}, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "mini"
-    assert "5 of 5 runs finished, 0 failed" in done.stdout  # quick: the four and keras-torch-fused
-    assert "[5/5]" in done.stdout and "min left" in done.stdout
+    assert "6 of 6 runs finished, 0 failed" in done.stdout  # quick: the four, keras-torch-fused and torch's twin
+    assert "[6/6]" in done.stdout and "min left" in done.stdout
     for name in ("REPORT.md", "manifest.json", "baseline.json", "roofline.json", "step_time_vs_depth.png",
                  "accuracy_vs_training_time.png", "peak_memory.png", "step_time_distributions.png"):
         assert (folder / name).exists(), name
@@ -161,6 +161,7 @@ def test_mini_sweep_produces_every_file(tmp_path, imdb_archive, cache_dir):
     for implementation in ("keras-torch", "keras-tensorflow", "torch", "tensorflow", "keras-torch-fused"):
         assert implementation in text
     assert "keras-tensorflow on tensorflow: median overhead" in text and "keras-torch on torch: median overhead" in text
+    assert "A/A, LSTM 1L: torch's twin over it" in text and "The A/A margin" in text  # one block: no interval, a point
     regenerated = run_module("analysis.report", str(folder))
     assert regenerated.returncode == 0 and regenerated.stdout.strip().endswith("REPORT.md")
 
@@ -187,8 +188,10 @@ def test_every_seeds_data_is_prepared_before_the_first_run(tmp_path, monkeypatch
 
 
 def test_start_order_is_a_latin_square_per_configuration_drawn_per_sweep(tmp_path):
-    """Quick's 10 seeds of 5 columns: each column starts each block in each position twice per cell; the order seed
-    is drawn per sweep (two sweeps differ; a resumed one keeps its manifest's), so machines do not share orders."""
+    """Quick's six columns: in each whole square of 6 blocks per cell each column starts in each position once (its
+    10 seeds end 4 rows into the next square, whose rows are drawn at random, so what is left over is spread, not a
+    bias); the order seed is drawn per sweep (two sweeps differ; a resumed one keeps its manifest's), so machines
+    do not share orders."""
     from collections import Counter
 
     from model.plan import get_profile
@@ -202,8 +205,11 @@ def test_start_order_is_a_latin_square_per_configuration_drawn_per_sweep(tmp_pat
     blocks = [names[i:i + width] for i in range(0, len(names), width)]
     for cell in profile.cells:
         mine = [block for block in blocks if block[0].rsplit("-", 2)[1] == f"{cell}1"]
-        positions = Counter((name.rsplit("-", 2)[0], place) for block in mine for place, name in enumerate(block))
-        assert len(mine) == len(profile.seeds) and set(positions.values()) == {len(profile.seeds) // width}
+        assert len(mine) == len(profile.seeds)
+        # every whole square (6 blocks for quick's six columns; 10 seeds hold one and 4 rows of the next) is balanced
+        whole = mine[:width * (len(mine) // width)]
+        positions = Counter((name.rsplit("-", 2)[0], place) for block in whole for place, name in enumerate(block))
+        assert len(positions) == width * width and set(positions.values()) == {len(whole) // width}
     # No column keeps the same predecessor in most blocks (a cyclic rotation gave 7 of 9).
     pairs = Counter((a.rsplit("-", 2)[0], b.rsplit("-", 2)[0]) for block in blocks for a, b in zip(block, block[1:]))
     assert max(pairs.values()) <= len(blocks) // 2
@@ -317,6 +323,31 @@ def test_a_subset_of_implementations_holds_for_the_profiles_variant_columns():
     assert all(not name.startswith("keras-torch") for name in sweep.grid(wide, 2))
     kept = get_profile("cpu-axes-wide").narrowed(implementations=("torch",), variants=(("tensorflow", ()),))
     assert kept.variants == (("tensorflow", ()),)  # variants given explicitly stay as given
+
+
+def test_every_timed_profile_runs_the_aa_twin_and_its_deviation_adds_no_seeds(tmp_path):
+    """The twin sets the margin (analysis.tables.comparisons): every interleaved speed profile runs it, quick's
+    first look is one whole Latin square of its six columns, and the seed rule's look leaves it out."""
+    from model.plan import TWIN, get_profile
+
+    for name in ("quick", "programming", "decomposition", "cpu-axes", "cpu-axes-wide"):
+        assert TWIN in get_profile(name).variants, name
+    quick = get_profile("quick")
+    assert quick.first_seeds == len(quick.implementations) + len(quick.variants) == 6
+    plans = sweep.grid(quick.narrowed(cells=("lstm",), seeds=(0,)), 2)
+    assert "torch+label-b-lstm1-s0" in plans and plans["torch+label-b-lstm1-s0"].label == "b"
+    from model import records
+    from tests.test_analysis import fixture_record
+
+    for seed in range(3):
+        for column, label, ms in (("torch", None, 10.0), ("torch", "b", 10.5), ("tensorflow", None, 16.0)):
+            record = fixture_record(column, "lstm", 1, [900, 900, ms, ms * 1.01, ms], seed=seed)
+            record["plan"].update(allocator="retain", label=label)
+            record["timing"]["step_rounds"] = [[0, 1, 2, 3, 4]]
+            record["schedule"] = dict(schedule="interleaved", block=f"block{seed}")
+            records.write_json_atomic(tmp_path / "runs" / f"{column}{label or ''}-s{seed}" / "record.json", record)
+    estimates, _ = sweep._look(tmp_path, {("lstm", 1, False): (0, 1, 2)})
+    assert list(estimates[("lstm", 1, False)]) == ["tensorflow/torch"]
 
 
 def _runs_of(folder):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from model import records
 from model.errors import UserError
-from model.plan import BEFORE_ALLOCATOR, DEFAULT_SCHEDULE, Profile, RunPlan
+from model.plan import BEFORE_ALLOCATOR, DEFAULT_SCHEDULE, LABEL, PLAN_OPTIONS, Profile, RunPlan
 from model.spec import Configuration
 from runners.harness.executor import LocalExecutor, data_settings
 
@@ -34,10 +34,6 @@ class SweepError(UserError):
 
 
 ORDER_SEED = 20261130  # grid's default order seed; a sweep draws its own (order_seed) and keeps it in its manifest
-LABEL = "label"  # a variant option that only names a column (model.plan.RunPlan.label): the A/A calibration
-# Variant options that set a field of the run plan, for any implementation, rather than an option of its own: the
-# label, and the allocator (a column run with another allocator than the sweep's, as finding 7 does).
-PLAN_OPTIONS = (LABEL, "allocator")
 
 
 def run_id(plan: RunPlan, variant: tuple = ()) -> str:
@@ -486,8 +482,8 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
 
 def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
     """From the folder's records of each configuration's ``seeds`` (only those: a resumed sweep, or a folder holding
-    more seeds, replays the same looks): the per-block log ratios of each column to native torch (of every pair
-    where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
+    more seeds, replays the same looks): the per-block log ratios of each column but an A/A twin to native torch (of
+    every pair where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
     import numpy as np
 
     from analysis import inference, tables
@@ -499,7 +495,8 @@ def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
         mine = runs[(runs["cell"] == key[0]) & (runs["layers"] == key[1]) & (runs["bidirectional"] == key[2])
                     & runs["seed"].isin(kept)]
         groups = tables.timed_groups(mine)
-        columns = sorted({name for name, *rest in groups if tuple(rest) == key})
+        # an A/A twin's deviation is the margin, not a verdict: it adds no seeds
+        columns = sorted({name for name, *rest in groups if tuple(rest) == key and tables.twin_of(name) is None})
         pairs = ([(name, tables.REFERENCE) for name in columns if name != tables.REFERENCE]
                  if tables.REFERENCE in columns else list(itertools.combinations(columns, 2)))
         estimates[key] = {f"{a}/{b}": inference.block_estimates(groups[(a, *key)], groups[(b, *key)]) for a, b in pairs}
