@@ -25,12 +25,14 @@ from analysis.sets import AA_FOLDERS, SCHEDULE_FOLDERS, aa_set
 from model import records
 from model.errors import user_errors
 from model.implementations import Column, base_name
-from model.plan import TARGET_REACH, TWIN_LABEL
+from model.plan import LABEL, TARGET_REACH, TWIN_LABEL
 from model.spec import CONFIGURATION, Configuration
 
 # The estimand measured directly: a quick cell trained alone (sequential, 160 steps a run, start orders a Latin
 # square) and the interleaved designs held against it (1 and 4 steps a turn), within one sitting.
-ALONE_SETS = {f"{cell}-alone": (f"{cell}-interleaved", f"{cell}-slice4") for cell in ("lstm", "gru", "rnn")}
+ALONE_SETS = {**{f"{cell}-alone": (f"{cell}-interleaved", f"{cell}-slice4") for cell in ("lstm", "gru", "rnn")},
+              # the SimpleRNN's first sitting, kept beside the second: how far two sittings of one design differ
+              "rnn-alone-earlier": ("rnn-interleaved-earlier",)}
 # Neighbours: quick's LSTM with its full block of columns beside blocks of two (torch and one other), swept in
 # alternating chunks of two seeds within one sitting, so drift falls on both designs alike.
 NEIGHBOUR_SETS = {"lstm-full": ("lstm-pair-tf", "lstm-pair-kt")}
@@ -127,23 +129,23 @@ def twins(data: Results) -> pd.DataFrame:
 
 
 def aa_table(folder: Path) -> pd.DataFrame:
-    """Per implementation of an A/A folder: the twin's step time over the original's, its interval and reach."""
+    """Per implementation of an A/A folder: the twin's step time over the original's (``tables.aa``), its interval,
+    reach and the blocks a +-5% interval needs."""
     data = load(folder)
     groups = tables.timed_groups(data.runs)
     rows = []
-    for (name, cell, layers, bidirectional), group in sorted(groups.items()):
-        twin = groups.get((Column.parse(name).with_option("label", TWIN_LABEL).label, cell, layers, bidirectional))
-        if twin is None:
-            continue
-        ratio, low, high, _ = inference.group_ratio(twin, group)
-        sd = block_sd(twin, group)
-        paired = len(inference.block_estimates(twin, group))  # interleaved: the blocks both ran in
-        rows.append(dict(implementation=name, cell=cell, schedule=data.schedule, allocator=data.allocator,
-                         blocks=paired if paired >= inference.MIN_RUNS else len(group),
-                         ratio=ratio, low=low, high=high, reach=half_width(ratio, low, high), sd_log=sd,
-                         blocks_for_5_percent=blocks_needed(sd),
-                         within_2_percent=bool(np.isfinite(low) and 0.98 <= low and high <= 1.02),
-                         covers_1=bool(np.isfinite(low) and low <= 1 <= high)))
+    for row in tables.aa(data.runs).itertuples():
+        configuration = (row.cell, row.layers, row.bidirectional)
+        original = groups[(row.implementation, *configuration)]
+        twin = groups[(Column.parse(row.implementation).with_option(LABEL, TWIN_LABEL).label, *configuration)]
+        sd = block_sd(twin, original)
+        paired = len(inference.block_estimates(twin, original))  # interleaved: the blocks both ran in
+        rows.append(dict(implementation=row.implementation, cell=row.cell, schedule=data.schedule,
+                         allocator=data.allocator, blocks=paired if paired >= inference.MIN_RUNS else len(original),
+                         ratio=row.ratio, low=row.low, high=row.high, reach=half_width(row.ratio, row.low, row.high),
+                         sd_log=sd, blocks_for_5_percent=blocks_needed(sd),
+                         within_2_percent=bool(np.isfinite(row.low) and 0.98 <= row.low and row.high <= 1.02),
+                         covers_1=bool(np.isfinite(row.low) and row.low <= 1 <= row.high)))
     return pd.DataFrame(rows)
 
 

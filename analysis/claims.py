@@ -1,8 +1,8 @@
 """Every figure that README and docs/ state in prose, with the record query that produces it.
 
-A figure sits in the text as ``<!-- claim: QUERY -->TEXT<!-- /claim -->``. QUERY is either a query over the
-committed reference records written out (``ratio amd-epyc-avx2-2c/quick tensorflow torch gru``: one of
-``QUERIES``, its arguments after it) or the name of a bespoke one in ``CLAIMS``. ``make docs`` rewrites TEXT from
+A figure sits in the text as ``<!-- claim: QUERY -->TEXT<!-- /claim -->``. QUERY is a query over the committed
+reference records written out (``ratio amd-epyc-avx2-2c/quick tensorflow torch gru``: one of ``QUERIES``, its
+arguments after it; the first names the machine and set, which the code never does). ``make docs`` rewrites TEXT from
 the records and lists every claim with its query in docs/claims.md; ``analysis.docs --check`` (the test suite)
 fails where TEXT differs from what the records say, so a figure typed over by hand fails the suite, and so does a
 record that moved under a sentence. A figure-like token in prose outside such a span (and outside code, tables
@@ -22,7 +22,6 @@ from analysis import calibration, inference, rendering, tables
 from analysis.load import Results, load, load_machines
 from analysis.reference import REFERENCE
 from model import records
-from model.implementations import Column
 from model.spec import Configuration
 
 SPAN = re.compile(r"(<!-- claim: (?P<name>[^>]*?) -->)(?P<text>.*?)(<!-- /claim -->)", re.S)
@@ -261,6 +260,41 @@ def suite(machine: str) -> str:
             + (f" ({workers} workers)" if workers > 1 else ""))
 
 
+def clip_binding_share(path: str) -> str:
+    """The share of each native run's steps whose gradient norm before clipping exceeded the clip norm (the records
+    keep it per step; Keras clips inside its optimizer and exposes none), min-max over a folder's native runs."""
+    shares = folder(path).finished["clip_binding_share"].dropna()
+    return f"{100 * shares.min():.0f}-{100 * shares.max():.0f}%"
+
+
+def kernel_float32(paths: str, column: str, cell: str) -> str:
+    """Of a column's runs of one cell in one or more sets (``machine/set,set``), how many record a kernel path that
+    computes in float32 (the dtype of a forward's output under autocast): '3 of 6'."""
+    machine, first = paths.split("/", 1)
+    kernels = [row.kernel_path for name in first.split(",") for row in folder(f"{machine}/{name}").finished.itertuples()
+               if row.implementation == column and row.cell == cell]
+    return f"{sum('computing in float32' in kernel for kernel in kernels)} of {len(kernels)}"
+
+
+@cache
+def _threads(path: str):
+    """A thread-axis folder as the report's "Threads" table reads it: it holds two thread counts, one ``Results``
+    each."""
+    machines, _ = load_machines([REFERENCE / path])
+    return tables.thread_scaling({data.identity.threads: data.runs for data in machines}).set_index(
+        ["implementation", "cell", "threads"])
+
+
+def thread_speedup(path: str, implementation: str, cell: str) -> str:
+    """1-thread step over 2-thread step with its 95% run-level interval."""
+    return rendering.ratio_text(*_threads(path).loc[(implementation, cell, 2), ["speedup", "low", "high"]])
+
+
+def thread_cpu_ms(path: str, implementation: str, cell: str, threads: str) -> str:
+    """CPU milliseconds per step at a thread count."""
+    return f"{_threads(path).loc[(implementation, cell, int(threads)), 'cpu_ms_per_step']:.0f} ms"
+
+
 # A query written out in the span: its name, then its arguments (the first: machine/set under results/reference/).
 QUERIES: dict[str, Callable[..., str]] = {
     "ratio": ratio, "ratio-point": ratio_point, "scaling": scaling, "clear": clear, "accuracy": accuracy,
@@ -269,63 +303,11 @@ QUERIES: dict[str, Callable[..., str]] = {
     "seeds-for-5": seeds_for_5, "aa": aa, "aa-reach": aa_reach, "blocks-for-5": blocks_for_5,
     "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite, "alone": alone, "inside": inside,
     "train-minutes": train_minutes, "linear": linear, "equivalence": equivalence, "neighbours": neighbours,
-    "margin": margin, "drifting": drifting,
+    "margin": margin, "drifting": drifting, "clip-share": clip_binding_share, "kernel-float32": kernel_float32,
+    "thread-speedup": thread_speedup, "thread-cpu-ms": thread_cpu_ms,
 }
 
 
-def clip_binding_share(path: str) -> str:
-    """The share of each native run's steps whose gradient norm before clipping exceeded the clip norm (the records
-    keep it per step; Keras clips inside its optimizer and exposes none), min-max over a folder's native runs."""
-    shares = folder(path).finished["clip_binding_share"].dropna()
-    return f"{100 * shares.min():.0f}-{100 * shares.max():.0f}%"
-
-
-def bf16_gru_in_float32() -> str:
-    """Native torch's bf16 GRU runs on the Zen 4 whose kernel path (the dtype of a forward's output under
-    autocast) says float32, of all such runs at 64 and 256 units."""
-    paths = [row.kernel_path for name in ("cpu-axes", "cpu-axes-wide")
-             for row in folder(f"amd-epyc-avx512f-bf16-2c/{name}").finished.itertuples()
-             if row.implementation == Column("torch", (("precision", "bf16"),)).label and row.cell == "gru"]
-    return f"{sum('computing in float32' in path for path in paths)} of {len(paths)}"
-
-
-@cache
-def _threads_zen3():
-    """The Zen 3's thread axis as the report's "Threads" table reads it: its folder holds two thread counts, one
-    ``Results`` each."""
-    machines, _ = load_machines([REFERENCE / "amd-epyc-avx2-2c" / "threads"])
-    return tables.thread_scaling({data.identity.threads: data.runs for data in machines}).set_index(
-        ["implementation", "cell", "threads"])
-
-
-def thread_speedup(implementation: str, cell: str) -> str:
-    """1-thread step over 2-thread step with its 95% run-level interval, Zen 3."""
-    return rendering.ratio_text(*_threads_zen3().loc[(implementation, cell, 2), ["speedup", "low", "high"]])
-
-
-def thread_cpu_ms(implementation: str, cell: str, threads: int) -> str:
-    return f"{_threads_zen3().loc[(implementation, cell, threads), 'cpu_ms_per_step']:.0f} ms"
-
-
-# Bespoke queries, by name -> (the query, what it states), for what QUERIES cannot say.
-CLAIMS: dict[str, tuple[Callable[[], str], str]] = {
-    # --- findings.md claims ---
-    **{f"clip-binding-share-native-runs-{name}-zen3": (
-        lambda name=name: clip_binding_share(f"amd-epyc-avx2-2c/{name}"),
-        f"share of the steps where the global-norm clip bound, per native run of {name} on the Zen 3, min-max")
-       for name in ("standard", "competitive")},
-    "torch-bf16-gru-runs-computing-in-float32-zen4": (
-        bf16_gru_in_float32, "native torch bf16 GRU runs (cpu-axes, cpu-axes-wide, Zen 4) whose recorded kernel "
-        "path computes in float32"),
-    **{f"threads-{implementation}-{cell}-speedup-zen3": (
-        lambda implementation=implementation, cell=cell: thread_speedup(implementation, cell),
-        f"{implementation} {cell}: 1-thread step over 2-thread step, 95% run-level interval, Zen 3")
-       for implementation, cell in (("torch", "gru"), ("torch", "lstm"), ("tensorflow", "gru"))},
-    **{f"threads-torch-gru-cpu-ms-{threads}-thread{'s' * (threads > 1)}-zen3": (
-        lambda threads=threads: thread_cpu_ms("torch", "gru", threads),
-        f"native torch GRU: CPU milliseconds per step at {threads} thread(s), Zen 3") for threads in (1, 2)},
-    # --- end findings.md claims ---
-}
 
 # Figure-like tokens allowed in prose outside claim spans, per page: settings and rules, and figures quoted from
 # public sources. Each says why it is not a measurement of this project.
@@ -367,10 +349,8 @@ FIGURE = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?x\b|\d+(?:[.,]\d+)?(?:-\d+(?:\.\
 def value(query: str) -> str:
     """What the records say for a span's query."""
     name, *arguments = query.split()
-    if name in CLAIMS and not arguments:
-        return CLAIMS[name][0]()
     if name not in QUERIES:
-        raise KeyError(f"claim {query!r}: neither a query of analysis.claims.QUERIES nor a name in CLAIMS")
+        raise KeyError(f"claim {query!r}: not a query of analysis.claims.QUERIES")
     return QUERIES[name](*arguments)
 
 

@@ -68,8 +68,7 @@ def claims_page() -> str:
     for page in hand_pages():
         for query, figure in claims.spans(page.read_text()):
             name = query.split()[0]
-            says = (claims.CLAIMS[name][1] if name in claims.CLAIMS
-                    else (claims.QUERIES[name].__doc__ or "").split("\n")[0])
+            says = (claims.QUERIES[name].__doc__ or "").split("\n")[0]
             rows.append(f"| {page.relative_to(REPO)} | `{query}` | {figure} | {says} |")
     return "\n".join(["# Claims (generated)", "",
                       "Every figure that README and docs/ state in prose, with the query over `results/reference/` "
