@@ -183,7 +183,7 @@ def mser(samples: list[float], least: int, batch: int = MSER_BATCH) -> int:
 
 def warmup(samples: list[float], least: int) -> int:
     """The steps a run's steady state leaves out: MSER-5's, at most ``least`` plus a quarter of the rest."""
-    return min(mser(samples, least), least + int(WARMUP_CAP * max(0, len(samples) - least)))
+    return warmup_section(samples, least)["steps"]
 
 
 def drift(samples: list[float]) -> float | None:
@@ -193,6 +193,13 @@ def drift(samples: list[float]) -> float | None:
     return statistics.median(samples[-third:]) / statistics.median(samples[:third]) - 1 if third >= 2 else None
 
 
+def warmup_section(pooled: list[float], least: int) -> dict:
+    """A record's ``timing.warmup`` for a run's pooled steps (drift left to the caller, which holds the steady ones)."""
+    wanted = mser(pooled, least)
+    steps = min(wanted, least + int(WARMUP_CAP * max(0, len(pooled) - least)))
+    return dict(rule=f"mser-{MSER_BATCH}", least=least, steps=steps, settled=wanted <= steps)
+
+
 def warmup_of(record: dict) -> dict:
     """A run's warm-up: the steps its steady state leaves out and whether the rule settled within its cap, as its
     record keeps them (``timing.warmup``), else the rule applied to its samples now (records before the rule)."""
@@ -200,10 +207,8 @@ def warmup_of(record: dict) -> dict:
     if not kept:
         least = record["plan"]["warmup_steps"]
         pooled = [sample for epoch in record["timing"]["step_samples_ms"] for sample in epoch]
-        steps = warmup(pooled, least)
         # kept on the record as read (never written back), so that each accessor of one record applies the rule once
-        kept = record["timing"]["warmup"] = dict(rule=f"mser-{MSER_BATCH}", least=least, steps=steps,
-                                                  settled=mser(pooled, least) <= steps, applied_when_read=True)
+        kept = record["timing"]["warmup"] = dict(warmup_section(pooled, least), applied_when_read=True)
     return dict(steps=kept["steps"], settled=kept["settled"])
 
 

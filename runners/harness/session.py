@@ -363,9 +363,8 @@ def _trained(ready: Prepared, log: _Trajectory, clocks, stopper, restored: bool,
     samples, epoch_s, tokens, validations = log.samples, log.epoch_s, log.tokens, log.validations
     train_wall, train_cpu = log.train_wall_s, log.train_cpu_s
     per_epoch = steps_per_epoch(plan, ready.data)
-    pooled = [s for epoch in samples for s in epoch]
-    left_out, wanted = records.warmup(pooled, plan.warmup_steps), records.mser(pooled, plan.warmup_steps)
-    steady = records.steady(samples, left_out)
+    warmup = records.warmup_section([s for epoch in samples for s in epoch], plan.warmup_steps)
+    steady = records.steady(samples, warmup["steps"])
     per_epoch_validation = [sum(v["validation_s"] for v in validations if v["epoch"] == e)
                             for e in range(1, len(epoch_s) + 1)]
     # Per step at maxlen, scaled to the tokens the epochs' batches really held (less with length bucketing).
@@ -379,8 +378,7 @@ def _trained(ready: Prepared, log: _Trajectory, clocks, stopper, restored: bool,
                   step_time_coverage=sum(map(sum, samples)) / sum(epoch_s),
                   train_samples_per_s=sum(map(len, samples)) * train_spec.batch_size / sum(epoch_s),
                   paused_s={reason: dict(wall=wall, cpu=cpu) for reason, (wall, cpu) in clocks.paused_s.items()},
-                  warmup=dict(rule=f"mser-{records.MSER_BATCH}", least=plan.warmup_steps, steps=left_out,
-                              settled=wanted <= left_out, drift=records.drift(steady)))
+                  warmup=dict(warmup, drift=records.drift(steady)))
     if turn:  # each step's round, shaped as step_samples_ms: the analysis pairs columns round by round
         timing["step_rounds"] = log.rounds
     return dict(val_logits=stopper.best_logits,
