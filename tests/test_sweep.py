@@ -440,6 +440,30 @@ def test_a_second_sweep_on_a_folder_in_use_is_refused_and_an_earlier_ones_runs_a
             orphan.kill()
 
 
+def test_an_earlier_sweeps_run_is_killed_though_psutil_kept_a_handle_of_an_older_process_with_its_pid(tmp_path):
+    """CI's failure of stop 46: in one long pytest process pids are reused, psutil (>= 6) keeps process_iter's
+    handles between calls, and a kept handle whose pid a new process took refuses kill() (NoSuchProcess)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    folder = tmp_path / "quick"
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "runners.train", "--out",
+                               "quick/runs/torch-lstm1-s0"], cwd=tmp_path)
+    try:
+        list(psutil.process_iter())
+        kept = getattr(psutil, "_pmap", {}).get(orphan.pid)
+        if kept is None:
+            pytest.skip("this psutil keeps no handles between process_iter calls")
+        kept._ident, kept._create_time = (orphan.pid, 1.0), 1.0  # as if an older process had held the pid
+        assert sweep.kill_orphans(folder) == 1
+        assert orphan.wait(timeout=10) is not None
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+
+
 def test_an_adaptive_sweep_adds_seeds_only_where_a_ratio_is_short_and_within_its_budget(tmp_path, monkeypatch):
     """The loop around seeds_wanted: which plans each look runs, the widest configuration first, the budget, and
     the account the manifest keeps (the runs themselves and the rule are tested elsewhere)."""

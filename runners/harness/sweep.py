@@ -148,7 +148,10 @@ def kill_orphans(results: Path) -> int:
         command, cwd = process.info["cmdline"] or [], process.info["cwd"] or "/"
         # a sweep names run folders as it was given them (make compare: results/quick/runs/...)
         if "runners.train" in command and any(os.path.join(cwd, arg).startswith(runs) for arg in command):
-            found.append(process)
+            # a new handle: psutil (>= 6) keeps process_iter's handles between calls, and one kept from an earlier
+            # process whose pid this one reuses refuses to kill (NoSuchProcess), which would leave the run alive
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(process.pid))
     for process in found:
         with contextlib.suppress(psutil.Error):
             process.kill()  # SIGKILL ends a stopped process too
