@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import inference, rendering, tables
+from analysis import inference, rendering, tables, verdicts
 from analysis.load import Results, load
 from analysis.sets import AA_FOLDERS, SCHEDULE_FOLDERS, aa_set
 from model import records
@@ -106,10 +106,10 @@ def block_sd(numerator: pd.DataFrame, denominator: pd.DataFrame) -> float:
 
 
 def twins(data: Results) -> pd.DataFrame:
-    """The A/A twins that set a results folder's margin (``tables.aa``, ``tables.margin``): its own, and those of its
-    machine's A/A set swept under the same schedule and allocator (``sets.aa_set``, a sibling folder from the same
+    """The A/A twins that set a results folder's margin (``verdicts.aa``, ``verdicts.margin``): its own, and those of
+    its machine's A/A set swept under the same schedule and allocator (``sets.aa_set``, a sibling folder from the same
     CPU), the design's bias as that sweep measured it for the columns it doubled."""
-    own = tables.aa(data.runs)
+    own = verdicts.aa(data.runs)
     if not data.sources:
         return own
     sibling = Path(data.sources[0]).parent / aa_set(data.schedule, data.allocator)
@@ -124,17 +124,17 @@ def twins(data: Results) -> pd.DataFrame:
     if (other.schedule != data.schedule or other.allocator != data.allocator or len(generations) > 1
             or any(getattr(data.identity, f) != getattr(other.identity, f) for f in machine)):
         return own
-    theirs = tables.aa(other.runs).assign(source=sibling.name)
+    theirs = verdicts.aa(other.runs).assign(source=sibling.name)
     return pd.concat([own.assign(source="this sweep"), theirs], ignore_index=True) if not own.empty else theirs
 
 
 def aa_table(folder: Path) -> pd.DataFrame:
-    """Per implementation of an A/A folder: the twin's step time over the original's (``tables.aa``), its interval,
+    """Per implementation of an A/A folder: the twin's step time over the original's (``verdicts.aa``), its interval,
     reach and the blocks a +-5% interval needs."""
     data = load(folder)
     groups = tables.timed_groups(data.runs)
     rows = []
-    for row in tables.aa(data.runs).itertuples():
+    for row in verdicts.aa(data.runs).itertuples():
         configuration = (row.cell, row.layers, row.bidirectional)
         original = groups[(row.implementation, *configuration)]
         twin = groups[(Column.parse(row.implementation).with_option(LABEL, TWIN_LABEL).label, *configuration)]
@@ -232,7 +232,7 @@ def schedules_table(folders: list[Path]) -> pd.DataFrame:
     rows = []
     for folder in folders:
         data = load(folder)
-        family, groups = tables.comparisons(data.runs, twins(data)), tables.timed_groups(data.runs)
+        family, groups = verdicts.comparisons(data.runs, twins(data)), tables.timed_groups(data.runs)
         versus = family[((family["numerator"] == tables.REFERENCE) | (family["denominator"] == tables.REFERENCE))
                         & family["testable"]]
         reach = [half_width(r.ratio, r.low, r.high) for r in versus.itertuples()]
@@ -329,8 +329,8 @@ def steadiness_parts(folder: Path) -> list[str]:
     """A sweep's warm-up and drift: per column the steps the warm-up rule left out and its unsettled runs; per
     ratio to native torch its drift from the first third of the rounds to the last, Holm over the family."""
     data = load(folder)
-    family = tables.comparisons(data.runs, twins(data))
-    drift = tables.steadiness(data.runs, family)
+    family = verdicts.comparisons(data.runs, twins(data))
+    drift = verdicts.steadiness(data.runs, family)
     if drift.empty:
         return []
     versus = drift[drift["denominator"] == tables.REFERENCE]
@@ -338,7 +338,7 @@ def steadiness_parts(folder: Path) -> list[str]:
                               column=versus["numerator"], blocks=versus["blocks"],
                               drift=[rendering.ratio_text(r.drift, r.low, r.high) for r in versus.itertuples()],
                               p=versus["p"].map("{:.2f}".format), drifts=versus["drifts"]))
-    warm = tables.unsettled(data.runs)
+    warm = verdicts.unsettled(data.runs)
     return [f"Steadiness of `{folder.name}`: the warm-up rule (MSER-5, at least the plan's {int(warm['least'].min())} "
             "steps, at most a quarter of the steps after them: `records.warmup`) left out a median of "
             + ", ".join(f"{r.implementation} {r.left_out:g}" for r in warm.itertuples())

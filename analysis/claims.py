@@ -18,9 +18,9 @@ from functools import cache
 
 import numpy as np
 
-from analysis import calibration, inference, rendering, tables
+from analysis import calibration, inference, rendering, tables, verdicts
 from analysis.load import Results, load, load_machines
-from analysis.reference import REFERENCE
+from analysis.reference import REFERENCE, frontier_machines
 from model import records
 from model.spec import Configuration
 
@@ -34,7 +34,7 @@ def folder(path: str) -> Results:
 
 @cache
 def _family(path: str):
-    return tables.comparisons(folder(path).runs, calibration.twins(folder(path)))
+    return verdicts.comparisons(folder(path).runs, calibration.twins(folder(path)))
 
 
 @cache
@@ -43,7 +43,7 @@ def _summary(path: str):
 
 
 def _compared(path: str, numerator: str, denominator: str, configuration: str) -> dict:
-    return tables.compared(_family(path), *Configuration.parse(configuration), numerator, denominator)
+    return verdicts.compared(_family(path), *Configuration.parse(configuration), numerator, denominator)
 
 
 def ratio(path: str, numerator: str, denominator: str, configuration: str = "lstm1") -> str:
@@ -78,9 +78,37 @@ def _row(path: str, implementation: str, configuration: str):
 
 
 def accuracy(path: str, implementation: str, configuration: str = "lstm1") -> str:
-    """Mean test accuracy ± sd over seeds: '0.8869 ± 0.0042'."""
+    """Mean test accuracy ± sd over seeds: '0.8869 ± 0.0042', or '0.8957 (one seed)'."""
     row = _row(path, implementation, configuration)
+    if not np.isfinite(row["accuracy_sd"]):
+        return f"{row['accuracy']:.4f} (one seed)"
     return f"{row['accuracy']:.4f} ± {row['accuracy_sd']:.4f}"
+
+
+def cpu_minutes(path: str, implementation: str, configuration: str = "lstm1") -> str:
+    """A column's training CPU-minutes per run, the median over seeds (validation excluded): '9.8 CPU-min'."""
+    cell, layers, bidirectional = Configuration.parse(configuration)
+    points = tables.accuracy_points(folder(path).runs, path)
+    row = points[(points["kind"] == "network") & (points["implementation"] == implementation)
+                 & (points["cell"] == cell) & (points["layers"] == layers)
+                 & (points["bidirectional"] == bidirectional)].iloc[0]
+    return f"{row['cpu_minutes']:.1f} CPU-min"
+
+
+@cache
+def _frontier():
+    return frontier_machines()
+
+
+def front(machine: str, which: str = "all") -> str:
+    """How many of a machine's accuracy-against-minutes points lie on the Pareto front, and of how many: '6 of 57';
+    ``which`` recurrent: the single recurrent networks among them, named: 'none' or '1 (GRU 1L bi (study))'."""
+    table = _frontier()[machine]
+    if which == "all":
+        return f"{int(table['pareto'].sum())} of {len(table)}"
+    found = table[table["pareto"] & (table["kind"] == "network") & (table["layers"] > 0)]
+    return f"{len(found)} ({', '.join(map(rendering.frontier_label, (row for _, row in found.iterrows())))})" if len(
+        found) else "none"
 
 
 def train_minutes(path: str, implementation: str, configuration: str = "lstm1") -> str:
@@ -201,6 +229,21 @@ def validation_gap(path: str) -> str:
     return f"{min(gaps):.1f}-{max(gaps):.1f} points over {len(gaps)} runs"
 
 
+def still_learning(path: str) -> str:
+    """A folder's runs whose best validation loss came at their last check (still learning when the schedule
+    ended: their accuracy is a floor, not a converged figure), by configuration: '2 of 18 runs (SimpleRNN 2L,
+    SimpleRNN 3L)'."""
+    done = [run for run in sorted((REFERENCE / path / records.RUNS_FOLDER).iterdir())
+            if records.run_state(run) == "done"]
+    found = []
+    for run in done:
+        record = records.read_record(run)
+        losses = [check["val_loss"] for check in record["validations"]]
+        if losses and int(np.argmin(losses)) == len(losses) - 1:
+            found.append(Configuration.of(record["plan"]["model"]).label)
+    return f"{len(found)} of {len(done)} runs" + (f" ({', '.join(sorted(set(found)))})" if found else "")
+
+
 def ensemble(path: str, implementation: str = "tensorflow") -> str:
     """A folder's ensembles of 3 of one column on the test set: mean ± sd, the lowest, a t interval over them."""
     from scipy import stats
@@ -242,13 +285,13 @@ def neighbours(path: str, few: str, implementation: str, which: str = "effect") 
 
 
 def margin(path: str) -> str:
-    """A set's A/A margin (``tables.margin`` of ``calibration.twins``): '±3.7%'."""
-    return f"±{tables.margin(calibration.twins(folder(path))):.1%}"
+    """A set's A/A margin (``verdicts.margin`` of ``calibration.twins``): '±3.7%'."""
+    return f"±{verdicts.margin(calibration.twins(folder(path))):.1%}"
 
 
 def drifting(path: str) -> str:
-    """How many of a set's comparisons drift within a run (``tables.steadiness``, Holm): '0 of 30'."""
-    table = tables.steadiness(folder(path).runs, _family(path))
+    """How many of a set's comparisons drift within a run (``verdicts.steadiness``, Holm): '0 of 30'."""
+    table = verdicts.steadiness(folder(path).runs, _family(path))
     return f"{int(table['drifts'].sum())} of {len(table)}"
 
 
@@ -304,7 +347,8 @@ QUERIES: dict[str, Callable[..., str]] = {
     "validation-gap": validation_gap, "ensemble": ensemble, "suite": suite, "alone": alone, "inside": inside,
     "train-minutes": train_minutes, "linear": linear, "equivalence": equivalence, "neighbours": neighbours,
     "margin": margin, "drifting": drifting, "clip-share": clip_binding_share, "kernel-float32": kernel_float32,
-    "thread-speedup": thread_speedup, "thread-cpu-ms": thread_cpu_ms,
+    "thread-speedup": thread_speedup, "thread-cpu-ms": thread_cpu_ms, "cpu-minutes": cpu_minutes, "front": front,
+    "still-learning": still_learning,
 }
 
 

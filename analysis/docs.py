@@ -17,10 +17,20 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from analysis import claims, plots, report, tables
-from analysis.reference import README, REFERENCE, REPO, quick_machines, render_block, render_blocks
+from analysis.load import load
+from analysis.reference import (
+    README,
+    REFERENCE,
+    REPO,
+    frontier_machines,
+    quick_machines,
+    render_block,
+    render_blocks,
+)
 from analysis.sets import TABLE_SETS, TITLES
 from model.errors import fail, user_errors
 
@@ -49,14 +59,18 @@ def index() -> str:
              "`results/reference/<machine>/<set>/`; edit the records' analysis, not these pages. Each machine's "
              "report per set (verdicts, tables, figures) is linked under its set.", "",
              "![Each column's step time over native torch's per cell and machine](headline.png)", "",
-             "Sets: " + ", ".join(f"[{name}](#{name})" for name in order) + ", [calibration](#calibration), "
-             "[bf16](#bf16).", ""]
+             "Sets: " + ", ".join(f"[{name}](#{name})" for name in order) + ", [accuracy against CPU-minutes]"
+             "(#frontier), [calibration](#calibration), [bf16](#bf16).", ""]
     for name in order:
         parts += [f'<a id="{name}"></a>', f"## {TITLES.get(name, f'`{name}`')}", "",
                   "Reports: " + ", ".join(f"[{folder.parent.name}]({folder.parent.name}/{name}/REPORT.md)"
                                           for folder in sets[name]), ""]
         if name in TABLE_SETS:
             parts += [render_block(name)]
+    parts += ['<a id="frontier"></a>', "## Accuracy against training CPU-minutes: every recipe, the study, the linear "
+              "models", "", "![Test accuracy against training CPU-minutes per machine](frontier.png)", "",
+              "![The study's test accuracy against depth, per cell and direction](study-depth.png)", "",
+              render_block("frontier")]
     parts += ['<a id="calibration"></a>', "## How fine a difference: the A/A calibration", "",
               render_block("calibration"), '<a id="bf16"></a>', "## bf16 against fp32", "", render_block("bf16")]
     return "\n".join(parts)
@@ -89,6 +103,13 @@ def write_results(root: Path, figures: bool = True) -> None:
     if figures:
         figure = plots.ratios_to_torch({name: tables.summary(data.runs) for name, data in quick_machines().items()})
         plots.save(figure, root / "headline.png")
+        machines = frontier_machines()
+        plots.save(plots.frontier(machines), root / "frontier.png")
+        # accuracy pools across machines (one plan, the same seeds); minutes never do
+        studies = [load(folder).runs for folder in sorted(REFERENCE.glob("*/study"))]
+        if studies:
+            study = tables.accuracy_points(pd.concat(studies, ignore_index=True), "study")
+            plots.save(plots.accuracy_vs_depth(study[study["kind"] == "network"]), root / "study-depth.png")
 
 
 def differences() -> list[str]:

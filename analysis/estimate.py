@@ -45,7 +45,7 @@ import typer
 from analysis.load import KEYS, load
 from model.errors import UserError, fail, user_errors
 from model.imdb import LABELS, REVIEWS_PER_CLASS
-from model.implementations import Column, column, resolve_variant
+from model.implementations import Column, base_name, column, resolve_variant
 from model.plan import LABEL, PLAN_OPTIONS, Profile, get_profile
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -175,7 +175,7 @@ def main(results: Annotated[Path, typer.Argument(help="a finished sweep's result
         if len(table) < planned:
             columns = set(target.implementations) | {name for name, _ in target.variants}
             unmeasured = sorted(name for name in columns if not any(
-                implemented.split("[")[0] == name for implemented in table["implementation"]))
+                base_name(implemented) == name for implemented in table["implementation"]))
             missing = sorted(set(target.layers) - set(table["layers"]))
             typer.echo(f"warning: {results} measured only some of {profile}'s runs; {len(table)} of {planned} are "
                        f"costed below (not measured: columns {unmeasured or 'none'}, depths {missing or 'none'})",

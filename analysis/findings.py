@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import inference, noise, rendering, tables
+from analysis import inference, noise, rendering, tables, verdicts
 from model.implementations import base_name, get, native_of
 from model.spec import CELL_NAMES, CONFIGURATION, Configuration
 
@@ -17,7 +17,7 @@ from model.spec import CELL_NAMES, CONFIGURATION, Configuration
 def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
     """Per configuration: the fastest implementation, named only where it is clearly faster than every other."""
     sentences = []
-    for _, row in tables.fastest(summary, runs, family).iterrows():
+    for _, row in verdicts.fastest(summary, runs, family).iterrows():
         runs_note = f"{row['best_runs']} and {row['second_runs']} quiet runs"
         ratio = rendering.ratio_text(row["ratio"], row["low"], row["high"])
         if row["clear"]:
@@ -33,7 +33,7 @@ def fastest_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, famil
 
 def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str, family: pd.DataFrame) -> list[str]:
     """Which Keras backend (as released) is fastest per configuration: the same rule as for implementations."""
-    keras = [name for name in summary["implementation"].unique() if tables._released_keras(name)]
+    keras = [name for name in summary["implementation"].unique() if verdicts._released_keras(name)]
     if len(keras) < 2:
         return []
     return fastest_sentences(summary[summary["implementation"].isin(keras)], runs, cpu, family)
@@ -41,7 +41,7 @@ def keras_backend_sentences(summary: pd.DataFrame, runs: pd.DataFrame, cpu: str,
 
 def method_sentences(family: pd.DataFrame, equivalence: pd.DataFrame | None,
                      twins: pd.DataFrame | None = None) -> list[str]:
-    """Which statistic, which correction, which A/A margin (``twins``: ``tables.aa``) and which equivalence test
+    """Which statistic, which correction, which A/A margin (``twins``: ``verdicts.aa``) and which equivalence test
     this report's verdicts use."""
     sentences = [f"- Step time: geometric mean over timed runs of each run's median steady step. A ratio between "
                  "columns that ran interleaved is estimated round by round: per block (seed) the median of the log "
@@ -82,7 +82,7 @@ def steadiness_sentences(drift: pd.DataFrame, warm: pd.DataFrame) -> list[str]:
 
 
 def margin_sentences(twins: pd.DataFrame) -> list[str]:
-    """The A/A twins behind the margin, and the rule that uses it (``tables.comparisons``)."""
+    """The A/A twins behind the margin, and the rule that uses it (``verdicts.comparisons``)."""
     if twins.empty:
         return ["- A/A margin: no twin was measured in this sweep or in its machine's A/A set, so the margin is 0 "
                 "and a verdict is clear on Holm's test alone; what the design itself puts between two identical "
@@ -97,7 +97,7 @@ def margin_sentences(twins: pd.DataFrame) -> list[str]:
     return sentences + [
         "- The A/A margin: a twin's true ratio is 1, so how far it reads from 1 is the design's own bias between "
         "identical processes. A verdict is clear only where Holm rejects a ratio of 1 and its 95% interval also "
-        f"lies beyond the margin, here m = {tables.margin(twins):.1%} (the largest twin deviation above): above "
+        f"lies beyond the margin, here m = {verdicts.margin(twins):.1%} (the largest twin deviation above): above "
         "1 + m or below 1 / (1 + m); \"equivalent\" (≈) where the interval lies inside it. Two columns that differ "
         "by less than the design's own bias are not called different."]
 

@@ -110,7 +110,8 @@ def group_ratio(numerator: pd.DataFrame, denominator: pd.DataFrame) -> tuple[flo
 
 
 def difference_interval(differences) -> tuple[float, float, float]:
-    """Mean of paired differences with a 95% t interval (nan with fewer than ``MIN_RUNS`` pairs or no spread)."""
+    """Mean of paired differences (or of any per-seed values: test accuracies) with a 95% t interval (nan with
+    fewer than ``MIN_RUNS`` values or no spread)."""
     d = np.asarray(differences, float)
     mean = float(d.mean()) if len(d) else float("nan")
     if len(d) < MIN_RUNS or np.ptp(d) == 0:

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.load import KEYS  # noqa: E402
+from analysis.rendering import frontier_label  # noqa: E402
 from analysis.tables import ordered  # noqa: E402
 from model.implementations import NAMES, base_name  # noqa: E402
 from model.spec import CELL_NAMES, CONFIGURATION, Configuration, depth_label  # noqa: E402
@@ -263,4 +264,84 @@ def ratios_to_torch(machines: dict[str, pd.DataFrame]):
     handles.append(plt.Line2D([], [], ls="", label="bars: 95% interval over seeds (none: too few quiet runs)"))
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     _lay_out(figure, rect=(0, 0.08, 1, 1))
+    return figure
+
+
+CELL_COLOURS = {"rnn": "#9467bd", "gru": "#2ca02c", "lstm": "#1f77b4"}
+KIND_MARKERS = {"network": "o", "ensemble": "D", "linear": "X"}
+
+
+def frontier(machines: dict[str, pd.DataFrame]):
+    """The study's answer (``analysis.tables.frontier`` per machine, one panel each): test accuracy against
+    training CPU-minutes for every network, ensemble and linear model, the Pareto front drawn through the points
+    nothing beats (log minutes: a 10x cost is as far at any scale)."""
+    figure, axes = plt.subplots(1, len(machines), figsize=(7.5 * len(machines), 5.5), squeeze=False, sharey=True)
+    for axis, (machine, table) in zip(axes[0], machines.items()):
+        for _, row in table.iterrows():
+            study = row["set"] == "study"
+            colour = (CELL_COLOURS.get(row["cell"], "0.4") if row["kind"] != "linear" else "black")
+            marker = KIND_MARKERS[row["kind"]] if not (study and row.get("bidirectional")) else "s"
+            error = ([[row["accuracy"] - row["low"]], [row["high"] - row["accuracy"]]] if np.isfinite(row["low"])
+                     else None)
+            axis.errorbar(row["cpu_minutes"], row["accuracy"] * 100, yerr=None if error is None else
+                          np.asarray(error) * 100, fmt=marker, color=colour, mfc=colour if study or
+                          row["kind"] == "linear" else "white", ms=6, capsize=2, lw=1)
+            if study and not row["pareto"]:  # its colour is the cell, its label the depth
+                axis.annotate(depth_label(int(row["layers"]), bool(row["bidirectional"])),
+                              (row["cpu_minutes"], row["accuracy"] * 100), fontsize=6.5, xytext=(4, -3),
+                              textcoords="offset points")
+        # the front numbered by cost, named in a box (names beside the points would overlap where they crowd)
+        front = table[table["pareto"]].sort_values("cpu_minutes")
+        axis.step(front["cpu_minutes"], front["accuracy"] * 100, where="post", color="0.5", lw=1, ls="--", zorder=0)
+        for number, (_, row) in enumerate(front.iterrows(), 1):
+            axis.annotate(str(number), (row["cpu_minutes"], row["accuracy"] * 100), fontsize=7, weight="bold",
+                          xytext=(-3, 5), textcoords="offset points", ha="right")
+        axis.text(0.02, 0.03, "Pareto front:\n" + "\n".join(f"{number}. {frontier_label(row)}" for number, (_, row)
+                                                            in enumerate(front.iterrows(), 1)),
+                  transform=axis.transAxes, ha="left", va="bottom", fontsize=6.5,
+                  bbox=dict(boxstyle="round", fc="white", ec="0.7"))
+        axis.set_xscale("log")
+        axis.set_xlabel("training CPU-minutes a run (log scale; 2 threads; the linear models: one core)")
+        axis.set_title(machine, fontsize=10)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy, % (the 25,000 official test reviews)")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colour, label=CELL_NAMES[cell])
+               for cell, colour in CELL_COLOURS.items()]
+    handles += [plt.Line2D([], [], ls="", marker="s", color="0.3", label="two-directional"),
+                plt.Line2D([], [], ls="", marker="o", mfc="white", color="0.3", label="another set's network"),
+                plt.Line2D([], [], ls="", marker="D", mfc="white", color="0.3", label="ensemble of 3"),
+                plt.Line2D([], [], ls="", marker="X", color="black", label="linear model"),
+                plt.Line2D([], [], ls="--", color="0.5", label="Pareto front")]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    figure.suptitle("Test accuracy against training CPU-minutes (up and left is better; bars: 95% interval over "
+                    "seeds, none with fewer than 3)")
+    _lay_out(figure, rect=(0, 0.06, 1, 1))
+    return figure
+
+
+def accuracy_vs_depth(table: pd.DataFrame):
+    """The study per cell: mean test accuracy over seeds against recurrent layers, one line per direction, bars
+    the 95% t interval over seeds (``analysis.tables.frontier``'s network rows of the study set)."""
+    cells = [cell for cell in CELL_NAMES if (table["cell"] == cell).any()]
+    figure, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.6), squeeze=False, sharey=True)
+    for axis, cell in zip(axes[0], cells):
+        for bidirectional, style in ((False, "-o"), (True, "--s")):
+            rows = table[(table["cell"] == cell) & (table["bidirectional"] == bidirectional)].sort_values("layers")
+            if rows.empty:
+                continue
+            finite = np.isfinite(rows["low"])
+            error = np.where(finite, [rows["accuracy"] - rows["low"], rows["high"] - rows["accuracy"]], 0) * 100
+            axis.errorbar(rows["layers"], rows["accuracy"] * 100, yerr=error, fmt=style, capsize=3,
+                          color=CELL_COLOURS[cell], label="two-directional" if bidirectional else "one-directional")
+        axis.set_title(CELL_NAMES[cell], fontsize=10)
+        axis.set_xlabel("recurrent layers")
+        axis.set_xticks(sorted(table["layers"].unique()))
+        axis.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy, %")
+    figure.legend(handles=[plt.Line2D([], [], ls="-", marker="o", color="0.3", label="one-directional"),
+                           plt.Line2D([], [], ls="--", marker="s", color="0.3", label="two-directional")],
+                  loc="lower center", ncol=2, fontsize=8, frameon=False)
+    figure.suptitle("Accuracy against depth and direction (the study; bars: 95% interval over seeds, none with "
+                    "fewer than 3)")
+    _lay_out(figure, rect=(0, 0.07, 1, 1))
     return figure

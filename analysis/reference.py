@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import calibration, rendering, tables
+from analysis import calibration, rendering, tables, verdicts
 from analysis.load import load
-from analysis.sets import ACCURACY_SETS
+from analysis.sets import ACCURACY_SETS, FRONTIER_SETS
 from model import records
 from model.errors import fail, user_errors
 from model.implementations import Column, base_name
@@ -105,7 +105,7 @@ def _ratio_cell(family: pd.DataFrame, row) -> str:
     against = base_name(name) if base_name(name) != name else tables.REFERENCE
     if name == against:
         return "-"
-    found = tables.compared(family, row["cell"], row["layers"], row["bidirectional"], name, against)
+    found = verdicts.compared(family, row["cell"], row["layers"], row["bidirectional"], name, against)
     if not np.isfinite(found["ratio"]):
         return "-"
     return (f"{rendering.ratio_text(found['ratio'], found['low'], found['high'])} vs {against}"
@@ -125,7 +125,7 @@ def profile_table(profile: str) -> str:
     rows, notes = [], []
     for folder in folders:
         data = load(folder)
-        summary, family = tables.summary(data.runs), tables.comparisons(data.runs, calibration.twins(data))
+        summary, family = tables.summary(data.runs), verdicts.comparisons(data.runs, calibration.twins(data))
         for _, row in summary.iterrows():
             sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
             ttt = row.get("ttt_eval_wall_s", np.nan)
@@ -187,20 +187,20 @@ def headline_block() -> str:
     if not machines:
         return "_(no reference results yet)_\n"
     summaries = {name: tables.summary(data.runs) for name, data in machines.items()}
-    families = {name: tables.comparisons(data.runs, calibration.twins(data)) for name, data in machines.items()}
-    winners = tables.winners_across({name: tables.fastest(summaries[name], machines[name].runs, families[name])
+    families = {name: verdicts.comparisons(data.runs, calibration.twins(data)) for name, data in machines.items()}
+    winners = rendering.winners_across({name: verdicts.fastest(summaries[name], machines[name].runs, families[name])
                                      for name in machines})
     rows = []
     for machine, summary in summaries.items():
         names = [name for name in tables.ordered(summary["implementation"])
-                 if name != tables.REFERENCE and not tables.twin_of(name)]
+                 if name != tables.REFERENCE and not verdicts.twin_of(name)]
         for (cell, layers, bidirectional), _ in summary.groupby(CONFIGURATION, sort=False):
             row = {"configuration": Configuration(cell, layers, bidirectional).label, "machine": machine}
             for name in names:
-                found = tables.compared(families[machine], cell, layers, bidirectional, name, tables.REFERENCE)
+                found = verdicts.compared(families[machine], cell, layers, bidirectional, name, tables.REFERENCE)
                 row[name] = _short(found["ratio"], found["low"], found["high"], found["clear"])
             # Keras on torch over native torch is its column already; Keras on TensorFlow over native TF is not
-            found = tables.compared(families[machine], cell, layers, bidirectional, "keras-tensorflow", "tensorflow")
+            found = verdicts.compared(families[machine], cell, layers, bidirectional, "keras-tensorflow", "tensorflow")
             row["keras-tensorflow / tensorflow"] = _short(found["ratio"], found["low"], found["high"], found["clear"])
             rows.append(row)
     ratios = pd.DataFrame(rows).sort_values(["configuration", "machine"], kind="stable")
@@ -254,7 +254,7 @@ def bf16_table() -> str:
         data = load(folder)
         summary = tables.summary(data.runs).set_index(["implementation", *CONFIGURATION])
         units = data.runs["units"].dropna().iloc[0]
-        for row in tables.precision(data.runs).itertuples():
+        for row in verdicts.precision(data.runs).itertuples():
             key = (Column(row.implementation, (("precision", "bf16"),)).label, row.cell, row.layers, row.bidirectional)
             accuracy = (f"{row.accuracy_points:+.1f} ({row.accuracy_low:+.1f} to {row.accuracy_high:+.1f})"
                         if np.isfinite(row.accuracy_low) else f"{row.accuracy_points:+.1f} (no interval)")
@@ -273,6 +273,41 @@ def bf16_table() -> str:
                       pd.DataFrame(bf16).to_markdown(index=False), ""])
 
 
+def frontier_machines() -> dict[str, pd.DataFrame]:
+    """Per machine with any of ``FRONTIER_SETS``: its accuracy-against-CPU-minutes points (``tables.frontier``)."""
+    machines = {}
+    for machine in sorted(path for path in REFERENCE.iterdir() if path.is_dir()):
+        found = {name: load(machine / name) for name in FRONTIER_SETS if (machine / name / "runs").is_dir()}
+        if found:
+            machines[machine.name] = tables.frontier(found)
+    return machines
+
+
+def frontier_block(front_only: bool = False) -> str:
+    """The study's table: per machine, every point of the accuracy-against-minutes picture (README: those on the
+    Pareto front), cheapest first."""
+    rows = []
+    for machine, table in frontier_machines().items():
+        for _, row in (table[table["pareto"]] if front_only else table).iterrows():
+            interval = (f" ({row['low']:.4f}-{row['high']:.4f})" if np.isfinite(row["low"]) else "")
+            rows.append({"machine": machine, "what": rendering.frontier_label(row), "seeds": int(row["seeds"]),
+                         "test accuracy (95% CI)": f"{row['accuracy']:.4f}{interval}",
+                         "training CPU-min": f"{row['cpu_minutes']:.1f}", "on the front": "yes" if row["pareto"]
+                         else ""})
+    if not rows:
+        return "_(no accuracy reference results yet)_\n"
+    return "\n".join([pd.DataFrame(rows).to_markdown(index=False), "",
+                      "Test accuracy on the 25,000 official test reviews, mean over seeds with its 95% t interval "
+                      "(none with fewer than 3 seeds; an ensemble's seeds are its ensembles), against the median "
+                      "run's training CPU-minutes (2 threads; validation and testing out, pretraining in; an "
+                      "ensemble of 3: its runs' sum; the linear models: the fit, on one core). `on the front`: no "
+                      "other point of its machine reaches more accuracy for no more CPU (the Pareto front). Minutes "
+                      "compare within a machine only." + (" Every point: [docs/results/](docs/results/README.md#"
+                      "frontier)." if front_only else "")
+                      + " Generated by `make docs` from `results/reference/*/` sets "
+                      + ", ".join(f"`{name}`" for name in FRONTIER_SETS) + ".", ""])
+
+
 def render_block(name: str) -> str:
     """A README block: ``calibration`` (every machine's A/A and schedules, ``analysis.calibration``), else the
     table of the profile (or reference folder) of that name."""
@@ -280,6 +315,8 @@ def render_block(name: str) -> str:
         return headline_block()
     if name == "bf16":
         return bf16_table()
+    if name in ("frontier", "front"):
+        return frontier_block(front_only=name == "front")
     if name == "calibration":
         return "\n".join(calibration.render(machine) for machine in sorted(p for p in REFERENCE.iterdir()
                                                                            if p.is_dir()))

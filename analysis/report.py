@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from analysis import calibration, findings, inference, plots, rendering, tables
+from analysis import calibration, findings, inference, plots, rendering, tables, verdicts
 from analysis.load import AnalysisError, Results, load_machines
 from analysis.reference import REPO
 from model.errors import user_errors
@@ -51,12 +51,12 @@ def write(data: Results, out: Path, title: str, figures: bool = True) -> Path:
         raise AnalysisError(f"{', '.join(map(str, data.sources)) or out} has no finished runs to analyse")
     out.mkdir(parents=True, exist_ok=True)
     twins = calibration.twins(data)
-    summary, family = tables.summary(data.runs), tables.comparisons(data.runs, twins)
-    long_tables = dict(summary=summary, comparisons=family, aa=twins, steadiness=tables.steadiness(data.runs, family), keras_overhead=tables.overhead(data.runs, family),
-                       depth_scaling=tables.depth_scaling(summary, data.runs),
+    summary, family = tables.summary(data.runs), verdicts.comparisons(data.runs, twins)
+    long_tables = dict(summary=summary, comparisons=family, aa=twins, steadiness=verdicts.steadiness(data.runs, family), keras_overhead=verdicts.overhead(data.runs, family),
+                       depth_scaling=verdicts.depth_scaling(summary, data.runs),
                        loss_agreement=tables.loss_agreement(data.runs, data.losses),
-                       equivalence=tables.equivalence(data.runs), programming_model=tables.programming_model(summary, data.runs),
-                       precision=tables.precision(data.runs, family), runs=data.runs)
+                       equivalence=tables.equivalence(data.runs), programming_model=verdicts.programming_model(summary, data.runs),
+                       precision=verdicts.precision(data.runs, family), runs=data.runs)
     (out / "tables").mkdir(exist_ok=True)
     for name, table in long_tables.items():
         (out / "tables" / f"{name}.csv").write_text(rendering.to_csv(table))
@@ -122,12 +122,12 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                          else str(path) for path in sources)
 
     summaries = {label: tables.summary(data.runs) for label, data in zip(labels, machines)}
-    families = {label: tables.comparisons(data.runs, calibration.twins(data)) for label, data in zip(labels, machines)}
-    fastest = {label: tables.fastest(summaries[label], data.runs, families[label])
+    families = {label: verdicts.comparisons(data.runs, calibration.twins(data)) for label, data in zip(labels, machines)}
+    fastest = {label: verdicts.fastest(summaries[label], data.runs, families[label])
                for label, data in zip(labels, machines)}
     verdicts = sum(len(family) for family in families.values())
     testable = sum(int(family["testable"].sum()) for family in families.values())
-    winners = tables.winners_across(fastest)
+    winners = rendering.winners_across(fastest)
     lines = [f"# rnnbench across machines: {', '.join(path.name for path in paths)}", "",
              "Records are grouped by machine: CPU model, threads, and the versions of torch, TensorFlow, Keras and "
              "JAX. Nothing is pooled across machines; each machine's figures come from its own runs, with its own "
@@ -152,21 +152,21 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
               "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", rendering.to_markdown(winners),
               "## Ratio to native torch per machine", "",
               "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
-              rendering.to_markdown(tables.ratios_across(summaries))]
+              rendering.to_markdown(rendering.ratios_across(summaries))]
     for label, data in zip(labels, machines):
         lines += [f"## {label}", "", f"{len(data.finished)} finished runs from {where(data.sources)}. "
                   "Steady ms/step: median over runs [run min-max], ratio to native torch (95% interval).", "",
-                  rendering.to_markdown(tables.headline(summaries[label], "step")),
+                  rendering.to_markdown(rendering.headline(summaries[label], "step")),
                   "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
-                  rendering.to_markdown(tables.headline(summaries[label], "memory"))]
+                  rendering.to_markdown(rendering.headline(summaries[label], "memory"))]
     lines += _threads_sections(machines)
-    precisions = {label: tables.precision(data.runs, families[label]) for label, data in zip(labels, machines)}
+    precisions = {label: verdicts.precision(data.runs, families[label]) for label, data in zip(labels, machines)}
     if any(not table.empty for table in precisions.values()):
         lines += ["## bf16 / fp32 per machine", "",
                   "Steady step of each bf16 column over its fp32 default, per machine (or thread count, or width: "
                   "whatever separates the groups), with the 95% run-level interval; `emulated` where the CPU had no "
                   "bf16 instructions. Where the gain depends on the width or the CPU, the rows differ.", "",
-                  rendering.to_markdown(tables.precision_across(precisions))]
+                  rendering.to_markdown(rendering.precision_across(precisions))]
     if not unowned.empty:
         lines += ["## Failed runs of no single machine", "",
                   "A folder with several machines' runs cannot say which machine a failed run was on.", "",
@@ -292,7 +292,7 @@ def _findings(data: Results, long_tables: dict, converged: bool) -> list[str]:
         lines += ["", "**Gradient clipping**:", ""] + clipping
     lines += ["", "**How quiet the machine was**:", ""] + findings.quietness_sentences(runs, data.canary)
     lines += ["", "**How steady the timed steps were**:", ""] + findings.steadiness_sentences(
-        long_tables["steadiness"], tables.unsettled(runs))
+        long_tables["steadiness"], verdicts.unsettled(runs))
     return lines + ["", "**How the verdicts are decided**:", ""] + findings.method_sentences(
         family, long_tables["equivalence"] if converged else None, long_tables["aa"])
 
@@ -302,15 +302,15 @@ def _headline_tables(data: Results, long_tables: dict, converged: bool) -> list[
     lines = ["", f"## Headline tables ({data.cpu_model})", "",
              "Steady ms/step: geometric mean over quiet runs [run-to-run min-max], then the ratio to native torch "
              "with its 95% run-level interval; † marks a cell with busy runs left out.", "",
-             rendering.to_markdown(tables.headline(summary, "step")),
+             rendering.to_markdown(rendering.headline(summary, "step")),
              "Peak training memory, MB above the ready baseline: median [min-max over runs].", "",
-             rendering.to_markdown(tables.headline(summary, "memory"))]
+             rendering.to_markdown(rendering.headline(summary, "memory"))]
     if converged:
-        lines += ["Test accuracy, mean ± sd over seeds.", "", rendering.to_markdown(tables.headline(summary, "accuracy"))]
+        lines += ["Test accuracy, mean ± sd over seeds.", "", rendering.to_markdown(rendering.headline(summary, "accuracy"))]
         if "ttt_wall_s" in summary and summary["target_accuracy"].notna().any():
             lines += ["Time to target validation accuracy with validation on the clock (MLPerf; censored median "
                       "over runs), training-only beside it, and all training until early stopping.", "",
-                      rendering.to_markdown(tables.headline(summary, "time_to_target"))]
+                      rendering.to_markdown(rendering.headline(summary, "time_to_target"))]
         return lines + ["Equivalence to native torch (test accuracy, points, paired by seed); `power`: the row's "
                         "chance of \"equivalent\" were nothing different, from its own seeds and paired sd.", "",
                         rendering.to_markdown(long_tables["equivalence"])]
@@ -334,7 +334,7 @@ def _detail_tables(data: Results, long_tables: dict) -> list[str]:
                   f"({m} x {k}) by ({k} x {n}) once per timestep, strictly in sequence; this machine runs that "
                   f"shape at {small:.0f} GFLOP/s ({small / peak:.0%} of peak), which bounds the recurrent part of "
                   "each step (the input projection x@W and the weight gradients can run as larger GEMMs).", "",
-                  rendering.to_markdown(tables.roofline(summary, peak))]
+                  rendering.to_markdown(rendering.roofline(summary, peak))]
     precision = long_tables["precision"]
     if not precision.empty:
         emulated = " **Emulated**: this CPU has no bf16 instructions, so these ratios measure the frameworks' " \

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -149,8 +150,8 @@ class Column(NamedTuple):
     @classmethod
     def parse(cls, label: str) -> Column:
         """The column a label names; option values come back as the strings the label shows."""
-        implementation, *options = label.split("[")
-        return cls(implementation, tuple(tuple(option.rstrip("]").split("=", 1)) for option in options))
+        implementation = label.partition("[")[0]
+        return cls(implementation, tuple(re.findall(r"\[([^=\]]+)=([^\]]*)\]", label[len(implementation):])))
 
     def with_option(self, option: str, value) -> Column:
         return self._replace(options=self.options + ((option, value),))

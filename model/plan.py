@@ -41,7 +41,7 @@ LABEL = "label"  # a variant option that only names a column (RunPlan.label): th
 PLAN_OPTIONS = (LABEL, "allocator")
 # The A/A twin every timed profile runs beside its columns: native torch again, the cheapest column (its steps are
 # the shortest), as a second column. Its true ratio is 1, so what it reads is the design's own bias, the margin a
-# verdict must clear (analysis.tables.comparisons).
+# verdict must clear (analysis.verdicts.comparisons).
 TWIN = ("torch", ((LABEL, TWIN_LABEL),))
 
 

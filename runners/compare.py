@@ -55,7 +55,8 @@ def compare(
     variants: Annotated[Optional[str], typer.Option(help="extra columns, e.g. 'tensorflow:graph=false,torch:compile=true,keras-jax:jit_compile=false'")] = None,
     data: Annotated[Optional[Path], typer.Option(help="dataset archive or folder (default: $IMDB_DATA, then usual places)")] = None,
     report: Annotated[bool, typer.Option(help="generate REPORT.md, tables and plots at the end")] = True,
-    executor: Annotated[str, typer.Option(help="local (one run after another here) or ray (a Ray cluster; needs .[cluster])")] = "local",
+    executor: Annotated[str, typer.Option(help="local (one run after another here) or ray (a Ray cluster; needs "
+                                                "the cluster extra: pip install -e '.\\[cluster]')")] = "local",
     address: Annotated[str, typer.Option(help="ray only: the cluster, auto (the one started here with `ray start`) or HOST:PORT")] = "auto",
     placement: Annotated[str, typer.Option(help="ray only: node (one run per node at a time) or cores (one per --threads cores, pinned)")] = "node",
     rerun_noisy: Annotated[int, typer.Option(help="run a cell's busy sequential runs again (/proc/stat: others or steal above the thresholds of analysis/noise.py), up to this many extra runs per cell, until it has 3 timed runs")] = 0,

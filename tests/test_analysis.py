@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import findings, inference, report, tables
+from analysis import findings, inference, rendering, report, tables, verdicts
 from analysis.load import AnalysisError, load, load_machines, row
 from model import records
 from model.records import RecordError, write_json_atomic
@@ -173,18 +173,18 @@ def test_ratio_interval_is_over_runs():
 
 def test_overhead_and_depth_scaling(results):
     runs = load(results).runs
-    overhead = tables.overhead(runs)
+    overhead = verdicts.overhead(runs)
     assert list(overhead["backend"]) == ["torch", "torch"]
     # seed-0 medians 44 and 11 ms, each column's runs spread their own way
     spreads = spread("keras-torch") / spread("torch")
     assert overhead.set_index("layers").loc[1, "overhead"] == pytest.approx(4.0 * spreads)
-    depth = tables.depth_scaling(tables.summary(runs), runs).set_index("implementation")
+    depth = verdicts.depth_scaling(tables.summary(runs), runs).set_index("implementation")
     assert depth.loc["torch", "2x_vs_1"] == pytest.approx(21 / 11)
     # the seeds' +-5% spread around it, over 3 runs a depth: a Welch interval about +-12% wide
     assert 1.6 < depth.loc["torch", "2x_vs_1_low"] < 21 / 11 < depth.loc["torch", "2x_vs_1_high"] < 2.2
     sentence = findings.depth_sentences(depth.reset_index())[1]
     assert sentence.startswith("- torch: 2 layers cost LSTM 1.91x (95% CI 1.") and "the 1-layer step time" in sentence
-    deeper_only = tables.depth_scaling(tables.summary(runs[runs["layers"] == 2]))
+    deeper_only = verdicts.depth_scaling(tables.summary(runs[runs["layers"] == 2]))
     assert not [c for c in deeper_only.columns if "x_vs_" in c]  # one depth: nothing to scale against
 
 
@@ -271,7 +271,7 @@ def test_report_without_native_torch_and_with_a_run_without_steady_steps(tmp_pat
 
 
 def test_roofline_gives_each_implementation_its_share_of_the_gemm_peak(results):
-    table = tables.roofline(tables.summary(load(results).runs), peak_gflops=100.0).set_index("configuration")
+    table = rendering.roofline(tables.summary(load(results).runs), peak_gflops=100.0).set_index("configuration")
     assert table.loc["LSTM 1L", "torch"] == f"{0.5 / 0.011:.1f} (45%)"  # 0.5 GFLOP in 11 ms of a 100 GFLOP/s peak
     assert table.loc["LSTM 2L", "GFLOP/step"] == "1.00"
     text = report.generate(results).read_text()
@@ -289,7 +289,7 @@ def test_programming_model_sets_compile_time_against_the_steady_gain(results):
         write_json_atomic(results / "runs" / f"tensorflow+jit_compile-True-lstm1-s{seed}" / "record.json", record)
     summary = tables.summary(load(results).runs)
     assert "tensorflow[jit_compile=True]" in set(summary["implementation"])
-    row = tables.programming_model(summary, load(results).runs).set_index("variant").loc[
+    row = verdicts.programming_model(summary, load(results).runs).set_index("variant").loc[
         "tensorflow[jit_compile=True]"]
     assert row["speedup"] == pytest.approx(1.25) and row["variant_first_step_s"] == 5.0
     assert 1 < row["speedup_low"] < 1.25 < row["speedup_high"] < 1.5  # 3 runs a side, +-4% between seeds
@@ -552,12 +552,12 @@ def test_a_winner_is_named_only_when_it_beats_every_other_column():
     table = pd.DataFrame([dict(implementation=name, cell="lstm", layers=1, bidirectional=False,
                                step_ms=inference.geometric_mean(group["run_step_ms"]), timed_runs=3)
                           for name, group in runs.groupby("implementation")])
-    row = tables.fastest(table, runs).iloc[0]
+    row = verdicts.fastest(table, runs).iloc[0]
     assert row["best"] == "tensorflow" and row["second"] == "torch" and row["low"] > 1.0
     assert not row["clear"] and row["ties"] == "keras-torch"
     runs = step_runs({"tensorflow": [10.0, 10.1, 9.9], "torch": [13.0, 13.1, 12.9], "keras-torch": [30, 31, 29]})
     table["step_ms"] = [30.0, 10.0, 13.0]  # keras-torch, tensorflow, torch (groupby order)
-    assert tables.fastest(table, runs).iloc[0]["clear"]
+    assert verdicts.fastest(table, runs).iloc[0]["clear"]
 
 
 def test_holm_on_a_known_family():
@@ -570,7 +570,7 @@ def test_holm_on_a_known_family():
     # (keras-torch/tensorflow too, p 0.69): Holm's first step needs 0.031 <= 0.05/3, so none is clear.
     runs = step_runs({"torch": [10.0, 10.4, 9.6], "tensorflow": [11.0, 11.5, 10.6],
                       "keras-torch": [11.2, 11.7, 10.7]})
-    family = tables.comparisons(runs).set_index(["numerator", "denominator"])
+    family = verdicts.comparisons(runs).set_index(["numerator", "denominator"])
     versus_torch = family.loc[[("keras-torch", "torch"), ("tensorflow", "torch")]]
     assert len(family) == 3 and (versus_torch["low"] > 1.0).all() and (versus_torch["p"] < 0.05).all()
     assert not family["clear"].any()
@@ -599,8 +599,8 @@ def test_busy_runs_enter_no_timing_verdict():
                                          kernel_path="k")).set_index("implementation")
     assert summary.loc["torch", "step_ms"] == pytest.approx(np.sqrt(10.0 * 10.2))
     assert summary.loc["torch", "noisy_runs"] == 1 and summary.loc["torch", "runs"] == 3
-    assert "†1 busy" in tables.headline(summary.reset_index(), "step").iloc[0]["torch"]
-    assert np.isnan(tables.comparisons(runs)["p"]).all()
+    assert "†1 busy" in rendering.headline(summary.reset_index(), "step").iloc[0]["torch"]
+    assert np.isnan(verdicts.comparisons(runs)["p"]).all()
 
 
 def test_duplicate_seeds_are_paired_once():
@@ -646,7 +646,7 @@ def test_time_to_target_is_over_timed_runs_one_per_seed():
     row = tables.summary(runs).iloc[0]
     assert row["ttt_wall_s"] == 243.0 and row["ttt_eval_wall_s"] == 253.0 and row["ttt_cpu_s"] == 420.0
     assert row["reached_target"] == 3 and row["ttt_runs"] == 3 and row["runs"] == 4
-    assert "(3/3)" in tables.headline(tables.summary(runs), "time_to_target").iloc[0]["torch"]
+    assert "(3/3)" in rendering.headline(tables.summary(runs), "time_to_target").iloc[0]["torch"]
 
 
 def ttt_runs(step_medians, ttt_wall_s, other_cpu=None, **columns) -> pd.DataFrame:
@@ -794,7 +794,7 @@ def test_bf16_columns_get_their_ratio_to_fp32_and_an_accuracy_verdict(results):
         record["plan"]["variant"] = {"compile": False, "precision": "bf16"}
         record["runtime"]["bf16_emulated"] = True
         write_json_atomic(results / "runs" / f"torch+precision-bf16-lstm1-s{seed}" / "record.json", record)
-    row = tables.precision(load(results).runs).set_index("implementation").loc["torch"]
+    row = verdicts.precision(load(results).runs).set_index("implementation").loc["torch"]
     assert row["ratio"] == pytest.approx(0.6) and row["low"] < 0.6 < row["high"] and row["clear"]
     # mean -0.2 points, sd 0.1 over 3 seeds: t(2) interval -0.2 +- 4.303 * 0.1 / sqrt(3)
     half = stats_t(2) * 0.1 / 3 ** 0.5

@@ -157,3 +157,14 @@ def test_the_link_check_sees_a_broken_link(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("[there](missing.md#part), [fine](page.md#top), [web](https://example.org) and [here](#top)")
     assert broken_links([page]) == ["page.md -> missing.md#part"]
+
+
+def test_the_record_schema_page_names_every_section_of_the_schema():
+    """docs/record-schema.md against model/records.py: its title's version and a row for every section."""
+    from model import records
+
+    page = (REPO / "docs" / "record-schema.md").read_text()
+    assert f"`schema_version` {records.SCHEMA_VERSION})" in page.splitlines()[0]
+    rows = [line.split("|")[1] for line in page.splitlines() if line.startswith("| `")]
+    named = {name.strip(" `") for row in rows for name in row.split(",")}
+    assert set(records.SECTIONS) <= named, set(records.SECTIONS) - named

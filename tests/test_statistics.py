@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import findings, inference, tables
+from analysis import findings, inference, rendering, tables, verdicts
 
 
 def interleaved_runs(column: str, blocks: dict[str, dict[int, float]]) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def test_the_family_is_every_pair_of_columns_and_counts_the_untestable_ones():
                             ("keras-torch", "lstm"): [30.0, 31.0, 29.0], ("keras-tensorflow", "lstm"): [20.0, 21.0],
                             ("torch", "gru"): [10.0, 10.4, 9.6], ("tensorflow", "gru"): [12.0, 12.2, 11.9],
                             ("torch", "rnn"): [10.0, 11.0, 12.0]}, busy={("tensorflow", "gru")})
-    family = tables.comparisons(runs)
+    family = verdicts.comparisons(runs)
     assert len(family) == 7 and family["testable"].sum() == 3
     pairs = set(zip(family["cell"], family["numerator"], family["denominator"]))
     # Neither against torch nor a column's own native: in the family only because every pair is.
@@ -117,7 +117,7 @@ def test_holm_runs_over_all_pairs_so_the_fastest_is_not_chosen_after_the_means()
     # 1 - 4.330127 / sqrt 20.75 = 0.049414.
     runs = interleaved_cell({"torch": [0.0, 0.0, 0.0], "tensorflow": [0.10, 0.12, 0.08],
                              "keras-torch": [0.30, 0.40, 0.20]})
-    family = tables.comparisons(runs)
+    family = verdicts.comparisons(runs)
     assert list(zip(family["numerator"], family["denominator"])) == [
         ("keras-torch", "tensorflow"), ("keras-torch", "torch"), ("tensorflow", "torch")]
     assert family["p"].tolist() == pytest.approx([0.049414, 0.035099, 0.013072], abs=1e-6)
@@ -128,7 +128,7 @@ def test_holm_runs_over_all_pairs_so_the_fastest_is_not_chosen_after_the_means()
     table = pd.DataFrame([dict(implementation=name, cell="lstm", layers=1, bidirectional=False,
                                step_ms=inference.geometric_mean(group["run_step_ms"]), timed_runs=3)
                           for name, group in runs.groupby("implementation")])
-    row = tables.fastest(table, runs, family).iloc[0]
+    row = verdicts.fastest(table, runs, family).iloc[0]
     assert row["best"] == "torch" and not row["clear"] and row["ties"] == "keras-torch"
 
 
@@ -311,9 +311,10 @@ def test_a_runner_up_without_an_interval_is_untestable_never_a_tie():
         return dict(configuration="GRU 1L", best="tensorflow", best_ms=40.0, second="keras-tensorflow", ratio=1.42,
                     low=low, high=high, clear=clear, equivalent=equivalent)
 
-    table = tables.winners_across({"open": pd.DataFrame([row(0.9, 2.1)]), "none": pd.DataFrame([row(np.nan, np.nan)]),
-                                   "clear": pd.DataFrame([row(1.3, 1.5, clear=True)]),
-                                   "tie": pd.DataFrame([row(1.39, 1.45, equivalent=True)])})
+    table = rendering.winners_across({"open": pd.DataFrame([row(0.9, 2.1)]),
+                                      "none": pd.DataFrame([row(np.nan, np.nan)]),
+                                      "clear": pd.DataFrame([row(1.3, 1.5, clear=True)]),
+                                      "tie": pd.DataFrame([row(1.39, 1.45, equivalent=True)])})
     cells = table.set_index("configuration").loc["GRU 1L"]
     assert cells["open"] == "tensorflow, keras-tensorflow: not resolved (1.42x (95% CI 0.90-2.10))"
     assert cells["tie"] == "tensorflow ≈ keras-tensorflow (1.42x (95% CI 1.39-1.45), within the A/A margin)"
@@ -338,10 +339,10 @@ def test_a_difference_no_larger_than_the_twins_is_not_clear():
                              "keras-tensorflow": keras_tensorflow, "keras-torch": [0.01, -0.01, 0.0],
                              "keras-tensorflow[label=b]": [k + d for k, d in
                                                            zip(keras_tensorflow, [0.03, 0.05, 0.04])]})
-    twins = tables.aa(runs)
+    twins = verdicts.aa(runs)
     assert twins[["implementation", "ratio"]].values.tolist() == [["keras-tensorflow", pytest.approx(np.exp(0.04))]]
-    assert tables.margin(twins) == pytest.approx(np.exp(0.04) - 1)
-    family = tables.comparisons(runs).set_index(["numerator", "denominator"])
+    assert verdicts.margin(twins) == pytest.approx(np.exp(0.04) - 1)
+    family = verdicts.comparisons(runs).set_index(["numerator", "denominator"])
     assert "keras-tensorflow[label=b]" not in set(family.index.get_level_values(0)) | set(
         family.index.get_level_values(1))
     keras = family.loc[("keras-tensorflow", "tensorflow")]
@@ -350,13 +351,13 @@ def test_a_difference_no_larger_than_the_twins_is_not_clear():
     assert not keras["clear"] and not keras["equivalent"]
     assert family.loc[("tensorflow", "torch"), "clear"]
     assert family.loc[("keras-torch", "torch"), "equivalent"] and not family.loc[("keras-torch", "torch"), "clear"]
-    assert family["margin"].eq(tables.margin(twins)).all()
+    assert family["margin"].eq(verdicts.margin(twins)).all()
     sentences = " ".join(findings.margin_sentences(twins))
     assert "m = 4.1%" in sentences and "keras-tensorflow's twin over it, 1.04x" in sentences
     # no twin anywhere: margin 0, Holm's rule as before
-    alone = tables.comparisons(runs[runs["implementation"] != "keras-tensorflow[label=b]"])
+    alone = verdicts.comparisons(runs[runs["implementation"] != "keras-tensorflow[label=b]"])
     assert alone["margin"].eq(0).all() and alone["clear"].tolist() == tables.holm(alone["p"]).tolist()
-    assert "margin is 0" in findings.margin_sentences(tables.aa(runs.iloc[:0]))[0]
+    assert "margin is 0" in findings.margin_sentences(verdicts.aa(runs.iloc[:0]))[0]
 
 
 def test_a_set_without_a_twin_takes_its_machines_aa_set_under_the_same_schedule(tmp_path):
@@ -390,7 +391,7 @@ def test_a_set_without_a_twin_takes_its_machines_aa_set_under_the_same_schedule(
     write("aa-sequential", "torch", 10.5, label="b")
     twins = calibration.twins(data)
     assert twins["source"].tolist() == ["aa-sequential"] and twins["ratio"].tolist() == [pytest.approx(1.05)]
-    family = tables.comparisons(data.runs, twins)
+    family = verdicts.comparisons(data.runs, twins)
     # Welch on logs, equal spreads a side: 1.04x (1.016-1.063), p about 0.009: Holm over one clears it, the margin not
     assert family["ratio"].tolist() == [pytest.approx(1.04)] and tables.holm(family["p"]).all()
     assert not family["clear"].iloc[0] and not family["equivalent"].iloc[0]
@@ -444,7 +445,7 @@ def test_a_ratio_that_drifts_within_its_runs_is_found():
     runs.loc[runs["implementation"] == "tensorflow", "round_step_ms"] = [
         {r: v * (1 + 0.001 * i * (r >= 6)) for r, v in rounds.items()}
         for i, rounds in enumerate(runs.loc[runs["implementation"] == "tensorflow", "round_step_ms"])]
-    table = tables.steadiness(runs, tables.comparisons(runs)).set_index(["numerator", "denominator"])
+    table = verdicts.steadiness(runs, verdicts.comparisons(runs)).set_index(["numerator", "denominator"])
     assert table.loc[("tensorflow", "torch"), "drift"] == pytest.approx(np.exp(0.1), rel=2e-3)
     assert table.loc[("tensorflow", "torch"), "drifts"] and not table.loc[("keras-torch", "torch"), "drifts"]
 
@@ -516,3 +517,63 @@ def test_a_turns_cost_that_differs_by_column_needs_several_steps_a_turn():
     four = coverage(lambda rng, draw: simulated_sweep(rng, start_orders(6, 10, draw, 0), 4, costs))
     assert one < 0.60  # 0.49 at these settings
     assert 0.93 <= four <= 0.97
+
+
+# --- The study's accuracy against CPU-minutes (issue 40) -----------------------------------------------------------
+
+def test_the_pareto_front_by_hand():
+    """A point is off the front where another costs no more and reaches more, or costs less and reaches as much;
+    two identical points both stay on it."""
+    cost = [0.2, 0.1, 5.0, 9.0, 10.0, 10.0, 30.0, 12.0]
+    value = [0.907, 0.886, 0.870, 0.908, 0.895, 0.908, 0.912, 0.908]
+    assert tables.pareto(cost, value).tolist() == [True, True, False, True, False, False, True, False]
+    assert tables.pareto([1.0, 1.0], [0.9, 0.9]).tolist() == [True, True]
+
+
+def _accuracy_runs() -> pd.DataFrame:
+    def run(cell, layers, seed, accuracy, cpu_s, ensemble=None, ensemble_accuracy=None):
+        return dict(status="ok", implementation="torch", cell=cell, layers=layers, bidirectional=False, seed=seed,
+                    accuracy=accuracy, train_cpu_s=cpu_s, ensemble=ensemble, ensemble_accuracy=ensemble_accuracy)
+
+    return pd.DataFrame([run("gru", 1, 0, 0.88, 300.0, "torch-gru1-s0", 0.90),
+                         run("gru", 1, 1, 0.87, 360.0, "torch-gru1-s0", 0.90),
+                         run("gru", 1, 2, 0.89, 420.0, "torch-gru1-s0", 0.90),
+                         run("gru", 1, 2, 0.95, 900.0),  # a noisy seed's re-run: the seed's median counts
+                         run("lstm", 2, 0, 0.85, 600.0),
+                         dict(status="failed", implementation="torch", cell="lstm", layers=2, bidirectional=False,
+                              seed=1)])
+
+
+def test_accuracy_points_by_hand():
+    """Mean over seeds (a seed run twice: the median of its runs) with the t interval over seeds, the median seed's
+    CPU-minutes; an ensemble's CPU is the sum of its members'; one seed: no interval; failed runs left out."""
+    points = tables.accuracy_points(_accuracy_runs(), "study").set_index(["cell", "kind"])
+    gru = points.loc[("gru", "network")]
+    seeds = [0.88, 0.87, (0.89 + 0.95) / 2]  # 0.92
+    half = stats.t.ppf(0.975, 2) * np.std(seeds, ddof=1) / np.sqrt(3)
+    assert gru["seeds"] == 3 and gru["accuracy"] == pytest.approx(np.mean(seeds))
+    assert (gru["low"], gru["high"]) == pytest.approx((np.mean(seeds) - half, np.mean(seeds) + half))
+    assert gru["cpu_minutes"] == pytest.approx(6.0)  # the median of the seeds' 300, 360 and 660 s
+    ensemble = points.loc[("gru", "ensemble")]
+    assert ensemble["seeds"] == 1 and ensemble["accuracy"] == 0.90 and np.isnan(ensemble["low"])
+    assert ensemble["cpu_minutes"] == pytest.approx((300 + 360 + 660) / 60)
+    lstm = points.loc[("lstm", "network")]
+    assert lstm["seeds"] == 1 and lstm["accuracy"] == 0.85 and np.isnan(lstm["low"]) and lstm["cpu_minutes"] == 10
+
+
+def test_the_linear_models_pool_over_sets_and_a_record_without_cpu_time_gives_its_wall_time():
+    def fitted(accuracy, fit_s, fit_cpu_s=None, unigram=None):
+        found = dict(implementation="tfidf-logreg" if unigram is None else "tfidf-logreg-unigram",
+                     n_train=22500, metrics=dict(accuracy=accuracy), fit_s=fit_s)
+        if fit_cpu_s is not None:
+            found["fit_cpu_s"] = fit_cpu_s
+        return found
+
+    bigrams = {"0": dict(fitted(0.906, 12.0), unigram=fitted(0.886, 3.0, unigram=True)),
+               "1": fitted(0.908, 30.0, 24.0)}
+    points = tables.linear_points({"a": dict(seeds=bigrams), "b": dict(seeds={"0": fitted(0.907, 18.0)}),
+                                   "c": None}).set_index("implementation")
+    assert points.loc["tfidf-logreg", "seeds"] == 3
+    assert points.loc["tfidf-logreg", "accuracy"] == pytest.approx(0.907)
+    assert points.loc["tfidf-logreg", "cpu_minutes"] == pytest.approx(18.0 / 60)  # median of 12, 24 (CPU), 18
+    assert points.loc["tfidf-logreg-unigram", "seeds"] == 1 and points.loc["tfidf-logreg-unigram", "set"] == "a"

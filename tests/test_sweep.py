@@ -326,7 +326,7 @@ def test_a_subset_of_implementations_holds_for_the_profiles_variant_columns():
 
 
 def test_every_timed_profile_runs_the_aa_twin_and_its_deviation_adds_no_seeds(tmp_path):
-    """The twin sets the margin (analysis.tables.comparisons): every interleaved speed profile runs it, quick's
+    """The twin sets the margin (analysis.verdicts.comparisons): every interleaved speed profile runs it, quick's
     first look is one whole Latin square of its six columns, and the seed rule's look leaves it out."""
     from model.plan import TWIN, get_profile
 

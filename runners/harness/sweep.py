@@ -489,7 +489,7 @@ def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
     every pair where torch is not a column), named ``a/b``; and a block's minutes, what its runs held the CPU."""
     import numpy as np
 
-    from analysis import inference, tables
+    from analysis import inference, tables, verdicts
     from analysis.load import load
 
     runs = load(results).runs
@@ -499,7 +499,7 @@ def _look(results: Path, seeds: dict[tuple, tuple]) -> tuple[dict, dict]:
                     & runs["seed"].isin(kept)]
         groups = tables.timed_groups(mine)
         # an A/A twin's deviation is the margin, not a verdict: it adds no seeds
-        columns = sorted({name for name, *rest in groups if tuple(rest) == key and tables.twin_of(name) is None})
+        columns = sorted({name for name, *rest in groups if tuple(rest) == key and verdicts.twin_of(name) is None})
         pairs = ([(name, tables.REFERENCE) for name in columns if name != tables.REFERENCE]
                  if tables.REFERENCE in columns else list(itertools.combinations(columns, 2)))
         estimates[key] = {f"{a}/{b}": inference.block_estimates(groups[(a, *key)], groups[(b, *key)]) for a, b in pairs}
