@@ -179,11 +179,18 @@ def depth_sentences(depth: pd.DataFrame) -> list[str]:
     sentences = []
     for name in tables.ordered(depth["implementation"]):
         rows = depth[depth["implementation"] == name]
-        values = ", ".join(f"{CELL_NAMES[r['cell']]}{' bi' if r['bidirectional'] else ''} "
-                           + rendering.ratio_text(r[deepest], r.get(f"{deepest}_low", np.nan),
-                                               r.get(f"{deepest}_high", np.nan)) for _, r in rows.iterrows())
-        sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time (95% run-level "
-                         "intervals, quiet runs).")
+        measured = np.isfinite(rows[deepest].astype(float))
+
+        def shape(r):
+            return f"{CELL_NAMES[r['cell']]}{' bi' if r['bidirectional'] else ''}"
+
+        values = ", ".join(shape(r) + " " + rendering.ratio_text(r[deepest], r.get(f"{deepest}_low", np.nan),
+                                                                   r.get(f"{deepest}_high", np.nan))
+                           for _, r in rows[measured].iterrows())
+        missing = ", ".join(shape(r) for _, r in rows[~measured].iterrows())
+        if values:
+            sentences.append(f"- {name}: {deeper} layers cost {values} the {shallow}-layer step time (95% run-level "
+                             "intervals, quiet runs)" + (f"; not timed at both depths: {missing}." if missing else "."))
     return sentences
 
 

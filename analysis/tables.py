@@ -174,20 +174,25 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                    if "clip_binding_share" in group else np.nan,
                    gemm_gflop_per_step=group["gemm_gflop_per_step"].iloc[0] if "gemm_gflop_per_step" in group
                    else np.nan)
-        if "ttt_wall_s" in group and group["target_accuracy"].notna().any():
-            # A timing figure like any other: timed runs only, one per seed (a busy run's re-run stands for it).
-            per_seed = timing.sort_values("run_id").drop_duplicates("seed") if "run_id" in timing else timing
-            row.update(target_accuracy=group["target_accuracy"].iloc[0], ttt_runs=len(per_seed),
-                       reached_target=int(per_seed["ttt_wall_s"].notna().sum()),
-                       ttt_wall_s=censored_median(per_seed["ttt_wall_s"]),
-                       ttt_cpu_s=censored_median(per_seed["ttt_cpu_s"]),
-                       ttt_eval_wall_s=censored_median(per_seed["ttt_eval_wall_s"]))
+        row.update(_time_to_target(group, timing))
         reference = groups.get((REFERENCE, cell, layers, bidirectional))
         row["vs_torch"], row["vs_torch_low"], row["vs_torch_high"] = (
             group_ratio(timing, reference)[:3] if reference is not None
             and timed is not None else (np.nan, np.nan, np.nan))
         rows.append(row)
     return ordered_rows(pd.DataFrame(rows), ["cell", "bidirectional", "layers"])
+
+
+def _time_to_target(group: pd.DataFrame, timing: pd.DataFrame) -> dict:
+    """A timing figure like any other: timed runs only, one per seed (a busy run's re-run stands for it); none
+    where the profile names no target."""
+    if "ttt_wall_s" not in group or not group["target_accuracy"].notna().any():
+        return {}
+    per_seed = timing.sort_values("run_id").drop_duplicates("seed") if "run_id" in timing else timing
+    return dict(target_accuracy=group["target_accuracy"].iloc[0], ttt_runs=len(per_seed),
+                reached_target=int(per_seed["ttt_wall_s"].notna().sum()),
+                ttt_wall_s=censored_median(per_seed["ttt_wall_s"]), ttt_cpu_s=censored_median(per_seed["ttt_cpu_s"]),
+                ttt_eval_wall_s=censored_median(per_seed["ttt_eval_wall_s"]))
 
 
 def loss_agreement(runs: pd.DataFrame, losses: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -223,10 +223,11 @@ def test_the_hybrid_row_averages_a_run_with_the_bigram_model_of_its_seed(tmp_pat
     import numpy as np
 
     from runners.harness.baseline import hybrid
+    from tests.test_analysis import fixture_record
 
     run = tmp_path / "runs" / "torch-lstm1-s1"
-    run.mkdir(parents=True)
-    (run / records.PLAN_FILE).write_text(json.dumps({"train": {"seed": 1}}))
+    records.write_json_atomic(run / records.RECORD_FILE, fixture_record("torch", "lstm", 1, [10.0] * 5, seed=1))
+    assert hybrid(run, {}) is None  # no predictions (a run as committed under results/reference/): no hybrid
     np.savez(run / records.PREDICTIONS_FILE, labels=np.array([1, 0, 1, 0]),
              probabilities=np.array([0.9, 0.4, 0.3, 0.2]))
     baseline = {"1/probabilities": np.array([0.7, 0.8, 0.9, 0.1]), "1/labels": np.array([1, 0, 1, 0], np.int8)}
@@ -277,6 +278,36 @@ def test_ensembles_average_consecutive_seeds_in_threes_and_count_a_rerun_seed_on
     # Means 0.8, 0.433, 0.567, 0.3: all four right, though the members score 0.5, 0.75 and 1.0.
     assert found[0]["metrics"]["accuracy"] == 1.0 and found[1]["metrics"]["accuracy"] == 0.0
     assert found[0]["train_wall_s"] == 18.0 and found[0]["train_cpu_s"] == 30.0  # the members' sums
+
+
+def test_a_folder_resumed_from_the_reference_keeps_the_hybrids_and_ensembles_of_runs_kept_as_records(tmp_path):
+    """results/reference/ keeps a run's record alone: a sweep resumed from such a copy (the study, in sittings)
+    must neither fail at its end nor drop the hybrids and ensembles computed before its predictions were left out."""
+    import numpy as np
+
+    from tests.test_analysis import fixture_record
+
+    labels = np.array([1, 0, 1, 0])
+    for seed in range(6):
+        run = tmp_path / "runs" / f"torch-lstm1-s{seed}"
+        records.write_json_atomic(run / records.RECORD_FILE, fixture_record("torch", "lstm", 1, [10.0] * 5, seed=seed))
+        if seed >= 3:  # run in this sitting: its predictions are here
+            np.savez(run / records.PREDICTIONS_FILE, labels=labels, probabilities=np.array([0.9, 0.1, 0.9, 0.1]))
+    np.savez(tmp_path / records.BASELINE_PROBABILITIES_FILE,
+             **{f"{seed}/{name}": values for seed in range(6)
+                for name, values in (("labels", labels), ("probabilities", np.array([0.6, 0.6, 0.6, 0.6])))})
+    earlier_ensemble = dict(runs=[f"torch-lstm1-s{seed}" for seed in range(3)], seeds=[0, 1, 2],
+                            metrics=dict(accuracy=0.9), train_wall_s=1.0, train_cpu_s=2.0)
+    records.write_json_atomic(tmp_path / records.ENSEMBLE_FILE, [earlier_ensemble])
+    records.write_json_atomic(tmp_path / records.HYBRID_FILE, {"torch-lstm1-s0": dict(metrics=dict(accuracy=0.7))})
+    sweep.run_hybrids(tmp_path)
+    sweep.run_ensembles(tmp_path)
+    hybrids = records.read_json(tmp_path / records.HYBRID_FILE)
+    assert hybrids["torch-lstm1-s0"] == dict(metrics=dict(accuracy=0.7))  # kept
+    assert sorted(hybrids) == ["torch-lstm1-s0", *(f"torch-lstm1-s{seed}" for seed in range(3, 6))]
+    found = records.read_json(tmp_path / records.ENSEMBLE_FILE)
+    assert found[0] == earlier_ensemble and [e["seeds"] for e in found] == [[0, 1, 2], [3, 4, 5]]
+    assert found[1]["metrics"]["accuracy"] == 1.0
 
 
 def test_an_interleaved_block_trains_as_each_run_would_alone_taking_turns_step_by_step(tmp_path, data_env):

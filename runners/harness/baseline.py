@@ -39,9 +39,11 @@ def hybrid(run_dir: Path, baseline: dict[str, np.ndarray]) -> dict | None:
     """A run's test probabilities averaged with the bigram model's of its seed (None if either is missing)."""
     from model import records
 
-    seed = str(records.read_json(run_dir / records.PLAN_FILE)["train"]["seed"])
     predictions = run_dir / records.PREDICTIONS_FILE
-    if f"{seed}/probabilities" not in baseline or not predictions.exists():
+    if not predictions.exists():  # a run folder as committed under results/reference/ keeps its record alone
+        return None
+    seed = str(records.read_record(run_dir)["plan"]["train"]["seed"])
+    if f"{seed}/probabilities" not in baseline:
         return None
     with np.load(predictions) as run:
         labels, probabilities = run["labels"], run["probabilities"]
@@ -77,6 +79,8 @@ def ensembles(run_dirs, size: int = ENSEMBLE_SIZE) -> list[dict]:
         seeds = sorted(by_seed)
         for start in range(0, len(seeds) - size + 1, size):
             members = [by_seed[seed] for seed in seeds[start:start + size]]
+            if not all((run_dir / records.PREDICTIONS_FILE).exists() for run_dir, _ in members):
+                continue  # a member as committed under results/reference/: its record alone (the caller keeps it)
             labels, probabilities = _member_predictions([run_dir for run_dir, _ in members])
             found.append(dict(
                 runs=[run_dir.name for run_dir, _ in members], seeds=seeds[start:start + size],

@@ -237,16 +237,26 @@ def run_hybrids(results: Path) -> None:
     folder = results / records.RUNS_FOLDER
     found = {run.name: hybrid(run, baseline) for run in sorted(folder.iterdir())
              if records.run_state(run) == "done"}
-    records.write_json_atomic(results / records.HYBRID_FILE, {k: v for k, v in found.items() if v})
+    # a run whose predictions are gone (a folder resumed from results/reference/) keeps its earlier entry
+    earlier = records.read_json(results / records.HYBRID_FILE) if (results / records.HYBRID_FILE).exists() else {}
+    records.write_json_atomic(results / records.HYBRID_FILE,
+                              {k: v or earlier.get(k) for k, v in found.items() if v or earlier.get(k)})
 
 
 def run_ensembles(results: Path) -> None:
-    """``ensemble.json``: the finished runs of each configuration averaged in threes of consecutive seeds."""
+    """``ensemble.json``: the finished runs of each configuration averaged in threes of consecutive seeds (an
+    ensemble whose members' predictions are gone, in a folder resumed from results/reference/, kept as written)."""
     from runners.harness.baseline import ensembles
 
     folder = results / records.RUNS_FOLDER
     done = [run for run in folder.iterdir() if records.run_state(run) == "done"] if folder.is_dir() else []
-    records.write_json_atomic(results / records.ENSEMBLE_FILE, ensembles(done))
+    found = ensembles(done)
+    path = results / records.ENSEMBLE_FILE
+    computed = {tuple(entry["runs"]) for entry in found}
+    kept = [entry for entry in (records.read_json(path) if path.exists() else [])
+            if tuple(entry["runs"]) not in computed
+            and not all((folder / run / records.PREDICTIONS_FILE).exists() for run in entry["runs"])]
+    records.write_json_atomic(path, kept + found)
 
 
 def sweep(results: Path, profile: Profile, threads: int | tuple[int, ...], data: str | None = None,
