@@ -132,7 +132,7 @@ def linear(path: str) -> str:
     """The TF-IDF + logistic regression references on the sweep's own rows, mean over its seeds."""
     baseline = folder(path).baseline
     return (f"{baseline['metrics']['accuracy']:.4f} with bigrams, {baseline['unigram_accuracy']:.4f} with unigrams "
-            f"({len(baseline['seeds'])} seeds)")
+            f"({len(baseline['seeds'])} seed{'s' if len(baseline['seeds']) != 1 else ''})")
 
 
 def step_ms(path: str, implementation: str, configuration: str = "lstm1") -> str:

@@ -125,7 +125,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
     families = {label: verdicts.comparisons(data.runs, calibration.twins(data)) for label, data in zip(labels, machines)}
     fastest = {label: verdicts.fastest(summaries[label], data.runs, families[label])
                for label, data in zip(labels, machines)}
-    verdicts = sum(len(family) for family in families.values())
+    comparisons = sum(len(family) for family in families.values())
     testable = sum(int(family["testable"].sum()) for family in families.values())
     winners = rendering.winners_across(fastest)
     lines = [f"# rnnbench across machines: {', '.join(path.name for path in paths)}", "",
@@ -147,7 +147,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
               "runner-up's interval lies inside the A/A margin, `not resolved` where it is neither clear nor inside it, "
               "`untestable` where the runner-up has no interval (clear: Holm-corrected within each machine's report "
               "and beyond its A/A margin; "
-              f"{verdicts} speed comparisons in all, {testable} of them testable; the family-wise "
+              f"{comparisons} speed comparisons in all, {testable} of them testable; the family-wise "
               f"{inference.FAMILY_LEVEL:.0%} holds per machine, nothing is controlled across machines). `winner`: `same` where one implementation wins clearly "
               "everywhere, `depends on the CPU` where clear winners differ, else `unclear`.", "", rendering.to_markdown(winners),
               "## Ratio to native torch per machine", "",
