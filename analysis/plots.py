@@ -278,7 +278,7 @@ def frontier(machines: dict[str, pd.DataFrame]):
     figure, axes = plt.subplots(1, len(machines), figsize=(7.5 * len(machines), 5.5), squeeze=False, sharey=True)
     for axis, (machine, table) in zip(axes[0], machines.items()):
         for _, row in table.iterrows():
-            study = row["set"] == "study"
+            study = row["set"] == "study" and row["kind"] != "linear"
             colour = (CELL_COLOURS.get(row["cell"], "0.4") if row["kind"] != "linear" else "black")
             marker = KIND_MARKERS[row["kind"]] if not (study and row.get("bidirectional")) else "s"
             error = ([[row["accuracy"] - row["low"]], [row["high"] - row["accuracy"]]] if np.isfinite(row["low"])

@@ -47,9 +47,9 @@ LINEAR_NAMES = {"tfidf-logreg": "TF-IDF uni+bigrams + LR", "tfidf-logreg-unigram
 
 def frontier_label(row) -> str:
     """A point of the accuracy-against-minutes picture (``analysis.tables.frontier``): 'GRU 1L bi (study)',
-    'LSTM 1L bi, tensorflow (competitive-ngrams), ensemble of 3', 'TF-IDF uni+bigrams + LR'."""
-    if row["kind"] == "linear":
-        return LINEAR_NAMES.get(row["implementation"], row["implementation"])
+    'LSTM 1L bi, tensorflow (competitive-ngrams), ensemble of 3', 'TF-IDF uni+bigrams + LR (competitive)'."""
+    if row["kind"] == "linear":  # named by the set that first fitted it: a machine may hold two tokenizers' fits
+        return f"{LINEAR_NAMES.get(row['implementation'], row['implementation'])} ({row['set']})"
     column = "" if row["set"] == "study" else f", {row['implementation']}"
     # a table holding linear rows too carries layers as floats
     shape = Configuration(row["cell"], int(row["layers"]), bool(row["bidirectional"]))

@@ -75,7 +75,7 @@ def pareto(cost, value) -> np.ndarray:
     cost, value = np.asarray(cost, float), np.asarray(value, float)
     beaten = ((cost[None, :] <= cost[:, None]) & (value[None, :] > value[:, None])) | (
         (cost[None, :] < cost[:, None]) & (value[None, :] >= value[:, None]))
-    return ~beaten.any(axis=1)
+    return ~beaten.any(axis=1) & np.isfinite(cost) & np.isfinite(value)  # an unmeasured point is on no front
 
 
 def accuracy_points(runs: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -92,8 +92,10 @@ def accuracy_points(runs: pd.DataFrame, name: str) -> pd.DataFrame:
         rows.append(dict(set=name, kind="network", **dict(zip(KEYS, key)), seeds=len(seeds), accuracy=accuracy,
                          low=low, high=high, cpu_minutes=seeds["train_cpu_s"].median() / 60))
         if "ensemble" in group and group["ensemble"].notna().any():
+            # an ensemble's CPU: its members' runs (a seed run again: the median of its runs, as above); a
+            # member without CPU time leaves the ensemble's unknown
             each = [(float(members["ensemble_accuracy"].iloc[0]),
-                     seeds["train_cpu_s"].reindex(members["seed"].unique()).sum())
+                     seeds["train_cpu_s"].reindex(members["seed"].unique()).sum(min_count=members["seed"].nunique()))
                     for _, members in group.dropna(subset=["ensemble"]).groupby("ensemble")]
             accuracy, low, high = difference_interval([a for a, _ in each])
             rows.append(dict(set=name, kind="ensemble", **dict(zip(KEYS, key)), seeds=len(each), accuracy=accuracy,
@@ -102,22 +104,24 @@ def accuracy_points(runs: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def linear_points(baselines: dict[str, dict | None]) -> pd.DataFrame:
-    """The linear models of a machine's sets (set name -> its baseline) as points, each pooled over every seed of
-    every set (a seed draws its own validation rows: accuracy moves by hundredths of a point), with their fit's
-    CPU-minutes (scikit-learn fits on one core, so a record without CPU time of its own gives its wall time)."""
-    found: dict[str, dict] = {}
+    """The linear models of a machine's sets (set name -> its baseline) as points: one per model (its description:
+    n-grams, tokenizer, C), each seed's fit once however many sets hold it (sets of one split share their fits),
+    with the fit's CPU-minutes (scikit-learn fits on one core, so a record without CPU time of its own gives its
+    wall time)."""
+    found: dict[tuple, dict] = {}
     for name, baseline in baselines.items():
-        for result in (baseline or {}).get("seeds", {}).values():
+        for seed, result in (baseline or {}).get("seeds", {}).items():
             for fitted in (result, result.get("unigram")):
                 if fitted:
-                    point = found.setdefault(fitted["implementation"], dict(set=name, accuracy=[], cpu=[]))
-                    point["accuracy"].append(fitted["metrics"]["accuracy"])
-                    point["cpu"].append(fitted.get("fit_cpu_s", fitted["fit_s"]))
+                    point = found.setdefault((fitted["implementation"], fitted["description"]), dict(set=name))
+                    point.setdefault(seed, (fitted["metrics"]["accuracy"], fitted.get("fit_cpu_s", fitted["fit_s"])))
     rows = []
-    for implementation, point in found.items():
-        accuracy, low, high = difference_interval(point["accuracy"])
-        rows.append(dict(set=point["set"], kind="linear", implementation=implementation, seeds=len(point["accuracy"]),
-                         accuracy=accuracy, low=low, high=high, cpu_minutes=float(np.median(point["cpu"])) / 60))
+    for (implementation, _), point in found.items():
+        fits = [value for key, value in point.items() if key != "set"]
+        accuracy, low, high = difference_interval([a for a, _ in fits])
+        rows.append(dict(set=point["set"], kind="linear", implementation=implementation, seeds=len(fits),
+                         accuracy=accuracy, low=low, high=high,
+                         cpu_minutes=float(np.median([c for _, c in fits])) / 60))
     return pd.DataFrame(rows)
 
 

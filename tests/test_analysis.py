@@ -184,6 +184,12 @@ def test_overhead_and_depth_scaling(results):
     assert 1.6 < depth.loc["torch", "2x_vs_1_low"] < 21 / 11 < depth.loc["torch", "2x_vs_1_high"] < 2.2
     sentence = findings.depth_sentences(depth.reset_index())[1]
     assert sentence.startswith("- torch: 2 layers cost LSTM 1.91x (95% CI 1.") and "the 1-layer step time" in sentence
+    # a cell timed at one depth only (here: keras-torch's 2-layer runs left out) is named, not printed as nan
+    partial = verdicts.depth_scaling(tables.summary(runs[(runs["implementation"] == "torch")
+                                                         | (runs["layers"] == 1)]))
+    sentences = findings.depth_sentences(partial)
+    assert not any("nan" in sentence for sentence in sentences)
+    assert any(sentence.startswith("- torch: 2 layers cost LSTM") for sentence in sentences)
     deeper_only = verdicts.depth_scaling(tables.summary(runs[runs["layers"] == 2]))
     assert not [c for c in deeper_only.columns if "x_vs_" in c]  # one depth: nothing to scale against
 

@@ -167,4 +167,4 @@ def test_the_record_schema_page_names_every_section_of_the_schema():
     assert f"`schema_version` {records.SCHEMA_VERSION})" in page.splitlines()[0]
     rows = [line.split("|")[1] for line in page.splitlines() if line.startswith("| `")]
     named = {name.strip(" `") for row in rows for name in row.split(",")}
-    assert set(records.SECTIONS) <= named, set(records.SECTIONS) - named
+    assert named == set(records.SECTIONS), named ^ set(records.SECTIONS)

@@ -561,19 +561,40 @@ def test_accuracy_points_by_hand():
     assert lstm["seeds"] == 1 and lstm["accuracy"] == 0.85 and np.isnan(lstm["low"]) and lstm["cpu_minutes"] == 10
 
 
-def test_the_linear_models_pool_over_sets_and_a_record_without_cpu_time_gives_its_wall_time():
-    def fitted(accuracy, fit_s, fit_cpu_s=None, unigram=None):
-        found = dict(implementation="tfidf-logreg" if unigram is None else "tfidf-logreg-unigram",
-                     n_train=22500, metrics=dict(accuracy=accuracy), fit_s=fit_s)
+def test_each_linear_fit_counts_once_per_seed_and_model_and_a_record_without_cpu_time_gives_its_wall_time():
+    """Sets of one split hold the same seed's fit: counted once; another tokenizer's fit is another model."""
+    def fitted(accuracy, fit_s, fit_cpu_s=None, unigram=False, tokenizer="punct"):
+        found = dict(implementation="tfidf-logreg-unigram" if unigram else "tfidf-logreg", n_train=22500,
+                     description=f"TF-IDF ({tokenizer} tokenizer){' unigrams' if unigram else ''}",
+                     metrics=dict(accuracy=accuracy), fit_s=fit_s)
         if fit_cpu_s is not None:
             found["fit_cpu_s"] = fit_cpu_s
         return found
 
-    bigrams = {"0": dict(fitted(0.906, 12.0), unigram=fitted(0.886, 3.0, unigram=True)),
-               "1": fitted(0.908, 30.0, 24.0)}
-    points = tables.linear_points({"a": dict(seeds=bigrams), "b": dict(seeds={"0": fitted(0.907, 18.0)}),
-                                   "c": None}).set_index("implementation")
-    assert points.loc["tfidf-logreg", "seeds"] == 3
-    assert points.loc["tfidf-logreg", "accuracy"] == pytest.approx(0.907)
-    assert points.loc["tfidf-logreg", "cpu_minutes"] == pytest.approx(18.0 / 60)  # median of 12, 24 (CPU), 18
-    assert points.loc["tfidf-logreg-unigram", "seeds"] == 1 and points.loc["tfidf-logreg-unigram", "set"] == "a"
+    seeds = {"0": dict(fitted(0.906, 12.0), unigram=fitted(0.886, 3.0, unigram=True)), "1": fitted(0.908, 30.0, 24.0)}
+    points = tables.linear_points({"a": dict(seeds=seeds), "b": dict(seeds={"0": seeds["0"], "2": fitted(0.907, 18.0)}),
+                                   "c": None, "d": dict(seeds={"0": fitted(0.900, 6.0, tokenizer="words")})})
+    bigrams = points[points["implementation"] == "tfidf-logreg"].set_index("set")
+    assert bigrams.loc["a", "seeds"] == 3  # seeds 0, 1, 2: seed 0 of set b is set a's fit
+    assert bigrams.loc["a", "accuracy"] == pytest.approx(0.907)
+    assert bigrams.loc["a", "cpu_minutes"] == pytest.approx(18.0 / 60)  # median of 12, 24 (CPU), 18
+    assert bigrams.loc["d", "seeds"] == 1 and bigrams.loc["d", "accuracy"] == 0.900  # the words tokenizer's own
+    unigram = points[points["implementation"] == "tfidf-logreg-unigram"].iloc[0]
+    assert unigram["seeds"] == 1 and unigram["set"] == "a"
+
+
+def test_the_frontier_of_networks_and_linear_models_by_hand():
+    """Networks, ensembles and linear models in one table (the linear rows carry no shape), the front marked;
+    a point without a measurement is on no front."""
+    from types import SimpleNamespace
+
+    baseline = dict(seeds={"0": dict(implementation="tfidf-logreg", description="bigrams", n_train=22500,
+                                     metrics=dict(accuracy=0.905), fit_s=12.0)})
+    table = tables.frontier({"study": SimpleNamespace(runs=_accuracy_runs(), baseline=baseline)})
+    assert table["kind"].tolist() == ["linear", "network", "network", "ensemble"]  # 0.2, 6, 10 and 22 minutes
+    assert table["pareto"].tolist() == [True, False, False, False]  # 0.905 in 0.2 min beats them all
+    assert rendering.frontier_label(table.iloc[0]) == "TF-IDF uni+bigrams + LR (study)"
+    assert rendering.frontier_label(table.iloc[1]) == "GRU 1L (study)"  # layers a float after the concat
+    assert rendering.frontier_label(table.iloc[2]) == "LSTM 2L (study)"
+    assert rendering.frontier_label(table.iloc[3]) == "GRU 1L (study), ensemble of 3"
+    assert tables.pareto([1.0, np.nan, 2.0], [0.8, 0.95, np.nan]).tolist() == [True, False, False]

@@ -308,6 +308,7 @@ def test_a_folder_resumed_from_the_reference_keeps_the_hybrids_and_ensembles_of_
     found = records.read_json(tmp_path / records.ENSEMBLE_FILE)
     assert found[0] == earlier_ensemble and [e["seeds"] for e in found] == [[0, 1, 2], [3, 4, 5]]
     assert found[1]["metrics"]["accuracy"] == 1.0
+    assert sweep.scoreless_runs(tmp_path) == 2  # seeds 1 and 2: neither predictions nor an earlier hybrid
 
 
 def test_an_interleaved_block_trains_as_each_run_would_alone_taking_turns_step_by_step(tmp_path, data_env):

@@ -239,8 +239,21 @@ def run_hybrids(results: Path) -> None:
              if records.run_state(run) == "done"}
     # a run whose predictions are gone (a folder resumed from results/reference/) keeps its earlier entry
     earlier = records.read_json(results / records.HYBRID_FILE) if (results / records.HYBRID_FILE).exists() else {}
-    records.write_json_atomic(results / records.HYBRID_FILE,
-                              {k: v or earlier.get(k) for k, v in found.items() if v or earlier.get(k)})
+    kept = {name: earlier[name] for name in found if name in earlier and _scoreless(folder / name)}
+    records.write_json_atomic(results / records.HYBRID_FILE, {**kept, **{k: v for k, v in found.items() if v}})
+
+
+def _scoreless(run_dir: Path) -> bool:
+    return not (run_dir / records.PREDICTIONS_FILE).exists()
+
+
+def scoreless_runs(results: Path) -> int:
+    """Finished runs kept as their record alone (a folder resumed from results/reference/) that no hybrid written
+    before covers: no hybrid, and no ensemble, can be computed for them."""
+    folder, path = results / records.RUNS_FOLDER, results / records.HYBRID_FILE
+    hybrids = records.read_json(path) if path.exists() else {}
+    return sum(1 for run in (folder.iterdir() if folder.is_dir() else ())
+               if records.run_state(run) == "done" and _scoreless(run) and run.name not in hybrids)
 
 
 def run_ensembles(results: Path) -> None:
@@ -254,8 +267,7 @@ def run_ensembles(results: Path) -> None:
     path = results / records.ENSEMBLE_FILE
     computed = {tuple(entry["runs"]) for entry in found}
     kept = [entry for entry in (records.read_json(path) if path.exists() else [])
-            if tuple(entry["runs"]) not in computed
-            and not all((folder / run / records.PREDICTIONS_FILE).exists() for run in entry["runs"])]
+            if tuple(entry["runs"]) not in computed and any(_scoreless(folder / run) for run in entry["runs"])]
     records.write_json_atomic(path, kept + found)
 
 
@@ -320,6 +332,9 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
                 counts = sweep(results, profile, axis, data, retry_failed, on_progress=on_progress, executor=runner)
             counts["reran"] = len(rerun_noisy(results, rerun_noisy_runs, min(3, len(profile.seeds)), profile.timeout_s,
                                               runner, on_progress)) if rerun_noisy_runs else 0
+            if scoreless := scoreless_runs(results):
+                on_message(f"{scoreless} finished run(s) hold their record alone (as results/reference/ keeps them): "
+                           "no hybrid or ensemble with them")
     finally:
         runner.close()
     return counts
