@@ -61,12 +61,8 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
     pretraining = timing.get("pretraining") or dict(wall_s=0.0, cpu_s=0.0)
     return dict(
         status="ok", implementation=run_column(plan, sweep_allocator), base_implementation=plan["implementation"],
-        cell=spec["cell"], layers=spec["layers"],
-        bidirectional=spec["bidirectional"], seed=plan["train"]["seed"], variant=plan["variant"],
-        maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
-        segment_len=spec.get("segment_len"), embedding_init=spec.get("embedding_init", "uniform"),
-        ngram_buckets=spec.get("ngram_buckets", 0), ngram_order=spec.get("ngram_order", 2),
-        pooling=spec.get("pooling", "max"),
+        cell=spec["cell"], layers=spec["layers"], bidirectional=spec["bidirectional"], seed=plan["train"]["seed"],
+        variant=plan["variant"], **_model_settings(spec),
         accuracy=quality["accuracy"], f1=quality["f1"], roc_auc=quality["roc_auc"], log_loss=quality["log_loss"],
         run_step_ms=steps["median"], run_step_iqr_ms=steps["iqr"], run_step_mean_ms=steps["mean"],
         warmup_least=plan["warmup_steps"], warmup_left_out=warmup["steps"], settled=warmup["settled"],
@@ -93,17 +89,29 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
         jit_compile=runtime["jit_compile"], hostname=record["environment"].get("hostname"),
         precision=plan["variant"].get("precision", "fp32"), bf16_emulated=bool(runtime.get("bf16_emulated")),
         **_quietness(record["cpu"].get("machine_during_training")),
-        canary_start_ms=canary_ms(record, "start"),
-        # Only canaries during training judge a run: the end one follows the last step at once, while the
-        # framework's worker threads still spin, and would flag every short run.
-        canary_training_ms=canary_ms(record, "training"),
-        canary_training_n=len(canary_samples(record, "training")),
-        canary_share=(record.get("canary") or {}).get("share_of_training"),
-        canary_every_s=(record.get("canary") or {}).get("every_s"),
-        started_at=((record.get("canary") or {}).get("samples") or [{}])[0].get("at"),
+        **_canary_fields(record),
         schedule=schedule["schedule"], block=schedule.get("block"), round_step_ms=records.round_medians(record),
         waited_s=schedule.get("wait_wall_s", 0.0),  # interleaved: the others' turns, inside total_wall_s
     )
+
+
+def _model_settings(spec: dict) -> dict:
+    """The network's settings a row carries beside its shape (settings added later: their defaults, as the runs
+    then had them)."""
+    return dict(maxlen=spec.get("maxlen"), units=spec.get("units"), embedding_dim=spec.get("embedding_dim"),
+                segment_len=spec.get("segment_len"), embedding_init=spec.get("embedding_init", "uniform"),
+                ngram_buckets=spec.get("ngram_buckets", 0), ngram_order=spec.get("ngram_order", 2),
+                pooling=spec.get("pooling", "max"))
+
+
+def _canary_fields(record: dict) -> dict:
+    canary = record.get("canary") or {}
+    # Only canaries during training judge a run: the end one follows the last step at once, while the
+    # framework's worker threads still spin, and would flag every short run.
+    return dict(canary_start_ms=canary_ms(record, "start"), canary_training_ms=canary_ms(record, "training"),
+                canary_training_n=len(canary_samples(record, "training")),
+                canary_share=canary.get("share_of_training"), canary_every_s=canary.get("every_s"),
+                started_at=(canary.get("samples") or [{}])[0].get("at"))
 
 
 def _quietness(machine: dict | None) -> dict:

@@ -117,6 +117,21 @@ def converged(data) -> bool:
     return data.profile.get("target_accuracy") is not None
 
 
+def _profile_row(machine: str, row, family: pd.DataFrame, accuracy: bool) -> dict:
+    """One row of a profile's table; ``accuracy``: a converged profile's, with time to target, ensembles and
+    hybrids."""
+    sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
+    ttt = row.get("ttt_eval_wall_s", np.nan)
+    return {"machine": machine, "configuration": Configuration.of(row).label,
+            "implementation": row["implementation"], "seeds": int(row["seeds"]), "runs": int(row["runs"]),
+            "test accuracy": f"{row['accuracy']:.4f}{sd}", "training, min": f"{row['train_wall_s'] / 60:.1f}",
+            "ms/step": f"{row['step_ms']:.0f}", "step time ratio": _ratio_cell(family, row),
+            "first step, s": f"{row['first_step_s']:.1f}",
+            **({"to target, s": f"{ttt:.0f}" if np.isfinite(ttt) else "-", "ensemble of 3": _ensemble_cell(row),
+                "hybrid with bigram LR": f"{row['hybrid_accuracy']:.4f}"
+                if np.isfinite(row.get("hybrid_accuracy", np.nan)) else "-"} if accuracy else {})}
+
+
 def profile_table(profile: str) -> str:
     """The README block of one profile: a row per machine, configuration and implementation."""
     folders = sorted(REFERENCE.glob(f"*/{profile}"))
@@ -126,22 +141,7 @@ def profile_table(profile: str) -> str:
     for folder in folders:
         data = load(folder)
         summary, family = tables.summary(data.runs), verdicts.comparisons(data.runs, calibration.twins(data))
-        for _, row in summary.iterrows():
-            sd = f" ± {row['accuracy_sd']:.4f}" if np.isfinite(row["accuracy_sd"]) else ""
-            ttt = row.get("ttt_eval_wall_s", np.nan)
-            rows.append({"machine": folder.parent.name,
-                         "configuration": Configuration.of(row).label,
-                         "implementation": row["implementation"], "seeds": int(row["seeds"]),
-                         "runs": int(row["runs"]),
-                         "test accuracy": f"{row['accuracy']:.4f}{sd}",
-                         "training, min": f"{row['train_wall_s'] / 60:.1f}",
-                         "ms/step": f"{row['step_ms']:.0f}",
-                         "step time ratio": _ratio_cell(family, row),
-                         "first step, s": f"{row['first_step_s']:.1f}",
-                         **({"to target, s": f"{ttt:.0f}" if np.isfinite(ttt) else "-",
-                             "ensemble of 3": _ensemble_cell(row),
-                             "hybrid with bigram LR": f"{row['hybrid_accuracy']:.4f}"
-                             if np.isfinite(row.get("hybrid_accuracy", np.nan)) else "-"} if converged(data) else {})})
+        rows += [_profile_row(folder.parent.name, row, family, converged(data)) for _, row in summary.iterrows()]
         baseline = ""
         if data.baseline:
             unigram = data.baseline.get("unigram_accuracy")

@@ -153,6 +153,17 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
               "## Ratio to native torch per machine", "",
               "Steady step time relative to native torch on the same machine (95% run-level interval).", "",
               rendering.to_markdown(rendering.ratios_across(summaries))]
+    lines += _machine_sections(labels, machines, summaries, families, where)
+    if not unowned.empty:
+        lines += ["## Failed runs of no single machine", "",
+                  "A folder with several machines' runs cannot say which machine a failed run was on.", "",
+                  rendering.to_markdown(unowned[[c for c in ("run_id", "failure", "error") if c in unowned.columns]])]
+    return "\n".join(lines) + "\n"
+
+
+def _machine_sections(labels: list[str], machines: list[Results], summaries: dict, families: dict, where) -> list[str]:
+    """Each machine's step and memory tables, the thread counts' speed-ups, and bf16 against fp32 per machine."""
+    lines = []
     for label, data in zip(labels, machines):
         lines += [f"## {label}", "", f"{len(data.finished)} finished runs from {where(data.sources)}. "
                   "Steady ms/step: median over runs [run min-max], ratio to native torch (95% interval).", "",
@@ -167,11 +178,7 @@ def render_machines(paths: list[Path], machines: list[Results], labels: list[str
                   "whatever separates the groups), with the 95% run-level interval; `emulated` where the CPU had no "
                   "bf16 instructions. Where the gain depends on the width or the CPU, the rows differ.", "",
                   rendering.to_markdown(rendering.precision_across(precisions))]
-    if not unowned.empty:
-        lines += ["## Failed runs of no single machine", "",
-                  "A folder with several machines' runs cannot say which machine a failed run was on.", "",
-                  rendering.to_markdown(unowned[[c for c in ("run_id", "failure", "error") if c in unowned.columns]])]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _threads_sections(machines: list[Results]) -> list[str]:

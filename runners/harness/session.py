@@ -283,6 +283,22 @@ class _Trajectory:
     train_wall_s: float = 0.0
     train_cpu_s: float = 0.0
 
+    def add_epoch(self, epoch: int, seconds: float, steps, rounds: list) -> dict:
+        """An epoch trained (``steps``: ``loop.train_epoch``'s account): its clocks and its curve, closed by the
+        epoch's last validation; the curve is returned."""
+        import numpy as np
+
+        self.epoch_s.append(seconds)
+        self.samples.append(steps.clock.samples)
+        self.rounds.append(rounds)
+        train_loss, last = float(np.mean(steps.losses)), self.validations[-1]
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
+        self.curves.append(dict(epoch=epoch, train_loss=train_loss, val_loss=last["val_loss"],
+                                val_accuracy=last["val_accuracy"], epoch_s=seconds, step_losses=steps.losses,
+                                gradient_norms=steps.gradient_norms))
+        return self.curves[-1]
+
 
 def _epochs(ready: Prepared, display) -> dict:
     """Epochs until early stopping, validating ``validations_per_epoch`` times an epoch (the last at its end,
@@ -337,15 +353,8 @@ def _epochs(ready: Prepared, display) -> dict:
         epoch_start, paused_before = time.perf_counter(), clocks.paused_wall()
         steps = loop.train_epoch(impl, list(batches.gather(data.x_train, data.y_train, plan_batches)),
                                  on_step=after_step)
-        log.epoch_s.append(time.perf_counter() - epoch_start - (clocks.paused_wall() - paused_before))
-        log.samples.append(steps.clock.samples)
-        log.rounds.append(epoch_rounds)
-        train_loss, last = float(np.mean(steps.losses)), log.validations[-1]
-        if not np.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
-        log.curves.append(dict(epoch=epoch, train_loss=train_loss, val_loss=last["val_loss"],
-                               val_accuracy=last["val_accuracy"], epoch_s=log.epoch_s[-1], step_losses=steps.losses,
-                               gradient_norms=steps.gradient_norms))
+        last = log.add_epoch(epoch, time.perf_counter() - epoch_start - (clocks.paused_wall() - paused_before),
+                             steps, epoch_rounds)
         if not display.disable:
             display.console.print(f"epoch {epoch}: validation loss {last['val_loss']:.4f}, "
                                   f"accuracy {last['val_accuracy']:.4f}")

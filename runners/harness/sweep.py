@@ -292,38 +292,16 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
     A profile with a ``target_reach`` adds seeds where they are needed (``adaptive_sweep``, within ``budget_min``
     minutes); one without runs every seed. One sweep writes a results folder at a time (``claimed``)."""
     from runners.harness import policy
-    from runners.harness.gate import SLICE_STEPS
 
     threads = tuple(threads or profile.threads) or None
-    if executor not in ("local", "ray"):
-        raise SweepError(f"unknown executor: {executor}; choose from local, ray")
-    if executor == "local" and (address != "auto" or placement != "node"):
-        raise SweepError("--address and --placement apply to --executor ray only")
-    if executor == "local":
-        for count in threads or ():
-            policy.check_threads(count)
-        runner = LocalExecutor(schedule, SLICE_STEPS if slice_steps is None else slice_steps)
-    else:
-        from runners.harness.cluster import RayExecutor
-
-        runner = RayExecutor(address, placement, schedule, SLICE_STEPS if slice_steps is None else slice_steps)
+    runner = _executor(executor, address, placement, schedule, slice_steps, threads)
     try:
         if executor == "ray":
             threads = threads or (runner.default_threads(),)
             on_message(runner.summary(max(threads)))
         threads = threads or (policy.default_threads(),)
         axis = threads[0] if len(threads) == 1 else threads
-        planned = grid(profile, axis, data).values()
-        for plan in planned:
-            policy.check_precision(plan.variant, plan.emulate_bf16)
-        for allocator in {plan.allocator for plan in planned}:
-            policy.check_allocator(allocator)
-        if profile.target_reach and len(threads) > 1:
-            raise SweepError("--target adds seeds per configuration at one thread count; with --threads as an axis "
-                             "give --target 0 (every seed)")
-        if profile.target_reach and schedule != "interleaved":
-            raise SweepError("--target reads intervals over interleaved blocks; with --schedule sequential give "
-                             "--target 0 or --repeats N (every seed)")
+        _check_plans(profile, axis, data, schedule)
         with claimed(results, on_message):
             if profile.target_reach:
                 counts = adaptive_sweep(results, profile, axis, data, retry_failed, on_progress, runner, budget_min,
@@ -338,6 +316,59 @@ def compare_profile(results: Path, profile: Profile, threads: tuple[int, ...] | 
     finally:
         runner.close()
     return counts
+
+
+def _blocks_to_add(short: dict, wanted: dict, have: dict, minutes: dict, left: float | None) -> tuple[dict, float]:
+    """Seeds (blocks) to add per configuration short of the target, and their minutes: the widest first, one with
+    no interval (a column failing or untimed) last, since more seeds may not give it one; within ``left`` minutes
+    where a budget is set."""
+    adding, cost = {}, 0.0
+    widest_first = sorted(short, key=lambda k: -max(r if r == r else -1.0 for r, _ in short[k].values()))
+    for key in (k for k in widest_first if wanted[k] > have[k]):
+        each = minutes.get(key) or max(minutes.values(), default=0.0)
+        blocks = wanted[key] - have[key]
+        blocks = blocks if left is None or each <= 0 else min(blocks, int((left - cost) // each))
+        if blocks > 0:
+            adding[key], cost = blocks, cost + blocks * each
+    return adding, cost
+
+
+def _executor(executor: str, address: str, placement: str, schedule: str, slice_steps: int | None,
+              threads: tuple[int, ...] | None):
+    """The executor the options name, its options checked (a local one: the thread counts too)."""
+    from runners.harness import policy
+    from runners.harness.gate import SLICE_STEPS
+
+    if executor not in ("local", "ray"):
+        raise SweepError(f"unknown executor: {executor}; choose from local, ray")
+    if executor == "local" and (address != "auto" or placement != "node"):
+        raise SweepError("--address and --placement apply to --executor ray only")
+    slice_steps = SLICE_STEPS if slice_steps is None else slice_steps
+    if executor == "local":
+        for count in threads or ():
+            policy.check_threads(count)
+        return LocalExecutor(schedule, slice_steps)
+    from runners.harness.cluster import RayExecutor
+
+    return RayExecutor(address, placement, schedule, slice_steps)
+
+
+def _check_plans(profile: Profile, axis: int | tuple[int, ...], data: str | None, schedule: str) -> None:
+    """Refuse, before any run starts, what this machine or the options cannot do: a precision or allocator the
+    CPU lacks, a target with threads as an axis or without interleaving."""
+    from runners.harness import policy
+
+    planned = grid(profile, axis, data).values()
+    for plan in planned:
+        policy.check_precision(plan.variant, plan.emulate_bf16)
+    for allocator in {plan.allocator for plan in planned}:
+        policy.check_allocator(allocator)
+    if profile.target_reach and isinstance(axis, tuple):
+        raise SweepError("--target adds seeds per configuration at one thread count; with --threads as an axis "
+                         "give --target 0 (every seed)")
+    if profile.target_reach and schedule != "interleaved":
+        raise SweepError("--target reads intervals over interleaved blocks; with --schedule sequential give "
+                         "--target 0 or --repeats N (every seed)")
 
 
 def run_plans(results: Path, plans: dict[str, RunPlan], profile: Profile, threads: int | tuple, data: str | None,
@@ -484,15 +515,7 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
         estimates, minutes = _look(results, {key: profile.seeds[:n] for key, n in have.items()})
         short, wanted = short_of(estimates, target), seeds_wanted(estimates, have, target, most)
         left = None if budget_min is None else budget_min - (time.perf_counter() - started) / 60
-        adding, cost = {}, 0.0
-        # the widest first; one with no interval (a column failing or untimed) last: more seeds may not give it one
-        widest_first = sorted(short, key=lambda k: -max(r if r == r else -1.0 for r, _ in short[k].values()))
-        for key in (k for k in widest_first if wanted[k] > have[k]):
-            each = minutes.get(key) or max(minutes.values(), default=0.0)
-            blocks = wanted[key] - have[key]
-            blocks = blocks if left is None or each <= 0 else min(blocks, int((left - cost) // each))
-            if blocks > 0:
-                adding[key], cost = blocks, cost + blocks * each
+        adding, cost = _blocks_to_add(short, wanted, have, minutes, left)
         looks.append(dict(seeds={_label(k): n for k, n in have.items()}, short=_named(short),
                           adding={_label(k): n for k, n in adding.items()}, budget_left_min=left))
         on_message(_look_line(have, short, adding, cost, left, target, most))
