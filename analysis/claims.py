@@ -85,6 +85,19 @@ def accuracy(path: str, implementation: str, configuration: str = "lstm1") -> st
     return f"{row['accuracy']:.4f} ± {row['accuracy_sd']:.4f}"
 
 
+def seed_sd(path: str, implementation: str, cells: str = "rnn,gru,lstm") -> str:
+    """A column's seed-to-seed sd of test accuracy, pooled over the folder's configurations of ``cells`` (comma
+    separated) with two seeds or more, in points: '0.52 points (12 configurations, 12 degrees of freedom)'."""
+    runs = folder(path).runs
+    runs = runs[(runs["status"] == "ok") & (runs["implementation"] == implementation)
+                & runs["cell"].isin(cells.split(","))]
+    by_seed = runs.groupby([*Configuration._fields, "seed"])["accuracy"].mean()  # a re-run seed once
+    groups = [group.to_numpy() for _, group in by_seed.groupby(level=list(range(len(Configuration._fields))))]
+    sd, dof = inference.pooled_sd(groups)
+    pooled = sum(len(group) > 1 for group in groups)
+    return f"{100 * sd:.2f} points ({pooled} configurations, {dof} degrees of freedom)"
+
+
 def cpu_minutes(path: str, implementation: str, configuration: str = "lstm1") -> str:
     """A column's training CPU-minutes per run, the median over seeds (validation excluded): '9.8 CPU-min'."""
     cell, layers, bidirectional = Configuration.parse(configuration)
@@ -160,7 +173,7 @@ def measured(path: str) -> str:
 
 def seeds(path: str) -> str:
     """The seeds a sweep with a target gave each configuration: 'rnn1 10, gru1 9, lstm1 5'."""
-    account = records.read_json(REFERENCE / path / records.MANIFEST_FILE)["seeds"]
+    account = records.read_manifest(REFERENCE / path)["seeds"]
     return ", ".join(f"{key} {n}" for key, n in account["seeds"].items())
 
 
@@ -349,7 +362,7 @@ QUERIES: dict[str, Callable[..., str]] = {
     "train-minutes": train_minutes, "linear": linear, "equivalence": equivalence, "neighbours": neighbours,
     "margin": margin, "drifting": drifting, "clip-share": clip_binding_share, "kernel-float32": kernel_float32,
     "thread-speedup": thread_speedup, "thread-cpu-ms": thread_cpu_ms, "cpu-minutes": cpu_minutes, "front": front,
-    "still-learning": still_learning,
+    "still-learning": still_learning, "seed-sd": seed_sd,
 }
 
 

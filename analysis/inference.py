@@ -120,6 +120,19 @@ def difference_interval(differences) -> tuple[float, float, float]:
     return mean, float(interval.low), float(interval.high)
 
 
+def pooled_sd(groups) -> tuple[float, int]:
+    """The within-group standard deviation pooled over groups (each a configuration's values over seeds):
+    sqrt(sum of (n_i - 1) s_i^2 over sum of (n_i - 1)), and its degrees of freedom; groups of one value add none.
+    Nan with no degrees of freedom."""
+    squares = dof = 0
+    for values in groups:
+        values = np.asarray(values, float)
+        if len(values) > 1:
+            squares += float(np.sum((values - values.mean()) ** 2))
+            dof += len(values) - 1
+    return (float(np.sqrt(squares / dof)) if dof else float("nan")), dof
+
+
 def holm(p_values, level: float = FAMILY_LEVEL) -> np.ndarray:
     """Which hypotheses Holm's step-down procedure rejects at ``level`` family-wise (nan: not tested)."""
     p = np.asarray(p_values, float)

@@ -13,7 +13,7 @@ from analysis.noise import canary_slowdown
 from model import records
 from model.errors import UserError
 from model.implementations import Column, column
-from model.plan import BEFORE_ALLOCATOR, DEFAULT_ALLOCATOR
+from model.plan import DEFAULT_ALLOCATOR
 from model.spec import CONFIGURATION, ModelSpec, from_dict
 
 KEYS = ["implementation", *CONFIGURATION]
@@ -30,16 +30,14 @@ def run_column(plan: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> str:
         found = column(plan["implementation"], plan["variant"], from_dict(ModelSpec, plan["model"]))
     except (UserError, TypeError, KeyError):
         found = Column(plan["implementation"])  # partial specs (hand-made records) or retired variants
-    allocator = plan.get("allocator", BEFORE_ALLOCATOR)
-    if allocator != sweep_allocator:
-        found = found.with_option("allocator", allocator)
+    if plan["allocator"] != sweep_allocator:
+        found = found.with_option("allocator", plan["allocator"])
     return (found.with_option("label", plan["label"]) if plan.get("label") else found).label
 
 
 def canary_samples(record: dict, phase: str) -> list[float]:
-    """Canary times (ms) of one phase of the run (``start``, ``training``, ``end``); records before the canary
-    have none."""
-    return [s["total_ms"] for s in (record.get("canary") or {}).get("samples", []) if s["phase"] == phase]
+    """Canary times (ms) of one phase of the run (``start``, ``training``, ``end``); none where no canary ran."""
+    return [s["total_ms"] for s in (record["canary"] or {}).get("samples", []) if s["phase"] == phase]
 
 
 def canary_ms(record: dict, phase: str) -> float | None:
@@ -56,7 +54,7 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
     epochs = timing["epoch_s"]
     warmup = records.warmup_of(record)
     steps = records.summarize(records.steady_samples_ms(record))  # from the raw samples, not the runner's summary
-    schedule = record.get("schedule") or dict(schedule="sequential")
+    schedule = record["schedule"]
     # Training as the run pays for it: data-derived initial weights (timing.pretraining) count; none for a drawn init.
     pretraining = timing.get("pretraining") or dict(wall_s=0.0, cpu_s=0.0)
     return dict(
@@ -81,7 +79,7 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
         cpu_utilisation=record["cpu"]["train_utilisation"],
         minor_faults_per_step=record["cpu"].get("minor_faults_per_step"),
         peak_above_mb=memory["peak_above_baseline_mb"], peak_rss_mb=memory["peak_rss_mb"],
-        peak_anonymous_above_mb=memory.get("peak_anonymous_above_ready_mb"),  # records before it: None
+        peak_anonymous_above_mb=memory["peak_anonymous_above_ready_mb"],
         rss_after_imports_mb=memory["rss_after_imports_mb"], baseline_mb=memory["baseline_ready_mb"],
         epochs_run=record["early_stopping"]["epochs_run"], n_train=record["data"]["n_train"],
         n_test=record["data"]["n_test"], kernel_path=runtime["kernel_path"],
@@ -105,7 +103,7 @@ def _model_settings(spec: dict) -> dict:
 
 
 def _canary_fields(record: dict) -> dict:
-    canary = record.get("canary") or {}
+    canary = record["canary"] or {}
     # Only canaries during training judge a run: the end one follows the last step at once, while the
     # framework's worker threads still spin, and would flag every short run.
     return dict(canary_start_ms=canary_ms(record, "start"), canary_training_ms=canary_ms(record, "training"),
@@ -131,7 +129,7 @@ def _failed_row(run_id: str, failure: dict, sweep_allocator: str) -> dict:
 
 def _baseline(raw: dict) -> dict:
     """The TF-IDF reference over the sweep's seeds: each seed's result and the mean of their metrics."""
-    per_seed = raw["seeds"] if "seeds" in raw else {"0": raw}  # one result: sweeps before per-seed baselines
+    per_seed = raw["seeds"]
     metrics = {name: float(np.mean([result["metrics"][name] for result in per_seed.values()]))
                for name in ("accuracy", "f1", "roc_auc")}
     unigram = [result["unigram"]["metrics"]["accuracy"] for result in per_seed.values() if "unigram" in result]
@@ -171,7 +169,7 @@ class Results:
     def schedule(self) -> str:
         """How the sweep ran its runs: 'interleaved, 1 step a turn' or 'sequential'."""
         executor = (self.manifest or {}).get("executor") or {}
-        if executor.get("schedule", "sequential") == "interleaved":
+        if executor.get("schedule") == "interleaved":
             return f"interleaved, {executor.get('slice_steps', 1)} step a turn"
         return "sequential"
 
@@ -182,14 +180,13 @@ class Results:
 
 
 def sweep_allocator(manifest: dict | None) -> str:
-    """The allocator every run of a sweep used unless its column set another; a sweep planned before the setting
-    existed ran with glibc's defaults, and a run without a sweep has the default."""
-    return _profile(manifest).get("allocator", BEFORE_ALLOCATOR) if manifest else DEFAULT_ALLOCATOR
+    """The allocator every run of a sweep used unless its column set another; a run without a sweep has the
+    default."""
+    return manifest["profile"]["allocator"] if manifest else DEFAULT_ALLOCATOR
 
 
 def _profile(manifest: dict | None) -> dict:
-    profile = (manifest or {}).get("profile") or {}
-    return {"name": profile} if isinstance(profile, str) else profile  # manifests before the run plan named it only
+    return (manifest or {}).get("profile") or {}
 
 
 @dataclass
@@ -218,8 +215,7 @@ def _read(results: Path, prefix: str = "", allocator: str | None = None) -> _Fol
     run_root = results / records.RUNS_FOLDER
     if not run_root.is_dir():
         raise AnalysisError(f"{results} holds no runs (expected {run_root}/)")
-    manifest_file, baseline_file = results / records.MANIFEST_FILE, results / records.BASELINE_FILE
-    manifest = records.read_json(manifest_file) if manifest_file.exists() else None
+    manifest, baseline_file = records.read_manifest(results), results / records.BASELINE_FILE
     target = _profile(manifest).get("target_accuracy")
     # runs on the sweep's own allocator carry no [allocator=...] in their column name; a caller pooling folders
     # of different allocators passes one for all
@@ -304,8 +300,7 @@ def load_machines(paths: list[Path]) -> tuple[list[Results], pd.DataFrame]:
     prefix = len(paths) > 1  # run ids stay unique across folders
     # Folders swept with different allocators name every column against the default one, so that a glibc torch and
     # a retained torch are two columns, never one.
-    manifests = [Path(path) / records.MANIFEST_FILE for path in paths]
-    allocators = {sweep_allocator(records.read_json(m) if m.exists() else None) for m in manifests}
+    allocators = {sweep_allocator(records.read_manifest(path)) for path in paths}
     allocator = DEFAULT_ALLOCATOR if len(allocators) > 1 else None
     folders = [_read(path, f"{Path(path).name}/" if prefix else "", allocator) for path in paths]
     identities = sorted({identity for folder in folders for identity in folder.environments}, key=str)

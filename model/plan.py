@@ -17,7 +17,7 @@ from model.implementations import FOUR_WAY, Implementation, get, resolve_variant
 from model.records import write_json_atomic
 from model.spec import CELLS, ModelSpec, SpecError, TrainSpec, from_dict
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: the allocator always named (model/migration.py)
 # How the C library's malloc treats freed memory (runners.harness.policy.set_allocator): glibc, its defaults, under
 # which a large freed buffer goes back to the operating system and the next step's pages fault in again; retain,
 # freed memory kept for reuse (no page returned while the run lives). Retain is every run's default: under glibc's
@@ -31,7 +31,6 @@ DEFAULT_ALLOCATOR = "retain"
 # taking turns step by step) or sequential (one run after another, each alone, as a user trains).
 RUN_SCHEDULES = ("interleaved", "sequential")
 DEFAULT_SCHEDULE = "interleaved"
-BEFORE_ALLOCATOR = "glibc"  # what a plan or sweep written before the setting existed ran with
 
 
 TWIN_LABEL = "b"  # the label of an A/A calibration's twin column: torch beside torch[label=b]
@@ -86,12 +85,14 @@ class RunPlan:
         data = dict(data)
         version = data.pop("plan_version", None)
         if version != PLAN_VERSION:
-            raise SpecError(f"run plan version {version} is not supported (this code reads version {PLAN_VERSION})")
+            older = isinstance(version, int) and version < PLAN_VERSION
+            raise SpecError(f"run plan version {version} is not supported (this code reads version {PLAN_VERSION})"
+                            + ("; `python -m runners.migrate FOLDER` rewrites a results folder's plans" if older
+                               else ""))
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise SpecError(f"unknown run plan field(s): {', '.join(sorted(unknown))}")
         model, train = from_dict(ModelSpec, data.pop("model", {})), from_dict(TrainSpec, data.pop("train", {}))
-        data.setdefault("allocator", BEFORE_ALLOCATOR)
         return cls(model=model, train=train, **data)
 
     def save(self, path: Path) -> None:

@@ -3,8 +3,9 @@
 Everything that writes or reads a record goes through this module; the
 analysis reads records only through ``read_record`` and the accessors here
 (``steady_samples_ms``, ``summarize``, ...), and computes its summaries from
-the raw samples. Records are versioned (``SCHEMA_VERSION``); an older
-version is upgraded here, explicitly, or refused in one line.
+the raw samples. Records, run plans and manifests are versioned (``SCHEMA_VERSION``,
+``plan.PLAN_VERSION``, ``MANIFEST_VERSION``) and read in today's version only: an older file is
+refused in one line naming ``python -m runners.migrate``, which rewrites it (``model/migration.py``).
 
 Schema history:
   1  the run's settings as top-level ``implementation``, ``model_spec``, ``train_spec`` (with
@@ -14,7 +15,9 @@ Schema history:
      ``validations`` (each validation with the training clocks at that point, validation excluded);
      ``cpu.machine_during_training`` (other processes' CPU and steal); inference excludes one warm-up
      batch and its memory is measured above the post-training RSS (``*_post_training_*``); later
-     ``canary`` (runners/harness/canary.py), optional when read.
+     ``canary``, ``schedule``, ``timing.warmup`` and ``memory.peak_anonymous_above_ready_mb``, optional.
+  3  every section and field of 2 present (``canary`` may be null); the plan of version 2 (its
+     allocator always named).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from model.errors import UserError
 from model.frameworks import identity_packages
 from model.spec import CONFIGURATION, ModelSpec, TrainSpec, from_dict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+MANIFEST_VERSION = 1
 
 # Files of a run folder.
 RECORD_FILE = "record.json"  # written last, atomically: a folder without it is an unfinished run
@@ -56,9 +60,7 @@ RUNS_FOLDER = "runs"
 
 SECTIONS = ("plan", "data", "environment", "runtime", "timing", "cpu", "memory", "metrics", "curves",
             "validations", "early_stopping", "files", "canary", "schedule")
-# Added to schema 2 later, so optional when read: records written before them have none (and ran sequentially).
-LATER_SECTIONS = ("canary", "schedule")
-REQUIRED = ("schema_version", "status", "created") + tuple(s for s in SECTIONS if s not in LATER_SECTIONS)
+REQUIRED = ("schema_version", "status", "created") + SECTIONS
 
 
 class RecordError(UserError):
@@ -111,39 +113,35 @@ def write_record(run_dir: Path, **sections) -> dict:
 
 
 def read_record(run_dir: Path) -> dict:
-    """The record of a finished run, in the current schema (older ones upgraded), or a one-line refusal."""
+    """The record of a finished run, or a one-line refusal (one of an older schema names the migration)."""
     path = Path(run_dir) / RECORD_FILE
     try:
         record = read_json(path)
     except json.JSONDecodeError as error:
         raise RecordError(f"{path} is not valid JSON ({error})") from None
-    version = record.get("schema_version") if isinstance(record, dict) else None
-    if version == 1:
-        record = _upgrade_from_1(record)
-    elif version != SCHEMA_VERSION:
-        raise RecordError(f"{path} has record schema version {version}; this code reads versions 1 and "
-                          f"{SCHEMA_VERSION}")
+    _check_version(path, record.get("schema_version") if isinstance(record, dict) else None, SCHEMA_VERSION,
+                   "record schema")
     return record
 
 
-def _upgrade_from_1(old: dict) -> dict:
-    record = {key: value for key, value in old.items()
-              if key not in ("implementation", "framework", "keras_backend", "model_spec", "train_spec", "variant")}
-    train = dict(old["train_spec"])
-    warmup = train.pop("warmup_steps", old["timing"].get("warmup_steps_excluded", 3))
-    runtime = old.get("runtime", {})
-    record["plan"] = dict(plan_version=1, implementation=old["implementation"], model=old["model_spec"], train=train,
-                          variant=old.get("variant", {}), threads=old.get("cpu", {}).get("threads"),
-                          flush_denormal=runtime.get("flush_denormal_requested", True), warmup_steps=warmup,
-                          data=old.get("data", {}).get("source"), profile=None)
-    record["runtime"] = dict(runtime, framework=old.get("framework"), keras_backend=old.get("keras_backend"))
-    # Schema 1 validated once, at the end of each epoch, and did not record the training clock there.
-    record["validations"] = [dict(epoch=curve["epoch"], step=None, train_wall_s=None, train_cpu_s=None,
-                                  val_loss=curve.get("val_loss"), val_accuracy=curve.get("val_accuracy"))
-                             for curve in old.get("curves", [])]
-    record["schema_version"] = SCHEMA_VERSION
-    record["upgraded_from"] = 1
-    return record
+def read_manifest(results: Path) -> dict | None:
+    """A results folder's manifest (None where it has none), or a one-line refusal of an older one."""
+    path = Path(results) / MANIFEST_FILE
+    if not path.exists():
+        return None
+    manifest = read_json(path)
+    _check_version(path, manifest.get("manifest_version", 0), MANIFEST_VERSION, "manifest")
+    return manifest
+
+
+def _check_version(path: Path, version, current: int, kind: str) -> None:
+    if version == current:
+        return
+    if isinstance(version, int) and version < current:
+        folder = next((parent for parent in path.parents if (parent / RUNS_FOLDER).is_dir()), path.parent)
+        raise RecordError(f"{path} is a {kind} of version {version}, older than this code reads ({current}): "
+                          f"`python -m runners.migrate {folder}` rewrites it")
+    raise RecordError(f"{path} has {kind} version {version}; this code reads version {current}")
 
 
 def missing_fields(record: dict) -> list[str]:
@@ -201,14 +199,8 @@ def warmup_section(pooled: list[float], least: int) -> dict:
 
 
 def warmup_of(record: dict) -> dict:
-    """A run's warm-up: the steps its steady state leaves out and whether the rule settled within its cap, as its
-    record keeps them (``timing.warmup``), else the rule applied to its samples now (records before the rule)."""
-    kept = record["timing"].get("warmup")
-    if not kept:
-        least = record["plan"]["warmup_steps"]
-        pooled = [sample for epoch in record["timing"]["step_samples_ms"] for sample in epoch]
-        # kept on the record as read (never written back), so that each accessor of one record applies the rule once
-        kept = record["timing"]["warmup"] = dict(warmup_section(pooled, least), applied_when_read=True)
+    """A run's warm-up: the steps its steady state leaves out and whether the rule settled within its cap."""
+    kept = record["timing"]["warmup"]
     return dict(steps=kept["steps"], settled=kept["settled"])
 
 

@@ -103,8 +103,8 @@ def stale(folder: Path, names: list[str]) -> list[str]:
     from model import records
     from model.plan import DEFAULT_ALLOCATOR
 
-    return [name for name in names if (folder / name / records.MANIFEST_FILE).exists() and sweep_allocator(
-        records.read_json(folder / name / records.MANIFEST_FILE)) != DEFAULT_ALLOCATOR]
+    return [name for name in names if (folder / name / records.MANIFEST_FILE).exists()
+            and sweep_allocator(records.read_manifest(folder / name)) != DEFAULT_ALLOCATOR]
 
 
 def aside(path: Path) -> str:
@@ -112,7 +112,7 @@ def aside(path: Path) -> str:
     from analysis.load import sweep_allocator
     from model import records
 
-    return f"{path.name}-{sweep_allocator(records.read_json(path / records.MANIFEST_FILE))}"
+    return f"{path.name}-{sweep_allocator(records.read_manifest(path))}"
 
 
 def estimate_minutes(reference_set: ReferenceSet, folder: Path) -> tuple[float, str] | None:

@@ -8,9 +8,10 @@ import pytest
 
 from analysis import findings, inference, rendering, report, tables, verdicts
 from analysis.load import AnalysisError, load, load_machines, row
-from model import records
+from model import migration, records
+from model.plan import PLAN_VERSION
 from model.records import RecordError, write_json_atomic
-from tests.conftest import run_module
+from tests.conftest import invoke, run_module
 
 ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}, "memory_total_gb": 24,
                "os": "Linux", "python": "3.11", "git": {"commit": "abc", "dirty": False},
@@ -20,10 +21,11 @@ ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}
 def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0, peak=100.0, losses=(),
                    n_train=1280, validations=(), other_cpu=0.01):
     return {
-        "schema_version": 2, "status": "ok", "created": "2026-11-27T00:00:00+00:00",
-        "plan": {"plan_version": 1, "implementation": implementation,
+        "schema_version": records.SCHEMA_VERSION, "status": "ok", "created": "2026-11-27T00:00:00+00:00",
+        "plan": {"plan_version": PLAN_VERSION, "implementation": implementation,
                  "model": {"cell": cell, "layers": layers, "bidirectional": False},
-                 "train": {"seed": seed, "epochs": 1, "validations_per_epoch": 1}, "variant": {}, "warmup_steps": 2},
+                 "train": {"seed": seed, "epochs": 1, "validations_per_epoch": 1}, "variant": {}, "warmup_steps": 2,
+                 "allocator": "glibc"},
         "data": {"n_train": n_train, "n_val": 256, "n_test": 1000, "steps_per_epoch": len(steps_ms)},
         "environment": ENVIRONMENT,
         "runtime": {"kernel_path": f"{implementation} path", "jit_compile": False, "framework": implementation,
@@ -32,12 +34,12 @@ def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0,
         "timing": {"step_samples_ms": [list(steps_ms)], "epoch_s": [2.0, 4.0], "validation_s": [0.1, 0.1],
                    "gemm_gflop_per_step": 0.5 * layers,
                    "first_step_s": 1.5, "process_start_to_ready_s": 3.0, "train_wall_s": 6.0, "total_wall_s": 8.0,
-                   "train_samples_per_s": 300.0,
+                   "train_samples_per_s": 300.0, "warmup": dict(records.warmup_section(list(steps_ms), 2), drift=None),
                    "inference": {"throughput_per_s": 1000.0, "batch_latency_ms": {"median": 50.0}}},
         "cpu": {"train_cpu_s": 10.0, "train_utilisation": 1.6,
                 "machine_during_training": {"other_fraction": other_cpu, "steal_fraction": 0.0}},
         "memory": {"peak_above_baseline_mb": peak, "peak_rss_mb": 600.0, "rss_after_imports_mb": 300.0,
-                   "baseline_ready_mb": 500.0},
+                   "baseline_ready_mb": 500.0, "peak_anonymous_above_ready_mb": None},
         "metrics": {"accuracy": accuracy, "f1": accuracy, "roc_auc": 0.9, "log_loss": 0.4},
         "curves": [{"epoch": 1, "step_losses": list(losses)}], "validations": list(validations),
         "early_stopping": {"epochs_run": 2}, "files": [],
@@ -46,6 +48,7 @@ def fixture_record(implementation, cell, layers, steps_ms, accuracy=0.8, seed=0,
                                 "gemm_ms": 0.1 * total * (1 + 0.03 * seed), "copy_ms": 0.9 * total * (1 + 0.03 * seed),
                                 "train_wall_s": 0.0, "at": 1.8e9 + 60 * seed + 20 * layers}
                                for phase, total in CANARY_MS]},
+        "schedule": {"schedule": "sequential"},
     }
 
 
@@ -119,9 +122,10 @@ def write_results(folder, converged=False, names=("torch", "tensorflow", "keras-
     write_json_atomic(folder / "roofline.json", {"threads": 2, "peak_gflops": 100.0, "small_gemm_gflops": 20.0,
                                                   "small_gemm_shape": [64, 64, 256], "canary": {"total_ms": 9.0}})
     profile = {"name": "standard" if converged else "quick", "description": "test profile",
-               "target_accuracy": 0.85 if converged else None}
-    write_json_atomic(folder / "manifest.json", {"profile": profile, "threads": 2, "environment": ENVIRONMENT,
-                      "sessions": [{"started": "now", "command": ["python", "-m", "runners.compare"]}]})
+               "target_accuracy": 0.85 if converged else None, "allocator": "glibc"}
+    session = {"started": "now", "command": ["python", "-m", "runners.compare"]}
+    write_json_atomic(folder / "manifest.json", {"manifest_version": records.MANIFEST_VERSION, "profile": profile,
+                                                 "threads": 2, "environment": ENVIRONMENT, "sessions": [session]})
     return folder
 
 
@@ -130,7 +134,8 @@ def results(tmp_path):
     folder = write_results(tmp_path / "sweep")
     write_json_atomic(folder / "runs" / "keras-tensorflow-lstm1-s0" / "failed.json",
                       {"status": "failed", "reason": "timeout", "stderr_tail": "killed",
-                       "plan": {"implementation": "keras-tensorflow", "train": {"seed": 0},
+                       "plan": {"plan_version": PLAN_VERSION, "implementation": "keras-tensorflow",
+                                "train": {"seed": 0}, "allocator": "glibc",
                                 "model": {"cell": "lstm", "layers": 1, "bidirectional": False}}})
     return folder
 
@@ -374,26 +379,61 @@ def test_empty_results_folder_is_a_clear_error(tmp_path):
         load(tmp_path)
 
 
+def version_2_record(record: dict) -> dict:
+    """The same run as schema 2 first wrote it: no canary, schedule, warm-up or anonymous peak; a plan of version
+    1 without the allocator (glibc's defaults, as runs ran before the setting)."""
+    old = {key: value for key, value in record.items() if key not in ("canary", "schedule")}
+    old.update(schema_version=2, plan={key: value for key, value in record["plan"].items() if key != "allocator"},
+               timing={key: value for key, value in record["timing"].items() if key != "warmup"},
+               memory={key: value for key, value in record["memory"].items()
+                       if key != "peak_anonymous_above_ready_mb"})
+    old["plan"]["plan_version"] = 1
+    return old
+
+
 def version_1_record(record: dict) -> dict:
     """The same run as schema 1 wrote it: settings at the top level, the warm-up inside train_spec and timing."""
-    old = {key: value for key, value in record.items() if key not in ("plan", "created", "validations")}
+    old = version_2_record(record)
+    old = {key: value for key, value in old.items() if key not in ("plan", "created", "validations")}
     plan = record["plan"]
     old.update(schema_version=1, implementation=plan["implementation"], framework=plan["implementation"],
                keras_backend=None, model_spec=plan["model"], train_spec=dict(plan["train"], warmup_steps=2),
                variant={})
-    old["timing"] = dict(record["timing"], warmup_steps_excluded=2)
+    old["timing"] = dict(old["timing"], warmup_steps_excluded=2)
     return old
 
 
-def test_version_1_records_are_upgraded_and_unknown_versions_refused(results):
-    run_dir = results / "runs" / "torch-lstm1-s0"
+def test_older_records_are_refused_in_one_line_and_migrated_to_read_as_they_were(results):
+    """A record of schema 1 or 2 is refused with the command that migrates it; migrated, it reads as the run did
+    (the same row and steady samples; the warm-up rule applied by the migration); the command rewrites a folder's
+    records and manifest in place, once; an unknown version is refused."""
+    from runners.migrate import migrate
+
+    run_dir, other = results / "runs" / "torch-lstm1-s0", results / "runs" / "torch-lstm1-s1"
     current = records.read_record(run_dir)
+    current.pop("migrated_from", None)
+    for old in (version_1_record(current), version_2_record(current)):
+        migrated = migration.record(old)
+        assert migrated["schema_version"] == records.SCHEMA_VERSION and migrated["plan"]["allocator"] == "glibc"
+        assert migrated["migrated_from"] == old["schema_version"]
+        assert migrated["timing"]["warmup"]["applied_by_migration"]
+        assert row(migrated) == row(dict(current, canary=None))  # no canary ran before it existed
+        assert records.steady_samples_ms(migrated) == records.steady_samples_ms(current)
+        assert migration.record(migrated) == migrated  # a current record is left as it is
     write_json_atomic(run_dir / "record.json", version_1_record(current))
-    upgraded = records.read_record(run_dir)
-    assert upgraded["schema_version"] == 2 and upgraded["upgraded_from"] == 1
-    assert row(upgraded) == row(current)
-    assert records.steady_samples_ms(upgraded) == records.steady_samples_ms(current)
-    assert len(load(results).runs) == 19  # a folder mixing both versions still loads
+    write_json_atomic(other / "record.json", version_2_record(records.read_record(other)))
+    manifest = records.read_json(results / "manifest.json")
+    write_json_atomic(results / "manifest.json", {key: value for key, value in manifest.items()
+                                                   if key != "manifest_version"})
+    with pytest.raises(RecordError, match=r"older than this code reads .*`python -m runners\.migrate ") as refused:
+        load(results)
+    assert len(str(refused.value).splitlines()) == 1
+    checked = invoke("runners.migrate", "--check", str(results))
+    assert checked.returncode == 1 and checked.stdout.startswith("would rewrite 2 record.json, 1 manifest.json;")
+    assert migrate([results]) == {"record.json": 2, "manifest.json": 1, "current": 18}
+    assert invoke("runners.migrate", "--check", str(results)).returncode == 0
+    assert records.read_manifest(results)["profile"]["allocator"] == "glibc"
+    assert len(load(results).runs) == 19
     write_json_atomic(run_dir / "record.json", dict(current, schema_version=7))
     with pytest.raises(RecordError, match="schema version 7") as refused:
         load(results)
@@ -510,8 +550,8 @@ def test_a_folder_holding_two_machines_gets_a_report_per_machine(tmp_path):
         run.rename(folder / "runs" / f"{run.name}-epyc")
     write_json_atomic(folder / "runs" / "torch-lstm9-s0" / "failed.json",
                       {"status": "failed", "reason": "lost", "stderr_tail": "NodeDiedError: node gone",
-                       "plan": {"implementation": "torch", "train": {"seed": 0},
-                                "model": {"cell": "lstm", "layers": 9, "bidirectional": False}}})
+                       "plan": {"plan_version": PLAN_VERSION, "implementation": "torch", "train": {"seed": 0},
+                                "model": {"cell": "lstm", "layers": 9, "bidirectional": False}, "allocator": "glibc"}})
     with pytest.raises(AnalysisError, match="different machines"):
         load(folder)
     text = report.generate(folder).read_text()

@@ -109,6 +109,17 @@ def interleaved_cell(log_steps: dict[str, list[float]]) -> pd.DataFrame:
         cell="lstm", layers=1, bidirectional=False, status="ok", seed=0).reset_index(drop=True)
 
 
+def test_the_seed_sd_pooled_over_configurations_by_hand():
+    """Within-group squares: 0.80, 0.82 (mean 0.81): 2 x 0.0001; 0.70, 0.73, 0.76 (mean 0.73): 0.0009 + 0 + 0.0009;
+    a group of one adds nothing. sqrt(0.0020 / (1 + 2)) = 0.025820 on 3 degrees of freedom."""
+    from analysis import inference
+
+    sd, dof = inference.pooled_sd([[0.80, 0.82], [0.70, 0.73, 0.76], [0.9]])
+    assert sd == pytest.approx(0.0258199, abs=1e-7) and dof == 3
+    sd, dof = inference.pooled_sd([[0.9], [0.8]])
+    assert np.isnan(sd) and dof == 0
+
+
 def test_holm_runs_over_all_pairs_so_the_fastest_is_not_chosen_after_the_means():
     # Block log ratios: tensorflow/torch 0.10, 0.12, 0.08 (mean 0.10, sd 0.02); keras-torch/torch 0.30, 0.40,
     # 0.20 (mean 0.3, sd 0.1); keras-torch/tensorflow their differences 0.20, 0.28, 0.12 (mean 0.2, sd 0.08).
@@ -242,7 +253,7 @@ def test_a_resumed_sweeps_minutes_leave_out_the_gap_between_its_sessions(tmp_pat
     from analysis import calibration
 
     # Sessions at 10:00 and 11:00; records at 10:10 and 10:20, then 11:05: 20 + 5 minutes, not 65.
-    (tmp_path / "manifest.json").write_text(json.dumps({"sessions": [
+    (tmp_path / "manifest.json").write_text(json.dumps({"manifest_version": 1, "sessions": [
         {"started": "2026-12-07T10:00:00+00:00"}, {"started": "2026-12-07T11:00:00+00:00"}]}))
     for name, created in (("a", "10:10"), ("b", "10:20"), ("c", "11:05")):
         (tmp_path / "runs" / name).mkdir(parents=True)
@@ -257,7 +268,8 @@ def test_a_turns_first_step_is_left_out_where_a_turn_holds_several():
     from model import records
 
     def record(rounds, samples, warmup=2):
-        return {"plan": {"warmup_steps": warmup}, "timing": {"step_rounds": [rounds], "step_samples_ms": [samples]}}
+        return {"plan": {"warmup_steps": warmup}, "timing": {"step_rounds": [rounds], "step_samples_ms": [samples],
+                                                             "warmup": records.warmup_section(samples, warmup)}}
 
     four = record([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3], [99, 98, 10, 12, 30, 11, 13, 12, 40, 20, 50])
     # round 0: steps 0-1 warm-up, step 2 not a turn's first -> 10, 12; round 1: first (30) out -> 11, 13, 12;
@@ -419,8 +431,8 @@ def test_the_warmup_rule_by_hand():
     long = [900.0] + [30.0] * 10 + [20.0] * 20  # 30 after least: d = 2 batches (10 steps), cap 1 + 7
     assert records.mser(long, 1) == 11 and records.warmup(long, 1) == 8
     assert records.warmup([5.0, 4.0, 3.0], 3) == 3  # too few steps for batches: the least
+    assert records.warmup_section(long, 1) == dict(rule="mser-5", least=1, steps=8, settled=False)
     record = {"plan": {"warmup_steps": 1}, "timing": {"step_samples_ms": [long[:16], long[16:]]}}
-    assert records.warmup_of(record) == dict(steps=8, settled=False)  # pooled over epochs, computed for old records
     record["timing"]["warmup"] = dict(rule="mser-5", least=1, steps=6, settled=True)  # as the run kept it
     assert records.steady_samples_ms(record) == long[6:]
     assert records.drift([10.0] * 6 + [11.0] * 6) == pytest.approx(0.1)  # last third's median over the first's

@@ -50,7 +50,7 @@ def test_the_permission_to_emulate_bf16_travels_in_every_plan_not_the_environmen
 def test_an_allocator_column_is_a_column_of_its_own_in_its_configurations_block():
     """``--variants torch:allocator=glibc`` sets the run plan's allocator (not an option of torch's), names its
     column beside the sweep's default (retain), and shares the block of its configuration and seed;
-    ``--allocator`` sets every run's, and a sweep planned before the setting (glibc) names its retain column."""
+    ``--allocator`` sets every run's, and a glibc sweep names its retain column."""
     from runners.harness.executor import block_key
 
     profile = replace(TINY, cells=("lstm",), layers=(1,), variants=(("torch", (("allocator", "glibc"),)),))
@@ -63,9 +63,6 @@ def test_an_allocator_column_is_a_column_of_its_own_in_its_configurations_block(
     assert block_key(glibc) == block_key(default)
     every_glibc = sweep.grid(replace(profile, variants=()).narrowed(allocator="glibc"), 1)
     assert {plan.allocator for plan in every_glibc.values()} == {"glibc"}
-    old_plan = default.to_dict()
-    del old_plan["allocator"]
-    assert RunPlan.from_dict(old_plan).allocator == "glibc"  # a plan written before the setting
     with pytest.raises(SpecError, match="unknown allocator"):
         profile.narrowed(allocator="mimalloc")
     with pytest.raises(UserError, match="every run's allocator already"):  # two columns named torch
@@ -99,6 +96,8 @@ def test_plans_round_trip_through_json(tmp_path):
     assert RunPlan.load(tmp_path / "plan.json") == plan
     with pytest.raises(SpecError, match="plan version 9"):
         RunPlan.from_dict(dict(plan.to_dict(), plan_version=9))
+    with pytest.raises(SpecError, match=r"plan version 1 .*`python -m runners\.migrate FOLDER`"):
+        RunPlan.from_dict(dict(plan.to_dict(), plan_version=1))
 
 
 def test_sweep_resumes_without_redoing_finished_runs(tmp_path, data_env):
@@ -215,7 +214,8 @@ def test_start_order_is_a_latin_square_per_configuration_drawn_per_sweep(tmp_pat
     assert max(pairs.values()) <= len(blocks) // 2
     drawn = {order_seed(tmp_path / f"new{i}") for i in range(3)}
     assert len(drawn) == 3
-    records.write_json_atomic(tmp_path / "kept" / records.MANIFEST_FILE, dict(run_order=dict(seed=12345)))
+    records.write_json_atomic(tmp_path / "kept" / records.MANIFEST_FILE,
+                              dict(manifest_version=records.MANIFEST_VERSION, run_order=dict(seed=12345)))
     assert order_seed(tmp_path / "kept") == 12345
 
 
@@ -246,11 +246,14 @@ def test_a_plan_written_before_a_setting_existed_resumes_and_another_is_refused(
     (tmp_path / "runs" / name).mkdir(parents=True)
     (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
     sweep.check_resumable(tmp_path, plans)
-    del saved["allocator"]  # before the allocator setting: glibc's defaults, no longer the default; named
+    saved["allocator"] = "glibc"  # planned under another allocator: the message names the option
     (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
     with pytest.raises(UserError, match=r"it ran under --allocator glibc: add that option"):
         sweep.check_resumable(tmp_path, plans)
     sweep.check_resumable(tmp_path, {key: replace(value, allocator="glibc") for key, value in plans.items()})
+    (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(dict(saved, plan_version=1)))
+    with pytest.raises(UserError, match=r"planned in version 1 of the run plan; `python -m runners\.migrate "):
+        sweep.check_resumable(tmp_path, plans)
     saved["allocator"], saved["train"]["epochs"] = plan.allocator, 7
     (tmp_path / "runs" / name / records.PLAN_FILE).write_text(json.dumps(saved))
     with pytest.raises(UserError, match="planned with other settings; resume"):
@@ -515,7 +518,8 @@ def test_an_adaptive_sweep_adds_seeds_only_where_a_ratio_is_short_and_within_its
         pending = set(plans) - done
         done.update(plans)
         results.mkdir(parents=True, exist_ok=True)
-        records.write_json_atomic(results / records.MANIFEST_FILE, {"sessions": []})
+        records.write_json_atomic(results / records.MANIFEST_FILE,
+                                  {"manifest_version": records.MANIFEST_VERSION, "sessions": []})
         return dict(total=len(plans), executed=len(pending), done=len(plans), failed=0)
 
     def look(results, seeds):

@@ -68,7 +68,7 @@ def ensembles(run_dirs, size: int = ENSEMBLE_SIZE) -> list[dict]:
     configurations = {}
     for run_dir in sorted(run_dirs):
         record = records.read_record(run_dir)
-        try:  # older records' plans with today's defaults
+        try:  # settings added since a run (a spec field) at their defaults, as it ran
             plan = RunPlan.from_dict(record["plan"]).to_dict()
         except UserError:  # a hand-made partial plan: as it is
             plan = dict(record["plan"], train=dict(record["plan"]["train"]))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from model import records
 from model.errors import UserError
-from model.plan import BEFORE_ALLOCATOR, DEFAULT_SCHEDULE, LABEL, PLAN_OPTIONS, Profile, RunPlan
+from model.plan import DEFAULT_SCHEDULE, LABEL, PLAN_OPTIONS, PLAN_VERSION, Profile, RunPlan
 from model.spec import Configuration
 from runners.harness.executor import LocalExecutor, data_settings
 
@@ -96,8 +96,7 @@ def order_seed(results: Path) -> int:
     sweeps (or machines) share their start and turn orders."""
     import secrets
 
-    path = results / records.MANIFEST_FILE
-    kept = records.read_json(path).get("run_order", {}).get("seed") if path.exists() else None
+    kept = (records.read_manifest(results) or {}).get("run_order", {}).get("seed")
     return kept if isinstance(kept, int) else secrets.randbits(32)
 
 
@@ -160,13 +159,17 @@ def kill_orphans(results: Path) -> int:
 
 
 def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
-    """Refuse to resume a results folder whose runs were planned with other settings (a setting added since, at
-    its default, is the same plan; the allocator, whose default changed, is not: the message names the option)."""
+    """Refuse to resume a results folder whose runs were planned with other settings (a spec field added since, at
+    its default, is the same plan; runs under another allocator: the message names the option), or in an older
+    version of the run plan (the message names the migration)."""
     for name, plan in plans.items():
         plan_file = results / records.RUNS_FOLDER / name / records.PLAN_FILE
         planned_then = records.read_json(plan_file) if plan_file.exists() else None
+        if planned_then is not None and planned_then.get("plan_version") != PLAN_VERSION:
+            raise SweepError(f"{results} holds run {name} planned in version {planned_then.get('plan_version')} of "
+                             f"the run plan; `python -m runners.migrate {results}` rewrites its files, then resume")
         if planned_then is not None and _as_planned_now(planned_then) != plan.to_dict():
-            old = planned_then.get("allocator", BEFORE_ALLOCATOR)
+            old = planned_then["allocator"]
             hint = (f" (it ran under --allocator {old}: add that option)" if old != plan.allocator else "")
             raise SweepError(f"{results} holds run {name} planned with other settings{hint}; resume it with the "
                              "same options, or give --name a new results folder")
@@ -176,17 +179,15 @@ def write_manifest(results: Path, profile: Profile, threads: int | tuple, data: 
                    executor: dict, order: list[str], seed: int, new_session: bool = True) -> None:
     from runners.harness.environment import environment
 
-    path = results / records.MANIFEST_FILE
-    previous = records.read_json(path) if path.exists() else {}
+    previous = records.read_manifest(results) or {}
     sessions = previous.get("sessions", []) + ([dict(started=datetime.now(timezone.utc).isoformat(),
                                                      command=[sys.executable, *sys.argv])] if new_session else [])
-    records.write_json_atomic(path, dict(profile=profile.to_dict(), threads=threads, data=data, runs=runs,
-                                         run_order=dict(rule="per configuration, a random Latin square over each "
-                                                        "group of as many seeds as columns (start_orders); each "
-                                                        "round's turn order random from the seed and the block",
-                                                        seed=seed, runs=order),
-                                         environment=environment(), executor=executor,
-                                         sessions=sessions, reruns=previous.get("reruns", [])))
+    order_rule = ("per configuration, a random Latin square over each group of as many seeds as columns "
+                  "(start_orders); each round's turn order random from the seed and the block")
+    records.write_json_atomic(results / records.MANIFEST_FILE, dict(
+        manifest_version=records.MANIFEST_VERSION, profile=profile.to_dict(), threads=threads, data=data, runs=runs,
+        run_order=dict(rule=order_rule, seed=seed, runs=order), environment=environment(), executor=executor,
+        sessions=sessions, reruns=previous.get("reruns", [])))
 
 
 def prepare_data(plans: dict[str, RunPlan]) -> None:
@@ -470,7 +471,7 @@ def rerun_noisy(results: Path, extra: int, quiet_needed: int, timeout_s: float, 
         run_hybrids(results)
         run_ensembles(results)
         made += this_round
-        manifest = records.read_json(results / records.MANIFEST_FILE)
+        manifest = records.read_manifest(results)
         manifest["reruns"] = manifest.get("reruns", []) + this_round
         records.write_json_atomic(results / records.MANIFEST_FILE, manifest)
     return made
@@ -526,7 +527,7 @@ def adaptive_sweep(results: Path, profile: Profile, threads: int, data: str | No
     account = dict(rule="adaptive", target_reach=target, first_seeds=profile.first_seeds, most_seeds=most,
                    budget_min=budget_min, seeds={_label(k): n for k, n in have.items()}, short=_named(short),
                    looks=looks)
-    manifest = records.read_json(results / records.MANIFEST_FILE)
+    manifest = records.read_manifest(results)
     records.write_json_atomic(results / records.MANIFEST_FILE, {**manifest, "seeds": account})
     return dict(counts, executed=executed, seeds=account)
 
