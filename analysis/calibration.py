@@ -205,7 +205,7 @@ def first_step_cost(folder: Path) -> pd.DataFrame:
 def sweep_minutes(folder: Path) -> float:
     """Wall minutes of a sweep: per session, from its start to its last record before the next session started; a
     resumed sweep's gap between sessions is no sweep time."""
-    manifest = records.read_manifest(folder)
+    manifest = records.require_manifest(folder)
     starts = sorted(datetime.fromisoformat(session["started"]) for session in manifest["sessions"])
     runs = Path(folder) / records.RUNS_FOLDER
     ends = [datetime.fromisoformat(records.read_json(run / records.RECORD_FILE)["created"])

@@ -173,7 +173,7 @@ def measured(path: str) -> str:
 
 def seeds(path: str) -> str:
     """The seeds a sweep with a target gave each configuration: 'rnn1 10, gru1 9, lstm1 5'."""
-    account = records.read_manifest(REFERENCE / path)["seeds"]
+    account = records.require_manifest(REFERENCE / path)["seeds"]
     return ", ".join(f"{key} {n}" for key, n in account["seeds"].items())
 
 

@@ -182,7 +182,7 @@ class Results:
 def sweep_allocator(manifest: dict | None) -> str:
     """The allocator every run of a sweep used unless its column set another; a run without a sweep has the
     default."""
-    return manifest["profile"]["allocator"] if manifest else DEFAULT_ALLOCATOR
+    return _profile(manifest).get("allocator", DEFAULT_ALLOCATOR)
 
 
 def _profile(manifest: dict | None) -> dict:
@@ -215,7 +215,7 @@ def _read(results: Path, prefix: str = "", allocator: str | None = None) -> _Fol
     run_root = results / records.RUNS_FOLDER
     if not run_root.is_dir():
         raise AnalysisError(f"{results} holds no runs (expected {run_root}/)")
-    manifest, baseline_file = records.read_manifest(results), results / records.BASELINE_FILE
+    manifest = records.read_manifest(results)
     target = _profile(manifest).get("target_accuracy")
     # runs on the sweep's own allocator carry no [allocator=...] in their column name; a caller pooling folders
     # of different allocators passes one for all
@@ -248,9 +248,10 @@ def _read(results: Path, prefix: str = "", allocator: str | None = None) -> _Fol
             samples[run_id] = np.asarray(records.steady_samples_ms(record), dtype=float)
             losses[run_id] = np.asarray(records.step_losses(record), dtype=float)
         elif state == "failed":
-            rows.append(dict(_failed_row(run_id, records.read_json(run_dir / records.FAILED_FILE), allocator),
+            rows.append(dict(_failed_row(run_id, records.read_failure(run_dir), allocator),
                              identity=None))
-    baseline = _baseline(records.read_json(baseline_file)) if baseline_file.exists() else None
+    baseline = records.read_baseline(results)
+    baseline = _baseline(baseline) if baseline else None
     roofline_file = results / records.ROOFLINE_FILE
     roofline = records.read_json(roofline_file) if roofline_file.exists() else None
     return _Folder(results, rows, samples, losses, environments, manifest, baseline, roofline)

@@ -73,9 +73,7 @@ def add(results: Path, name: str | None = None) -> Path:
     """Copy a sweep's finished records into ``results/reference/<machine>/<name>/``: by default the profile's
     name; another name for a profile swept with other settings (``--layers 1,2,3``), which must not pool with
     the profile's own records."""
-    manifest = records.read_manifest(results)
-    if manifest is None:
-        fail(f"{results} holds no sweep (no {records.MANIFEST_FILE})")
+    manifest = records.require_manifest(results)
     profile = manifest["profile"]["name"]
     if name is not None and not re.fullmatch(r"[\w-]+", name):
         fail(f"--name {name!r}: use letters, digits, '-' and '_' (it names a folder and a README block)")

@@ -1,6 +1,6 @@
 """Records, run plans and sweep manifests of older versions rewritten in today's, once: ``python -m runners.migrate``.
 
-Each file kind is read in one version only (``records.SCHEMA_VERSION``, ``plan.PLAN_VERSION``,
+Each file kind is read in one version only (``records.SCHEMA_VERSION``, ``records.PLAN_VERSION``,
 ``records.MANIFEST_VERSION``); an older file is refused in one line that names the migration. So a field added
 later is written out here, once, with the value the runs then had, instead of being guessed by every reader.
 
@@ -25,7 +25,7 @@ The steps, each from one version to the next:
 from __future__ import annotations
 
 from model import records
-from model.plan import PLAN_VERSION
+from model.records import PLAN_VERSION
 
 # What a plan or sweep written before the allocator setting existed ran with: glibc's defaults.
 BEFORE_ALLOCATOR = "glibc"
@@ -105,11 +105,16 @@ def manifest(old: dict) -> dict:
 
 def failure(old: dict) -> dict:
     """A failed run's ``failed.json`` with its plan in today's version."""
+    if "plan" not in old:
+        raise records.RecordError("a failure recorded before run plans, which names no plan to migrate: remove it, "
+                                  "and a resumed sweep runs the run again")
     return dict(old, plan=plan(old["plan"]))
 
 
 def baseline(old: dict) -> dict:
     """A sweep's ``baseline.json`` as per-seed results."""
+    if "metrics" not in old and "seeds" not in old:
+        raise records.RecordError("not a baseline: neither per-seed results nor one result's metrics")
     return old if "seeds" in old else {"seeds": {"0": old}}
 
 

@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from model.implementations import FOUR_WAY, Implementation, get, resolve_variant
-from model.records import write_json_atomic
+from model.records import PLAN_VERSION, write_json_atomic
 from model.spec import CELLS, ModelSpec, SpecError, TrainSpec, from_dict
 
-PLAN_VERSION = 2  # 2: the allocator always named (model/migration.py)
 # How the C library's malloc treats freed memory (runners.harness.policy.set_allocator): glibc, its defaults, under
 # which a large freed buffer goes back to the operating system and the next step's pages fault in again; retain,
 # freed memory kept for reuse (no page returned while the run lives). Retain is every run's default: under glibc's

@@ -4,7 +4,7 @@ Everything that writes or reads a record goes through this module; the
 analysis reads records only through ``read_record`` and the accessors here
 (``steady_samples_ms``, ``summarize``, ...), and computes its summaries from
 the raw samples. Records, run plans and manifests are versioned (``SCHEMA_VERSION``,
-``plan.PLAN_VERSION``, ``MANIFEST_VERSION``) and read in today's version only: an older file is
+``PLAN_VERSION``, ``MANIFEST_VERSION``) and read in today's version only: an older file is
 refused in one line naming ``python -m runners.migrate``, which rewrites it (``model/migration.py``).
 
 Schema history:
@@ -39,6 +39,7 @@ from model.frameworks import identity_packages
 from model.spec import CONFIGURATION, ModelSpec, TrainSpec, from_dict
 
 SCHEMA_VERSION = 3
+PLAN_VERSION = 2  # 2: the allocator always named
 MANIFEST_VERSION = 1
 
 # Files of a run folder.
@@ -129,9 +130,45 @@ def read_manifest(results: Path) -> dict | None:
     path = Path(results) / MANIFEST_FILE
     if not path.exists():
         return None
-    manifest = read_json(path)
+    manifest = read_object(path)
     _check_version(path, manifest.get("manifest_version", 0), MANIFEST_VERSION, "manifest")
     return manifest
+
+
+def require_manifest(results: Path) -> dict:
+    """A results folder's manifest, or a one-line refusal where it has none."""
+    manifest = read_manifest(results)
+    if manifest is None:
+        raise RecordError(f"{results} holds no sweep (no {MANIFEST_FILE})")
+    return manifest
+
+
+def read_failure(run_dir: Path) -> dict:
+    """A failed run's ``failed.json`` (its plan in today's version), or a one-line refusal."""
+    path = Path(run_dir) / FAILED_FILE
+    failure = read_object(path)
+    _check_version(path, (failure.get("plan") or {}).get("plan_version"), PLAN_VERSION, "run plan")
+    return failure
+
+
+def read_baseline(results: Path) -> dict | None:
+    """A sweep's ``baseline.json`` (per-seed results; None where it has none), or a one-line refusal."""
+    path = Path(results) / BASELINE_FILE
+    if not path.exists():
+        return None
+    baseline = read_object(path)
+    _check_version(path, 1 if "seeds" in baseline else 0, 1, "baseline (per seed from version 1)")
+    return baseline
+
+
+def read_object(path: Path) -> dict:
+    try:
+        found = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RecordError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(found, dict):
+        raise RecordError(f"{path} holds no JSON object")
+    return found
 
 
 def _check_version(path: Path, version, current: int, kind: str) -> None:

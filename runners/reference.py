@@ -79,7 +79,7 @@ def planned(environment: dict) -> tuple[Path, list[ReferenceSet], list[str]]:
     generation = records.cpu_generation(environment["cpu"])
     for name in present:  # a folder may hold several thread counts, never several CPUs
         for path in (folder / name / records.RUNS_FOLDER).glob(f"*/{records.RECORD_FILE}"):
-            identity = records.identity(records.read_json(path))
+            identity = records.identity(records.read_record(path.parent))
             if set(identity.flags) != ours:
                 fail(f"{folder} was measured on a CPU with other flags "
                      f"({', '.join(sorted(set(identity.flags) ^ ours))} differ); it is another machine's folder "

@@ -9,8 +9,7 @@ import pytest
 from analysis import findings, inference, rendering, report, tables, verdicts
 from analysis.load import AnalysisError, load, load_machines, row
 from model import migration, records
-from model.plan import PLAN_VERSION
-from model.records import RecordError, write_json_atomic
+from model.records import PLAN_VERSION, RecordError, write_json_atomic
 from tests.conftest import invoke, run_module
 
 ENVIRONMENT = {"cpu": {"model": "Test CPU", "usable_cores": 2, "governor": None}, "memory_total_gb": 24,
@@ -438,6 +437,12 @@ def test_older_records_are_refused_in_one_line_and_migrated_to_read_as_they_were
     with pytest.raises(RecordError, match="schema version 7") as refused:
         load(results)
     assert len(str(refused.value).splitlines()) == 1
+    write_json_atomic(run_dir / "record.json", current)
+    write_json_atomic(run_dir / "plan.json", [1, 2])  # not a plan: refused by the migration in one line
+    refused = invoke("runners.migrate", str(results))
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: {run_dir / 'plan.json'} holds no JSON object"]
+    assert invoke("runners.migrate", str(results / "runs")).returncode == 2  # no results folder in it
 
 
 def test_estimate_costs_each_term_as_computed_by_hand(results):
@@ -854,7 +859,7 @@ def test_bf16_columns_get_their_ratio_to_fp32_and_an_accuracy_verdict(results):
 def test_folders_swept_with_different_allocators_keep_their_columns_apart(tmp_path):
     """A sweep's own allocator names no column; read together with a sweep of the other allocator, every column is
     named against the default (retain), so glibc's torch and retained torch never pool into one column."""
-    glibc = write_results(tmp_path / "glibc", names=("torch",))  # planned before the setting: glibc's defaults
+    glibc = write_results(tmp_path / "glibc", names=("torch",))  # the fixture's sweeps run glibc's defaults
     retained = write_results(tmp_path / "retain", names=("torch",))
     manifest = records.read_json(retained / "manifest.json")
     write_json_atomic(retained / "manifest.json", dict(manifest, profile=dict(manifest["profile"], allocator="retain")))

@@ -238,7 +238,7 @@ def test_the_hybrid_row_averages_a_run_with_the_bigram_model_of_its_seed(tmp_pat
         hybrid(run, {**baseline, "1/labels": np.array([0, 0, 1, 0])})
 
 
-def test_a_plan_written_before_a_setting_existed_resumes_and_another_is_refused(tmp_path):
+def test_a_plan_without_a_later_spec_field_resumes_and_another_plan_or_version_is_refused(tmp_path):
     plans = sweep.grid(TINY, threads=1)
     name, plan = next(iter(plans.items()))
     saved = plan.to_dict()

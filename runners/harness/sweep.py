@@ -24,7 +24,7 @@ from pathlib import Path
 
 from model import records
 from model.errors import UserError
-from model.plan import DEFAULT_SCHEDULE, LABEL, PLAN_OPTIONS, PLAN_VERSION, Profile, RunPlan
+from model.plan import DEFAULT_SCHEDULE, LABEL, PLAN_OPTIONS, Profile, RunPlan
 from model.spec import Configuration
 from runners.harness.executor import LocalExecutor, data_settings
 
@@ -165,12 +165,12 @@ def check_resumable(results: Path, plans: dict[str, RunPlan]) -> None:
     for name, plan in plans.items():
         plan_file = results / records.RUNS_FOLDER / name / records.PLAN_FILE
         planned_then = records.read_json(plan_file) if plan_file.exists() else None
-        if planned_then is not None and planned_then.get("plan_version") != PLAN_VERSION:
+        if planned_then is not None and planned_then.get("plan_version") != records.PLAN_VERSION:
             raise SweepError(f"{results} holds run {name} planned in version {planned_then.get('plan_version')} of "
                              f"the run plan; `python -m runners.migrate {results}` rewrites its files, then resume")
         if planned_then is not None and _as_planned_now(planned_then) != plan.to_dict():
-            old = planned_then["allocator"]
-            hint = (f" (it ran under --allocator {old}: add that option)" if old != plan.allocator else "")
+            old = planned_then.get("allocator")
+            hint = (f" (it ran under --allocator {old}: add that option)" if old and old != plan.allocator else "")
             raise SweepError(f"{results} holds run {name} planned with other settings{hint}; resume it with the "
                              "same options, or give --name a new results folder")
 
@@ -206,8 +206,7 @@ def run_baselines(results: Path, plans: dict[str, RunPlan]) -> None:
     from runners.harness.baseline import tfidf_logistic_regression
 
     path, arrays_path = results / records.BASELINE_FILE, results / records.BASELINE_PROBABILITIES_FILE
-    done = records.read_json(path) if path.exists() else {}
-    done = done if "seeds" in done else {"seeds": {}}
+    done = records.read_baseline(results) or {"seeds": {}}
     arrays = dict(np.load(arrays_path)) if arrays_path.exists() else {}
     for plan in plans.values():
         model, train = plan.model, plan.train
@@ -418,7 +417,7 @@ def _as_planned_now(saved: dict) -> dict:
 
 def _lost(run_dir: Path) -> bool:
     """A run whose worker or node died was not at fault: a re-run runs it again without being asked."""
-    return records.read_json(run_dir / records.FAILED_FILE).get("reason") == "lost"
+    return records.read_failure(run_dir).get("reason") == "lost"
 
 
 RERUN_MARK = "-rerun"
