@@ -70,6 +70,8 @@ def row(record: dict, sweep_allocator: str = DEFAULT_ALLOCATOR) -> dict:
         validation_s=sum(timing["validation_s"]), total_wall_s=timing.get("total_wall_s"),
         n_val=record["data"]["n_val"],
         epoch_s=sum(epochs) / len(epochs), first_step_s=timing["first_step_s"],
+        # training's wall time outside its timed steps (the loop's own, a framework's between and after them)
+        untimed_train_s=sum(epochs) - sum(map(sum, timing["step_samples_ms"])) / 1e3,
         ready_s=timing["process_start_to_ready_s"], train_wall_s=timing["train_wall_s"] + pretraining["wall_s"],
         pretraining_s=pretraining["wall_s"],
         train_samples_per_s=timing["train_samples_per_s"],

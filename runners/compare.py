@@ -74,18 +74,7 @@ def compare(
         from model.spec import CELLS, MAX_LAYERS
         from runners.harness.sweep import compare_profile
 
-        if repeats is not None and repeats < 1:
-            fail("--repeats must be at least 1")
-        if target is not None and not 0 <= target < 1:
-            fail("--target takes a share such as 0.05 (+-5%), or 0 to run every seed")
-        if budget is not None and not 0 < budget < float("inf"):
-            fail("--budget takes minutes above 0")
-        if schedule not in RUN_SCHEDULES:
-            fail(f"unknown schedule {schedule!r}; choose {' or '.join(RUN_SCHEDULES)}")
-        if slice_steps is not None and (schedule != "interleaved" or slice_steps < 1):
-            fail("--slice-steps takes 1 or more steps, with --schedule interleaved")
-        if rerun_noisy < 0:
-            fail("--rerun-noisy takes a number of extra runs per cell, 0 or more")
+        _check_numbers(repeats, target, budget, schedule, slice_steps, rerun_noisy)
         chosen = get_profile(profile).narrowed(
             implementations=_names(implementations, NAMES, "implementation"),
             cells=_names(cells, CELLS, "cell"),
@@ -111,15 +100,34 @@ def compare(
         typer.echo(f"{counts['done']} of {counts['total']} runs finished, {counts['failed']} failed; "
                    f"{counts['executed']} run now in {time.perf_counter() - started:.0f} s -> {folder}")
         if report:
-            from analysis.reference import REFERENCE
-            from analysis.report import generate
+            _report(folder, chosen.name)
 
-            typer.echo(f"report: {generate(folder)}")
-            # This machine beside the committed reference machines: ratios and winners per CPU.
-            references = sorted(REFERENCE.glob(f"*/{chosen.name}"))
-            if references:
-                typer.echo(f"beside the reference machines: "
-                           f"{generate(folder, *references, out=folder / 'beside-reference')}")
+
+def _check_numbers(repeats, target, budget, schedule: str, slice_steps, rerun_noisy: int) -> None:
+    """Refuse, in one line, a number no sweep can take."""
+    if repeats is not None and repeats < 1:
+        fail("--repeats must be at least 1")
+    if target is not None and not 0 <= target < 1:
+        fail("--target takes a share such as 0.05 (+-5%), or 0 to run every seed")
+    if budget is not None and not 0 < budget < float("inf"):
+        fail("--budget takes minutes above 0")
+    if schedule not in RUN_SCHEDULES:
+        fail(f"unknown schedule {schedule!r}; choose {' or '.join(RUN_SCHEDULES)}")
+    if slice_steps is not None and (schedule != "interleaved" or slice_steps < 1):
+        fail("--slice-steps takes 1 or more steps, with --schedule interleaved")
+    if rerun_noisy < 0:
+        fail("--rerun-noisy takes a number of extra runs per cell, 0 or more")
+
+
+def _report(folder: Path, profile: str) -> None:
+    """The sweep's report, and this machine beside the committed reference machines of the profile."""
+    from analysis.reference import REFERENCE
+    from analysis.report import generate
+
+    typer.echo(f"report: {generate(folder)}")
+    references = sorted(REFERENCE.glob(f"*/{profile}"))
+    if references:
+        typer.echo(f"beside the reference machines: {generate(folder, *references, out=folder / 'beside-reference')}")
 
 
 def _integer(text: str):
