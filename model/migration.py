@@ -79,7 +79,7 @@ def _record_2_to_3(old: dict) -> dict:
 
 
 def plan(old: dict) -> dict:
-    """A run plan (as ``RunPlan.to_dict`` writes it) in today's version; hand-made partial plans stay partial."""
+    """A run plan (as ``RunPlan.to_dict`` writes it) in today's version; one without a version is refused."""
     version = old.get("plan_version")
     if version == PLAN_VERSION:
         return old

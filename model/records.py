@@ -115,24 +115,15 @@ def write_record(run_dir: Path, **sections) -> dict:
 
 def read_record(run_dir: Path) -> dict:
     """The record of a finished run, or a one-line refusal (one of an older schema names the migration)."""
-    path = Path(run_dir) / RECORD_FILE
-    try:
-        record = read_json(path)
-    except json.JSONDecodeError as error:
-        raise RecordError(f"{path} is not valid JSON ({error})") from None
-    _check_version(path, record.get("schema_version") if isinstance(record, dict) else None, SCHEMA_VERSION,
-                   "record schema")
-    return record
+    return _read_versioned(Path(run_dir) / RECORD_FILE, lambda found: found.get("schema_version"), SCHEMA_VERSION,
+                           "record schema")
 
 
 def read_manifest(results: Path) -> dict | None:
     """A results folder's manifest (None where it has none), or a one-line refusal of an older one."""
     path = Path(results) / MANIFEST_FILE
-    if not path.exists():
-        return None
-    manifest = read_object(path)
-    _check_version(path, manifest.get("manifest_version", 0), MANIFEST_VERSION, "manifest")
-    return manifest
+    return _read_versioned(path, lambda found: found.get("manifest_version", 0), MANIFEST_VERSION,
+                           "manifest") if path.exists() else None
 
 
 def require_manifest(results: Path) -> dict:
@@ -145,20 +136,21 @@ def require_manifest(results: Path) -> dict:
 
 def read_failure(run_dir: Path) -> dict:
     """A failed run's ``failed.json`` (its plan in today's version), or a one-line refusal."""
-    path = Path(run_dir) / FAILED_FILE
-    failure = read_object(path)
-    _check_version(path, (failure.get("plan") or {}).get("plan_version"), PLAN_VERSION, "run plan")
-    return failure
+    return _read_versioned(Path(run_dir) / FAILED_FILE, lambda found: (found.get("plan") or {}).get("plan_version"),
+                           PLAN_VERSION, "run plan")
 
 
 def read_baseline(results: Path) -> dict | None:
     """A sweep's ``baseline.json`` (per-seed results; None where it has none), or a one-line refusal."""
     path = Path(results) / BASELINE_FILE
-    if not path.exists():
-        return None
-    baseline = read_object(path)
-    _check_version(path, 1 if "seeds" in baseline else 0, 1, "baseline (per seed from version 1)")
-    return baseline
+    return _read_versioned(path, lambda found: 1 if "seeds" in found else 0, 1,
+                           "baseline (per seed from version 1)") if path.exists() else None
+
+
+def _read_versioned(path: Path, version_of, current: int, kind: str) -> dict:
+    found = read_object(path)
+    _check_version(path, version_of(found), current, kind)
+    return found
 
 
 def read_object(path: Path) -> dict:
